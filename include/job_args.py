@@ -1,0 +1,85 @@
+"""Arguments of the Spark job, built once for both DAGs (EMR step and local spark-submit).
+
+The job's command line is defined by ``spark_jobs/cli.py``; this module is the only place
+on the Airflow side that spells its flags, so the EMR and local DAGs cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Mode = Literal["mini", "full"]
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """What the job computes; independent of where it runs.
+
+    Exactly one of ``pca_variance`` / ``pca_k`` is set. ``max_images`` and ``per_class``
+    only apply in mini mode (a deterministic, seeded sample).
+    """
+
+    mode: Mode = "mini"
+    max_images: int | None = 200
+    per_class: int | None = None
+    seed: int = 42
+    pca_variance: float | None = 0.95
+    pca_k: int | None = None
+    weights: str = "imagenet"
+    image_size: int = 224
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("mini", "full"):
+            raise ValueError(f"mode must be 'mini' or 'full', got {self.mode!r}")
+        if (self.pca_variance is None) == (self.pca_k is None):
+            raise ValueError("set exactly one of pca_variance (0 < v <= 1) or pca_k (>= 1)")
+        if self.pca_variance is not None and not 0.0 < self.pca_variance <= 1.0:
+            raise ValueError(f"pca_variance must be in (0, 1], got {self.pca_variance}")
+        if self.pca_k is not None and not 1 <= self.pca_k <= 1280:
+            raise ValueError(f"pca_k must be between 1 and 1280, got {self.pca_k}")
+        for name in ("max_images", "per_class"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 when set, got {value}")
+        if not self.weights.strip():
+            raise ValueError("weights must be 'imagenet', 'none', a file path or an s3:// URI")
+        if not 32 <= self.image_size <= 512:
+            raise ValueError(f"image_size must be between 32 and 512, got {self.image_size}")
+        if not 1 <= self.batch_size <= 1024:
+            raise ValueError(f"batch_size must be between 1 and 1024, got {self.batch_size}")
+
+
+def build_job_arguments(
+    settings: JobSettings, *, input_uri: str, output_uri: str, run_id: str
+) -> list[str]:
+    """The job's arguments as a list (never a shell string), after the entry script."""
+    args = [
+        "--input",
+        input_uri,
+        "--output",
+        output_uri,
+        "--run-id",
+        run_id,
+        "--mode",
+        settings.mode,
+        "--seed",
+        str(settings.seed),
+        "--weights",
+        settings.weights,
+        "--image-size",
+        str(settings.image_size),
+        "--batch-size",
+        str(settings.batch_size),
+    ]
+    if settings.mode == "mini":
+        if settings.max_images is not None:
+            args += ["--max-images", str(settings.max_images)]
+        if settings.per_class is not None:
+            args += ["--per-class", str(settings.per_class)]
+    if settings.pca_k is not None:
+        args += ["--pca-k", str(settings.pca_k)]
+    else:
+        args += ["--pca-variance", repr(settings.pca_variance)]
+    return args

@@ -1,0 +1,70 @@
+"""DAG integrity: every DAG file imports cleanly and follows the project's rules.
+
+The DagBag is parsed once per session (``dagbag`` fixture in tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import pendulum
+import pytest
+
+EXPECTED_DAG_IDS = {"fruits_emr_pipeline", "fruits_local_pipeline", "fruits_emr_sweeper"}
+
+
+def test_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}, "\n".join(
+        f"{path}: {error}" for path, error in dagbag.import_errors.items()
+    )
+
+
+def test_expected_dags_present(dagbag):
+    assert EXPECTED_DAG_IDS <= set(dagbag.dag_ids)
+
+
+def test_one_dag_per_file_named_after_it(dagbag):
+    for dag_id, dag in dagbag.dags.items():
+        assert dag.fileloc.endswith(f"/{dag_id}.py"), f"{dag_id} lives in {dag.fileloc}"
+
+
+def _dags(dagbag):
+    return sorted(dagbag.dags.values(), key=lambda d: d.dag_id)
+
+
+@pytest.fixture(params=sorted(EXPECTED_DAG_IDS))
+def dag(request, dagbag):
+    if request.param not in dagbag.dags:
+        pytest.fail(f"DAG {request.param} is missing")
+    return dagbag.dags[request.param]
+
+
+def test_dag_metadata(dag):
+    assert dag.tags, f"{dag.dag_id} has no tags"
+    assert dag.doc_md and len(dag.doc_md.strip()) > 40, f"{dag.dag_id} has no useful doc_md"
+    assert dag.catchup is False, f"{dag.dag_id} must set catchup=False"
+    assert isinstance(dag.start_date, pendulum.DateTime), f"{dag.dag_id} needs a fixed start_date"
+    assert dag.start_date < pendulum.now("UTC"), f"{dag.dag_id} start_date is in the future"
+
+
+def test_every_task_has_owner_and_retries(dag):
+    for task in dag.tasks:
+        assert task.owner and task.owner != "airflow", f"{dag.dag_id}.{task.task_id}: set an owner"
+        assert task.retries >= 1, f"{dag.dag_id}.{task.task_id}: retries must be >= 1"
+
+
+def test_no_cycles(dag):
+    from airflow.utils.dag_cycle_tester import check_cycle
+
+    check_cycle(dag)  # raises AirflowDagCycleException on a cycle
+
+
+def test_emr_terminate_always_runs(dagbag):
+    from airflow.providers.amazon.aws.operators.emr import EmrTerminateJobFlowOperator
+    from airflow.utils.trigger_rule import TriggerRule
+
+    dag = dagbag.dags["fruits_emr_pipeline"]
+    terminators = [t for t in dag.tasks if isinstance(t, EmrTerminateJobFlowOperator)]
+    assert terminators, "the EMR DAG has no EmrTerminateJobFlowOperator"
+    for task in terminators:
+        assert task.trigger_rule == TriggerRule.ALL_DONE or task.is_teardown, (
+            f"{task.task_id} has trigger rule {task.trigger_rule}: the cluster would leak"
+        )
