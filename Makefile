@@ -61,7 +61,7 @@ lock: ## re-resolve constraints.txt from the requirements files (needs the packa
 	uv pip compile --python-version 3.11 requirements.txt requirements-dev.txt -o constraints.txt -q --custom-compile-command "make lock"
 
 dataset: setup ## download the real Fruits-360 archive into data/ (needs internet)
-	$(BIN)/python -m include.dataset download --dest data
+	$(BIN)/python -m include.fetch_dataset --dest data
 
 bench: setup ## benchmarks: DAG parse times, featurisation and PCA ratios
 	$(BIN)/python benchmarks/parse_times.py
