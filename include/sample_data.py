@@ -73,11 +73,13 @@ def render_fruit(style: FruitStyle, rng: random.Random, size: int = 100):
         draw.polygon(points, fill=colour)
     # A highlight and a stem make shapes less flat; seeded so images are reproducible.
     hl = _jitter((255, 255, 255), rng, 10)
-    draw.ellipse((cx - width * 0.25, cy - height * 0.3, cx - width * 0.05, cy - height * 0.1), fill=hl)
+    highlight_box = (cx - width * 0.25, cy - height * 0.3, cx - width * 0.05, cy - height * 0.1)
+    draw.ellipse(highlight_box, fill=hl)
     draw.line((cx, box[1], cx + rng.uniform(-4, 4), box[1] - 8), fill=(80, 60, 30), width=3)
     img = img.filter(ImageFilter.GaussianBlur(radius=1.2))
-    noise = Image.effect_noise((size, size), 12).convert("RGB")
-    return Image.blend(img, noise, 0.06)
+    # Seeded noise: Image.effect_noise draws from an unseeded C generator.
+    noise = Image.frombytes("L", (size, size), rng.randbytes(size * size)).convert("RGB")
+    return Image.blend(img, noise, 0.04)
 
 
 def generate_sample_dataset(

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import pytest
+
+from include.job_args import JobSettings, build_job_arguments
+
+
+def _flags(args: list[str]) -> dict[str, str]:
+    assert len(args) % 2 == 0, args
+    return dict(zip(args[::2], args[1::2], strict=True))
+
+
+def test_mini_mode_with_variance_target():
+    args = build_job_arguments(
+        JobSettings(mode="mini", max_images=50, per_class=5, pca_variance=0.9, weights="none"),
+        input_uri="s3://b/p/data",
+        output_uri="s3://b/p/results",
+        run_id="manual__2026",
+    )
+    assert all(isinstance(a, str) for a in args)
+    flags = _flags(args)
+    assert flags["--input"] == "s3://b/p/data"
+    assert flags["--output"] == "s3://b/p/results"
+    assert flags["--run-id"] == "manual__2026"
+    assert flags["--mode"] == "mini"
+    assert flags["--max-images"] == "50"
+    assert flags["--per-class"] == "5"
+    assert flags["--pca-variance"] == "0.9"
+    assert "--pca-k" not in flags
+    assert flags["--weights"] == "none"
+
+
+def test_full_mode_drops_sample_caps_and_uses_fixed_k():
+    args = build_job_arguments(
+        JobSettings(mode="full", max_images=50, pca_variance=None, pca_k=20),
+        input_uri="/data",
+        output_uri="/out",
+        run_id="r1",
+    )
+    flags = _flags(args)
+    assert flags["--mode"] == "full"
+    assert "--max-images" not in flags
+    assert "--per-class" not in flags
+    assert flags["--pca-k"] == "20"
+    assert "--pca-variance" not in flags
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"mode": "huge"}, "mode"),
+        ({"pca_variance": None, "pca_k": None}, "exactly one"),
+        ({"pca_variance": 0.9, "pca_k": 3}, "exactly one"),
+        ({"pca_variance": 1.5}, "pca_variance"),
+        ({"pca_variance": None, "pca_k": 0}, "pca_k"),
+        ({"max_images": 0}, "max_images"),
+        ({"per_class": -1}, "per_class"),
+        ({"weights": "  "}, "weights"),
+        ({"image_size": 16}, "image_size"),
+        ({"batch_size": 0}, "batch_size"),
+    ],
+)
+def test_invalid_settings_are_rejected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        JobSettings(**kwargs)
