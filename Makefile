@@ -14,7 +14,6 @@ export AIRFLOW_HOME := $(CURDIR)/.airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
-export AIRFLOW__CORE__UNIT_TEST_MODE := False
 export PYTHONPATH := $(CURDIR)
 # Spark's Python workers must run the venv's interpreter, not python3 from PATH.
 export PYSPARK_PYTHON := $(BIN)/python
