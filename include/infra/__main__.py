@@ -1,0 +1,5 @@
+"""Entry point of ``python -m include.infra``."""
+
+from include.infra.cli import main
+
+raise SystemExit(main())
