@@ -83,3 +83,16 @@ def build_job_arguments(
     else:
         args += ["--pca-variance", repr(settings.pca_variance)]
     return args
+
+
+def safe_run_id(run_id: str) -> str:
+    """An Airflow run id as one path segment, safe for folders and S3 keys.
+
+    ``manual__2026-01-01T10:00:00+00:00`` -> ``manual__2026-01-01T10_00_00_00_00``.
+    """
+    import re
+
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).strip("._-")
+    if not cleaned:
+        raise ValueError(f"run id {run_id!r} has no usable characters for a folder name")
+    return cleaned[:200]

@@ -1,0 +1,220 @@
+"""
+### Fruits-360 features on AWS EMR
+
+Extracts MobileNetV2 features from a Fruits-360-style image folder and fits a PCA, on a
+transient EMR cluster (Spark + Livy) that this DAG creates and **always** terminates.
+
+1. `validate_params` — checks the trigger form (fails before anything costs money) and
+   plans the run: S3 keys, cluster request, Spark step.
+2. `validate_dataset` — the local folder exists and has `<split>/<label>/<image>` images.
+3. `upload_dataset` (parquet shards by default; unchanged objects are skipped) and
+   `upload_job_package` (job zip, entry script, bootstrap, requirements, weights file).
+4. `create_emr_cluster` — emr-7.x, Spark + Livy, bootstrap installing the job's
+   requirements, idle auto-termination as a cost backstop, tagged Project/dag_id/run_id.
+5. `add_feature_step` → `wait_for_feature_step` (a failed step's details and stderr tail
+   are shown in the task log).
+6. `download_results` → `<results dir>/<run id>/` (refused without `_SUCCESS`), then
+   `build_report` (HTML report with cost estimate).
+7. `terminate_emr_cluster` runs whatever failed (trigger rule ALL_DONE) and also finds the
+   run's clusters by tag when the create task failed before reporting an id.
+8. `fail_run_if_any_task_failed` makes the run end *failed* when any task failed.
+
+Configuration (bucket, prefix, region, roles, subnet, tags) comes from the environment at
+run time (`include/config.py`). Clusters orphaned by a dead Airflow are removed by the
+`fruits_emr_sweeper` DAG.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.providers.amazon.aws.operators.emr import EmrAddStepsOperator
+from airflow.sdk import TriggerRule, chain, dag, task
+
+from include.config import emr_schedule
+from include.emr import (
+    EmrCreateClusterOperator,
+    EmrStepSensorWithLogs,
+    EmrTerminateRunClustersOperator,
+)
+from include.params import emr_params
+
+DEFAULT_ARGS = {
+    "owner": "fruits-data-team",
+    "retries": 1,
+    "retry_delay": timedelta(minutes=2),
+}
+
+
+@dag(
+    dag_id="fruits_emr_pipeline",
+    schedule=emr_schedule(),
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    params=emr_params(),
+    tags=["fruits", "emr", "spark", "features"],
+    doc_md=__doc__,
+)
+def fruits_emr_pipeline() -> None:
+    @task(multiple_outputs=True)
+    def validate_params(**context: Any) -> dict[str, Any]:
+        """Validate the Params and the configuration; return the run's plan."""
+        from pathlib import Path
+
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.config import load_config
+        from include.emr import build_run_plan
+        from include.params import emr_settings_from_params
+
+        try:
+            settings = emr_settings_from_params(dict(context["params"]))
+            config = load_config()
+        except ValueError as exc:
+            raise AirflowFailException(f"Invalid run settings: {exc}") from exc
+        dag_run = context["dag_run"]
+        plan = build_run_plan(settings, config, dag_id=dag_run.dag_id, run_id=dag_run.run_id)
+        if plan["weights_file"] and not Path(plan["weights_file"]).is_file():
+            raise AirflowFailException(
+                f"Invalid run settings: weights file {plan['weights_file']} does not exist"
+            )
+        return plan
+
+    @task
+    def validate_dataset(dataset_dir: str) -> dict[str, Any]:
+        """Fail fast when the dataset folder is missing, empty or laid out wrongly."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.dataset import DatasetError, validate_dataset
+
+        try:
+            summary = validate_dataset(dataset_dir)
+        except DatasetError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        return summary.to_dict()
+
+    @task
+    def upload_dataset(plan: dict[str, Any]) -> dict[str, Any]:
+        """Mirror the dataset to S3 (idempotent); return the upload summary."""
+        from pathlib import Path
+
+        from include.staging import upload_dataset
+
+        summary = upload_dataset(
+            Path(plan["dataset_dir"]),
+            plan["bucket"],
+            plan["dataset_prefix"],
+            aws_conn_id=plan["aws_conn_id"],
+            pack=plan["pack_dataset"],
+        )
+        return summary.to_dict()
+
+    @task
+    def upload_job_package(plan: dict[str, Any]) -> dict[str, Any]:
+        """Upload the Spark job (zip + entry script), bootstrap, requirements, weights file."""
+        from include.emr import upload_job_package
+
+        return upload_job_package(plan)
+
+    @task
+    def download_results(plan: dict[str, Any], cluster_id: str | None) -> str:
+        """Download metrics, PCA (and optionally features) and cluster.json; return the folder."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.emr import ResultsIncompleteError, download_results
+
+        try:
+            return download_results(plan, cluster_id=cluster_id)
+        except ResultsIncompleteError as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+    @task
+    def build_report(run_dir: str) -> str:
+        """Write the run's HTML report beside its results."""
+        from pathlib import Path
+
+        from include.report import build_report
+
+        return str(build_report(Path(run_dir)))
+
+    @task(trigger_rule=TriggerRule.ONE_FAILED)
+    def fail_run_if_any_task_failed() -> None:
+        """Runs only when a task failed: makes the run end failed (terminate is ALL_DONE)."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException("a task of this run failed; the cluster was terminated")
+
+    plan = validate_params()
+    dataset = validate_dataset(plan["dataset_dir"])
+    staged_dataset = upload_dataset(plan)
+    staged_code = upload_job_package(plan)
+    create_emr_cluster = EmrCreateClusterOperator(
+        task_id="create_emr_cluster",
+        emr_conn_id=None,
+        aws_conn_id=plan["aws_conn_id"],
+        region_name=plan["region"],
+        job_flow_overrides=plan["job_flow_overrides"],
+        wait_for_completion=True,
+        waiter_delay=plan["poke_interval"],
+        waiter_max_attempts=plan["create_max_attempts"],
+        deferrable=plan["deferrable"],
+    )
+    add_feature_step = EmrAddStepsOperator(
+        task_id="add_feature_step",
+        aws_conn_id=plan["aws_conn_id"],
+        region_name=plan["region"],
+        job_flow_id=create_emr_cluster.output,
+        steps=plan["steps"],
+    )
+    wait_for_feature_step = EmrStepSensorWithLogs(
+        task_id="wait_for_feature_step",
+        aws_conn_id=plan["aws_conn_id"],
+        region_name=plan["region"],
+        job_flow_id=create_emr_cluster.output,
+        step_id=add_feature_step.output,
+        log_uri=plan["log_uri"],
+        wait=plan["wait"],
+        deferrable=plan["deferrable"],
+    )
+    results = download_results(plan, create_emr_cluster.output)
+    report = build_report(results)
+    terminate_emr_cluster = EmrTerminateRunClustersOperator(
+        task_id="terminate_emr_cluster",
+        aws_conn_id=plan["aws_conn_id"],
+        region_name=plan["region"],
+        job_flow_id=create_emr_cluster.output,
+        trigger_rule=TriggerRule.ALL_DONE,
+    )
+
+    chain(
+        plan,
+        dataset,
+        [staged_dataset, staged_code],
+        create_emr_cluster,
+        add_feature_step,
+        wait_for_feature_step,
+        results,
+        report,
+    )
+    # The cluster is not needed to download results: it is terminated as soon as the step
+    # is over (or anything before it failed), not after the download.
+    wait_for_feature_step >> terminate_emr_cluster
+    [
+        plan,
+        dataset,
+        staged_dataset,
+        staged_code,
+        create_emr_cluster,
+        add_feature_step,
+        wait_for_feature_step,
+        results,
+        report,
+        terminate_emr_cluster,
+    ] >> (fail_run_if_any_task_failed())
+
+
+fruits_emr_pipeline()

@@ -1,0 +1,106 @@
+"""
+### Sweep orphaned EMR clusters of this project
+
+On a schedule, terminates this project's clusters (tag `Project=fruits-features`) that are
+still alive after a TTL. They exist only when Airflow itself died between
+`create_emr_cluster` and `terminate_emr_cluster` of `fruits_emr_pipeline` (the cluster's
+own idle auto-termination is the other backstop). Clusters without the project tag are
+never touched.
+
+- `find_stale_clusters` lists live (STARTING/BOOTSTRAPPING/RUNNING/WAITING) clusters
+  created before *now − TTL* and keeps the tagged ones.
+- `terminate_stale_clusters` terminates them, or only logs them with the `dry_run` Param.
+
+TTL: the `ttl_hours` Param, or `FRUITS_CLUSTER_TTL_HOURS` (default 6) when left empty.
+Schedule: `FRUITS_SWEEPER_SCHEDULE` (default `@hourly`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import Param, chain, dag, task
+
+from include.config import sweeper_schedule
+
+
+@dag(
+    dag_id="fruits_emr_sweeper",
+    schedule=sweeper_schedule(),
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "fruits-data-team", "retries": 1, "retry_delay": timedelta(minutes=5)},
+    params={
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run",
+            description="Only list the clusters that would be terminated.",
+        ),
+        "ttl_hours": Param(
+            None,
+            type=["null", "number"],
+            exclusiveMinimum=0,
+            title="TTL (hours)",
+            description="Terminate tagged clusters older than this. "
+            "Empty = FRUITS_CLUSTER_TTL_HOURS (default 6).",
+        ),
+    },
+    tags=["fruits", "emr", "cost"],
+    doc_md=__doc__,
+)
+def fruits_emr_sweeper() -> None:
+    @task
+    def find_stale_clusters(**context: Any) -> list[dict[str, str]]:
+        """This project's live clusters created before now - TTL: id, name, age."""
+        from datetime import UTC, datetime
+
+        from airflow.providers.amazon.aws.hooks.emr import EmrHook
+
+        from include.config import PROJECT_TAG, load_config
+        from include.emr import find_clusters
+
+        config = load_config()
+        ttl = context["params"].get("ttl_hours") or config.cluster_ttl_hours
+        now = datetime.now(UTC)
+        cutoff = now - timedelta(hours=float(ttl))
+        emr = EmrHook(aws_conn_id=config.aws_conn_id, region_name=config.region).conn
+        stale = [
+            {
+                "id": cluster["Id"],
+                "name": cluster.get("Name", ""),
+                "state": cluster["Status"]["State"],
+                "created": str(cluster["Status"]["Timeline"]["CreationDateTime"]),
+            }
+            for cluster in find_clusters(emr, tags={"Project": PROJECT_TAG}, created_before=cutoff)
+        ]
+        print(f"{len(stale)} cluster(s) tagged Project={PROJECT_TAG} older than {ttl} h: {stale}")
+        return stale
+
+    @task
+    def terminate_stale_clusters(clusters: list[dict[str, str]], **context: Any) -> list[str]:
+        """Terminate the given clusters (nothing with dry_run); return the ids acted on."""
+        from airflow.providers.amazon.aws.hooks.emr import EmrHook
+
+        from include.config import load_config
+
+        ids = [cluster["id"] for cluster in clusters]
+        if not ids:
+            print("nothing to sweep")
+            return []
+        if context["params"].get("dry_run"):
+            print(f"dry run: would terminate {ids}")
+            return []
+        config = load_config()
+        emr = EmrHook(aws_conn_id=config.aws_conn_id, region_name=config.region).conn
+        emr.terminate_job_flows(JobFlowIds=ids)
+        print(f"terminated {ids}")
+        return ids
+
+    chain(terminate_stale_clusters(find_stale_clusters()))
+
+
+fruits_emr_sweeper()

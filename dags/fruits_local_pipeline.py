@@ -1,0 +1,186 @@
+"""
+### Fruits features on local Spark
+
+The same Spark job as `fruits_emr_pipeline` (MobileNetV2 features + MLlib PCA on
+Fruits-360 images), run on this machine with `spark-submit --master local[*]`: develop and
+check results on a laptop before paying for a cluster.
+
+1. **validate_dataset**: the folder (Param `dataset_dir`, else `FRUITS_DATA_DIR`, else
+   `data/fruits-360-sample`) has the `<Split>/<Label>/<image>` layout; the Params are
+   consistent. Bad input fails here, without a retry.
+2. **prepare_spark_job**: builds the job package (`include/job_package.py`) and the job's
+   arguments (`include/job_args.py`, shared with the EMR DAG).
+3. **run_feature_job**: the apache-spark provider's `SparkSubmitOperator` on the
+   `spark_local` connection (`AIRFLOW_CONN_SPARK_LOCAL='{"conn_type": "spark", "host":
+   "local[*]"}'`, set by `make run` and docker-compose).
+4. **check_results**: the run's `_SUCCESS` marker and `metrics.json` exist.
+5. **build_report**: `report/report.html` with the plots (`include/report.py`).
+
+Results of a run go to `FRUITS_RESULTS_DIR/<run id>/` (default `data/results/`), where the run
+id is the Airflow run id made filesystem-safe; rerunning replaces that folder only.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pendulum
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import Param, chain, dag, get_current_context, task
+
+from include.job_args import safe_run_id
+from include.params import job_params
+
+SPARK_CONN_ID = "spark_local"
+# spark-submit of the interpreter's own environment (pyspark's wheel installs it beside
+# python); the provider only accepts a bare name from a connection, so pass it here.
+_VENV_SPARK_SUBMIT = Path(sys.executable).with_name("spark-submit")
+SPARK_SUBMIT = str(_VENV_SPARK_SUBMIT) if _VENV_SPARK_SUBMIT.exists() else "spark-submit"
+
+# Local runs stay on loopback and open no web UI port (several runs may share a machine).
+SPARK_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.driver.host": "127.0.0.1",
+    "spark.driver.bindAddress": "127.0.0.1",
+    # Spark's INFO lines (thousands per run) would bury the job's own log in the task log.
+    "spark.log.level": "WARN",
+}
+
+
+def _local_params() -> dict[str, Param]:
+    params = job_params()
+    params["dataset_dir"] = Param(
+        None,
+        type=["null", "string"],
+        title="Dataset folder",
+        description="Local Fruits-360-style folder (<Split>/<Label>/<image>). Empty = "
+        "FRUITS_DATA_DIR, else data/fruits-360-sample.",
+    )
+    return params
+
+
+@dag(
+    dag_id="fruits_local_pipeline",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,  # one local Spark at a time: two would fight for the cores and memory
+    params=_local_params(),
+    default_args={
+        "owner": "fruits-data-eng",
+        "retries": 1,
+        "retry_delay": timedelta(seconds=30),
+    },
+    tags=["fruits", "local", "spark"],
+    doc_md=__doc__,
+)
+def fruits_local_pipeline() -> None:
+    @task
+    def validate_dataset() -> dict[str, Any]:
+        """Check the Params and the dataset folder; return the folder and its counts."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.config import load_config
+        from include.dataset import DatasetError
+        from include.dataset import validate_dataset as check_folder
+        from include.params import job_settings_from_params
+
+        params = get_current_context()["params"]
+        data_dir = Path(params.get("dataset_dir") or load_config().data_dir).expanduser()
+        try:
+            job_settings_from_params(params)
+            summary = check_folder(data_dir)
+        except (DatasetError, ValueError) as exc:
+            # Bad input: a retry would fail the same way.
+            raise AirflowFailException(str(exc)) from exc
+        print(f"dataset {data_dir}: {summary.images} images, {len(summary.labels)} labels")
+        return {"dataset_dir": str(data_dir.resolve()), **summary.to_dict()}
+
+    @task(multiple_outputs=True)
+    def prepare_spark_job(dataset: dict[str, Any]) -> dict[str, Any]:
+        """Build the job package and the spark-submit arguments of this run."""
+        from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
+
+        from include.config import load_config
+        from include.job_args import build_job_arguments
+        from include.job_package import build_job_package
+        from include.params import job_settings_from_params
+
+        try:
+            BaseHook.get_connection(SPARK_CONN_ID)
+        except AirflowNotFoundException as exc:
+            # Without it the provider silently falls back to master "yarn".
+            raise AirflowFailException(
+                f"no '{SPARK_CONN_ID}' connection: set AIRFLOW_CONN_SPARK_LOCAL="
+                '\'{"conn_type": "spark", "host": "local[*]"}\' (make run and docker-compose do)'
+            ) from exc
+        context = get_current_context()
+        run_key = safe_run_id(context["run_id"])
+        config = load_config()
+        # Outside the run folder: the job replaces <results>/<run id>/ as a whole.
+        try:
+            package = build_job_package(config.results_dir / "_packages" / run_key)
+        except FileNotFoundError as exc:  # an incomplete checkout: a retry cannot fix it
+            raise AirflowFailException(str(exc)) from exc
+        settings = job_settings_from_params(context["params"])
+        return {
+            "application": str(package.entry_script),
+            "py_files": str(package.py_files),
+            "application_args": build_job_arguments(
+                settings,
+                input_uri=dataset["dataset_dir"],
+                output_uri=str(config.results_dir),
+                run_id=run_key,
+            ),
+            # Spark's Python workers must run this environment's interpreter.
+            "env_vars": {
+                "PYSPARK_PYTHON": sys.executable,
+                "PYSPARK_DRIVER_PYTHON": sys.executable,
+                "TF_CPP_MIN_LOG_LEVEL": "2",
+            },
+            "run_dir": str(config.results_dir / run_key),
+        }
+
+    @task
+    def check_results(run_dir: str) -> str:
+        """Fail unless the job published its results (``_SUCCESS`` is written last)."""
+        folder = Path(run_dir)
+        missing = [name for name in ("_SUCCESS", "metrics.json") if not (folder / name).is_file()]
+        if missing:
+            raise RuntimeError(
+                f"the Spark job reported success but {folder} lacks {', '.join(missing)}: "
+                "the results are incomplete"
+            )
+        return run_dir
+
+    @task
+    def build_report(run_dir: str) -> str:
+        """Write ``<run_dir>/report/report.html`` and return its path."""
+        from include.report import build_report as write_report
+
+        report = write_report(Path(run_dir))
+        print(f"report: {report}")
+        return str(report)
+
+    dataset = validate_dataset()
+    job = prepare_spark_job(dataset)
+    run_feature_job = SparkSubmitOperator(
+        task_id="run_feature_job",
+        conn_id=SPARK_CONN_ID,
+        spark_binary=SPARK_SUBMIT,
+        application=job["application"],
+        py_files=job["py_files"],
+        application_args=job["application_args"],
+        env_vars=job["env_vars"],
+        conf=SPARK_CONF,
+        name="fruits-features-local",
+    )
+    checked = check_results(job["run_dir"])
+    chain(job, run_feature_job, checked, build_report(checked))
+
+
+fruits_local_pipeline()

@@ -1,0 +1,301 @@
+"""``make run``: the whole pipeline on this machine, through Airflow, in one command.
+
+1. The dataset: ``--data DIR`` (a real Fruits-360 folder with ``Training/<Label>/...``), or
+   a small deterministic sample made by :mod:`include.sample_data` in
+   ``data/fruits-360-sample`` (made once; reused while complete).
+2. The MobileNetV2 weights, decided here and not inside the job: ``--weights`` if given;
+   else ImageNet when Keras' cache already holds the file or it can be downloaded; else a
+   loud WARNING and random weights (``none``): the pipeline still runs end to end, but the
+   features are not meaningful, and the console and the report say so.
+3. Airflow: the metadata DB in ``$AIRFLOW_HOME`` (``airflow db migrate``, idempotent), then
+   one run of the ``fruits_local_pipeline`` DAG with ``dag.test()`` (the scheduler's
+   dependency loop, in this process), with the choices above as the run's conf (Params).
+4. Prints where the features, the PCA, the metrics and the report are.
+
+    python -m include.local_run [--data DIR] [--weights imagenet|none|FILE] [--offline]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from include.config import REPO_ROOT
+from include.job_args import safe_run_id
+
+DAG_ID = "fruits_local_pipeline"
+SAMPLE_PER_LABEL = 12
+SAMPLE_SEED = 42
+SAMPLE_MARKER = ".sample-complete.json"
+
+# What keras.applications.MobileNetV2(weights="imagenet", include_top=False) loads at 224.
+IMAGENET_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+IMAGENET_URL = (
+    f"https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/{IMAGENET_FILE}"
+)
+DOWNLOAD_TIMEOUT_S = 15
+
+SPARK_LOCAL_CONN = '{"conn_type": "spark", "host": "local[*]"}'
+
+
+class LocalRunError(RuntimeError):
+    """The run cannot start or did not finish; the message says why."""
+
+
+@dataclass(frozen=True)
+class WeightsDecision:
+    """Which weights the job gets and why."""
+
+    value: str  # the job's --weights: "imagenet", "none" or a file path
+    meaningful: bool
+    reason: str
+
+
+def keras_cache_file() -> Path:
+    """Where Keras keeps the MobileNetV2 ImageNet weights (``$KERAS_HOME`` or ~/.keras)."""
+    keras_home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+    return keras_home / "models" / IMAGENET_FILE
+
+
+def download_imagenet_weights(dest: Path, *, timeout: float = DOWNLOAD_TIMEOUT_S) -> bool:
+    """Try to fetch the ImageNet weights into ``dest`` (atomically); False when offline."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
+    try:
+        with urllib.request.urlopen(IMAGENET_URL, timeout=timeout) as response, tmp.open("wb") as f:
+            while chunk := response.read(1 << 20):
+                f.write(chunk)
+        if tmp.stat().st_size < 1_000_000:  # the real file is ~9 MB: a proxy error page is not
+            raise OSError("downloaded file is too small to be the weights")
+        tmp.replace(dest)
+        return True
+    except OSError:  # URLError, timeouts, DNS errors and HTTP errors are all OSErrors
+        tmp.unlink(missing_ok=True)
+        return False
+
+
+def decide_weights(
+    requested: str | None,
+    *,
+    cache_file: Path | None = None,
+    download: Callable[[Path], bool] | None = download_imagenet_weights,
+) -> WeightsDecision:
+    """Pick the job's weights. ``download=None`` means offline: never touch the network.
+
+    An explicit request is honoured or fails (no silent downgrade): ``imagenet`` needs the
+    cached file or a working download, a file path must exist. Without a request the
+    fallback is ``none`` with a reason the caller prints as a warning.
+    """
+    cache_file = cache_file or keras_cache_file()
+    if requested is not None and requested not in ("imagenet", "none"):
+        path = Path(requested).expanduser()
+        if not path.is_file():
+            raise LocalRunError(f"--weights {requested}: no such file")
+        return WeightsDecision(str(path.resolve()), True, f"weights file {path}")
+    if requested == "none":
+        return WeightsDecision("none", False, "random weights requested (--weights none)")
+    if cache_file.is_file():
+        return WeightsDecision(
+            "imagenet", True, f"ImageNet weights from the Keras cache {cache_file}"
+        )
+    if download is not None and download(cache_file):
+        return WeightsDecision("imagenet", True, f"ImageNet weights downloaded to {cache_file}")
+    if requested == "imagenet":
+        raise LocalRunError(
+            f"ImageNet weights requested but {cache_file} is missing and the download failed "
+            f"(offline?). Copy {IMAGENET_FILE} there, or pass --weights FILE."
+        )
+    return WeightsDecision(
+        "none",
+        False,
+        "ImageNet weights are not available (not in the Keras cache, download impossible): "
+        "running with RANDOM weights. The pipeline runs end to end, but the features and the "
+        f"PCA are NOT meaningful. Put {IMAGENET_FILE} in {cache_file.parent} "
+        "or pass --weights FILE.",
+    )
+
+
+def ensure_sample_dataset(
+    dest: Path, *, per_label: int = SAMPLE_PER_LABEL, seed: int = SAMPLE_SEED
+) -> Path:
+    """Make the sample dataset in ``dest`` unless a complete one with the same settings is there."""
+    from include.dataset import DatasetError, validate_dataset
+    from include.sample_data import DEFAULT_CLASSES, generate_sample_dataset
+
+    marker = dest / SAMPLE_MARKER
+    expected = {
+        "per_label": per_label,
+        "seed": seed,
+        "images": per_label * len(DEFAULT_CLASSES) + (per_label // 3) * len(DEFAULT_CLASSES),
+    }
+    if marker.is_file():
+        try:
+            if (
+                json.loads(marker.read_text()) == expected
+                and validate_dataset(dest).images == expected["images"]
+            ):
+                print(f"sample dataset: {dest} (already there)")
+                return dest
+        except (json.JSONDecodeError, DatasetError):
+            pass  # damaged or partial: make it again
+    marker.unlink(missing_ok=True)  # the marker goes last, so an interrupted run regenerates
+    counts = generate_sample_dataset(dest, per_label=per_label, seed=seed)
+    marker.write_text(json.dumps(expected))
+    print(f"sample dataset: wrote {sum(counts.values())} images to {dest}")
+    return dest
+
+
+def airflow_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a local Airflow: the repo's dags/, its own home, Spark on local[*]."""
+    env = dict(os.environ if base is None else base)
+    env.setdefault("AIRFLOW_HOME", str(REPO_ROOT / ".airflow"))
+    env.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO_ROOT / "dags"))
+    env.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(REPO_ROOT / "plugins"))
+    env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    env.setdefault("AIRFLOW_CONN_SPARK_LOCAL", SPARK_LOCAL_CONN)
+    env.setdefault("PYSPARK_PYTHON", sys.executable)
+    env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
+    return env
+
+
+def migrate_db(env: dict[str, str]) -> None:
+    """``airflow db migrate``: creates the metadata DB or upgrades it; a no-op when current."""
+    airflow = Path(sys.executable).with_name("airflow")
+    command = [str(airflow) if airflow.exists() else "airflow", "db", "migrate"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise LocalRunError(
+            f"airflow db migrate failed:\n{result.stdout[-2000:]}{result.stderr[-3000:]}"
+        )
+
+
+def run_dag(conf: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
+    """One run of the local DAG through Airflow; returns (run id, run state, state per task)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    if DAG_ID not in bag.dags:
+        errors = "\n".join(f"{k}: {v}" for k, v in bag.import_errors.items())
+        raise LocalRunError(f"DAG {DAG_ID} not found in {bag.dag_folder}\n{errors}")
+    dag_run = bag.dags[DAG_ID].test(run_conf=conf)
+    states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+    return dag_run.run_id, str(dag_run.state), states
+
+
+def summarise(run_dir: Path, decision: WeightsDecision) -> str:
+    """The closing message: where each result is, and which weights made the features."""
+    metrics: dict[str, Any] = {}
+    if (run_dir / "metrics.json").is_file():
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+    weights = metrics.get("weights") or {}
+    counts = metrics.get("counts") or {}
+    pca = metrics.get("pca") or {}
+    lines = [
+        "",
+        "=" * 78,
+        f"Run finished: {run_dir}",
+        f"  images       {counts.get('valid_images', '?')} valid, "
+        f"{counts.get('bad_files', '?')} skipped",
+        f"  features     {run_dir / 'features'}  (parquet: path, split, label, features[1280])",
+        f"  PCA          {run_dir / 'pca'}  (k = {pca.get('k', '?')}, "
+        f"variance kept {pca.get('variance_at_k', float('nan')):.3f})",
+        f"  metrics      {run_dir / 'metrics.json'}",
+        f"  report       {run_dir / 'report' / 'report.html'}",
+        f"  weights      {weights.get('source', decision.value)} ({decision.reason})",
+    ]
+    if not weights.get("meaningful", decision.meaningful):
+        lines += [
+            "",
+            "WARNING: these features come from RANDOM weights: they are NOT meaningful.",
+            "         Rerun with ImageNet weights (internet access, or --weights FILE).",
+        ]
+    lines.append("=" * 78)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--data", type=Path, help="a Fruits-360 folder (with Training/...); default: the sample"
+    )
+    parser.add_argument(
+        "--weights",
+        help="imagenet | none | a .h5/.keras weights file (default: imagenet if available)",
+    )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        default=bool(os.environ.get("FRUITS_OFFLINE")),
+        help="never try to download the ImageNet weights (also FRUITS_OFFLINE=1)",
+    )
+    parser.add_argument("--mode", choices=("mini", "full"), default=None)
+    parser.add_argument("--max-images", type=int, default=None, help="mini mode: total image cap")
+    parser.add_argument("--pca-k", type=int, default=None, help="fixed number of PCA components")
+    args = parser.parse_args(argv)
+
+    env = airflow_env()
+    os.environ.update(env)  # before airflow is imported: it reads its configuration once
+
+    from include.config import load_config
+    from include.dataset import DatasetError, validate_dataset
+
+    config = load_config()
+    try:
+        if args.data is not None:
+            data_dir = args.data.expanduser().resolve()
+            summary = validate_dataset(data_dir)
+            print(f"dataset: {data_dir} ({summary.images} images, {len(summary.labels)} labels)")
+        else:
+            data_dir = ensure_sample_dataset(config.data_dir)
+        decision = decide_weights(
+            args.weights, download=None if args.offline else download_imagenet_weights
+        )
+    except (DatasetError, LocalRunError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not decision.meaningful:
+        print(f"\nWARNING: {decision.reason}\n", file=sys.stderr)
+    else:
+        print(f"weights: {decision.reason}")
+
+    conf: dict[str, Any] = {"dataset_dir": str(data_dir), "weights": decision.value}
+    if args.mode:
+        conf["mode"] = args.mode
+    if args.max_images:
+        conf["max_images"] = args.max_images
+    if args.pca_k:
+        conf["pca_k"] = args.pca_k
+        conf["pca_variance"] = None
+    try:
+        print(f"Airflow home: {env['AIRFLOW_HOME']} (metadata DB: airflow db migrate)")
+        migrate_db(env)
+        print(f"running DAG {DAG_ID} with conf {json.dumps(conf)}")
+        run_id, state, states = run_dag(conf)
+    except LocalRunError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    run_dir = config.results_dir / safe_run_id(run_id)
+    if state != "success":
+        failed = ", ".join(f"{task}={s}" for task, s in sorted(states.items()) if s != "success")
+        print(
+            f"error: run {run_id} ended {state} ({failed}); task logs are above and in "
+            f"{env['AIRFLOW_HOME']}/logs",
+            file=sys.stderr,
+        )
+        return 1
+    print(summarise(run_dir, decision))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,523 @@
+"""The results report of one run: HTML with the plots embedded, plus the PNGs beside it.
+
+Reads what the Spark job wrote under ``<run_dir>/`` (``metrics.json``, the ``pca/``
+parquet) and, for EMR runs, the ``cluster.json`` saved by the download task, and writes
+``<run_dir>/report/``:
+
+- ``report.html``: self-contained (PNGs embedded as base64), opens from disk;
+- ``explained_variance.png``: per-component and cumulative explained variance, chosen k;
+- ``pca_scatter.png``: the images on the first two principal components, one colour per label;
+- ``counts_per_label.png``: valid images per label and split;
+- ``timings.png``: seconds per stage of the job.
+
+matplotlib runs headless (Agg backend), imported inside :func:`build_report` so that
+importing this module (a DAG file does) stays cheap.
+
+    python -m include.report data/results/<run_id>
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+# Past this many labels a legend (and a per-label bar chart) is unreadable: the scatter keeps
+# the colours but drops the legend; the bar chart shows the most frequent labels only.
+MAX_LEGEND_LABELS = 20
+MAX_BAR_LABELS = 40
+# Enough points to see the clusters; more only slows the PNG down.
+MAX_SCATTER_POINTS = 20_000
+
+REPORT_DIRNAME = "report"
+
+
+class ReportError(RuntimeError):
+    """The run folder does not contain what a report needs (e.g. no metrics.json)."""
+
+
+def load_metrics(run_dir: Path) -> dict[str, Any]:
+    """The job's ``metrics.json`` of ``run_dir``, with a clear error when it is missing or bad."""
+    path = run_dir / "metrics.json"
+    if not path.is_file():
+        raise ReportError(
+            f"{path} not found: the job did not finish for this run (no metrics.json), "
+            "so there is nothing to report"
+        )
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(metrics, dict):
+        raise ReportError(f"{path} must hold a JSON object, got {type(metrics).__name__}")
+    return metrics
+
+
+def load_pca_points(run_dir: Path, *, max_points: int = MAX_SCATTER_POINTS) -> dict[str, list]:
+    """Labels, splits and the first two PCA coordinates from ``<run_dir>/pca/`` (parquet).
+
+    Returns ``{"label": [...], "split": [...], "pc1": [...], "pc2": [... or empty]}``; empty
+    lists when the folder is missing. ``pc2`` is empty when k == 1. At most ``max_points``
+    rows, taken evenly (deterministic), so that huge runs still plot quickly.
+    """
+    pca_dir = run_dir / "pca"
+    empty: dict[str, list] = {"label": [], "split": [], "pc1": [], "pc2": []}
+    if not pca_dir.is_dir():
+        return empty
+    import pyarrow.dataset as ds
+
+    # Spark's _SUCCESS and .crc files are skipped by pyarrow's default ignore prefixes.
+    table = ds.dataset(str(pca_dir), format="parquet").to_table(columns=["label", "split", "pca"])
+    if table.num_rows == 0:
+        return empty
+    step = max(1, math.ceil(table.num_rows / max_points))
+    labels = table.column("label").to_pylist()[::step]
+    splits = table.column("split").to_pylist()[::step]
+    vectors = table.column("pca").to_pylist()[::step]
+    pc1 = [float(v[0]) if v else math.nan for v in vectors]
+    has_pc2 = all(v is not None and len(v) >= 2 for v in vectors)
+    pc2 = [float(v[1]) for v in vectors] if has_pc2 else []
+    return {"label": labels, "split": splits, "pc1": pc1, "pc2": pc2}
+
+
+def load_cluster_cost(cluster_json: Path) -> dict[str, Any]:
+    """Instance-hours and estimated cost of the EMR cluster described in ``cluster_json``.
+
+    The file holds ``describe_cluster()["Cluster"]`` under ``"Cluster"`` and
+    ``list_instance_groups()["InstanceGroups"]`` under ``"InstanceGroups"``.
+    """
+    from include.costs import cluster_cost_summary
+
+    try:
+        saved = json.loads(cluster_json.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ReportError(f"cannot read the cluster description {cluster_json}: {exc}") from exc
+    cluster = saved.get("Cluster") or saved.get("cluster")
+    groups = saved.get("InstanceGroups") or saved.get("instance_groups") or []
+    if not isinstance(cluster, dict):
+        raise ReportError(f"{cluster_json} has no 'Cluster' object (describe_cluster output)")
+    return cluster_cost_summary(cluster, groups)
+
+
+# ----------------------------------------------------------------------------- plots
+
+
+def _plot_explained_variance(plt: Any, pca: Mapping[str, Any], out: Path) -> Path | None:
+    per_component = [float(v) for v in pca.get("explained_variance") or []]
+    if not per_component:
+        return None
+    cumulative = [float(v) for v in pca.get("cumulative_variance") or []]
+    if len(cumulative) != len(per_component):
+        cumulative = [sum(per_component[: i + 1]) for i in range(len(per_component))]
+    k = int(pca.get("k") or 0)
+    fitted = len(per_component)
+    # Up to 1280 fitted components: show the ones around k, where the curve still moves.
+    shown = min(fitted, max(50, k + k // 2 + 5))
+    per_component, cumulative = per_component[:shown], cumulative[:shown]
+    xs = list(range(1, shown + 1))
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    ax.bar(xs, per_component, color="#9ecae1", label="per component")
+    ax.plot(
+        xs,
+        cumulative,
+        color="#08519c",
+        marker="o" if len(xs) <= 60 else None,
+        ms=3,
+        label="cumulative",
+    )
+    target = pca.get("target_variance")
+    if target is not None:
+        ax.axhline(
+            float(target),
+            color="#636363",
+            ls=":",
+            lw=1,
+            label=f"target variance {float(target):.0%}",
+        )
+    if k:
+        at_k = pca.get("variance_at_k")
+        at_k = float(at_k) if at_k is not None else cumulative[min(k, len(cumulative)) - 1]
+        ax.axvline(k, color="#d62728", ls="--", lw=1.5)
+        ax.annotate(
+            f"k = {k}\n{at_k:.1%} of variance",
+            xy=(k, at_k),
+            xytext=(8, -28),
+            textcoords="offset points",
+            color="#d62728",
+            fontsize=10,
+            fontweight="bold",
+        )
+    ax.set_xlabel("principal component")
+    ax.set_ylabel("fraction of variance explained")
+    ax.set_ylim(0, 1.05)
+    ax.set_xlim(0.4, len(xs) + 0.6)
+    ax.set_title(
+        "PCA explained variance"
+        + (f" (first {shown} of {fitted} components)" if shown < fitted else "")
+    )
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="center right", fontsize=9)
+    return _save(plt, fig, out / "explained_variance.png")
+
+
+def _plot_scatter(plt: Any, points: Mapping[str, list], out: Path) -> Path | None:
+    if not points["pc1"]:
+        return None
+    labels = sorted(set(points["label"]))
+    # tab10 keeps neighbouring labels far apart; tab20 (light/dark pairs) only when needed.
+    cmap, n_colours = ("tab10", 10) if len(labels) <= 10 else ("tab20", 20)
+    colour_of = {label: plt.get_cmap(cmap)(i % n_colours) for i, label in enumerate(labels)}
+    markers = "os^Dv<>P*X"
+    fig, ax = plt.subplots(figsize=(8, 6), dpi=110)
+    one_d = not points["pc2"]
+    if one_d:
+        # k == 1: one axis only; spread the labels vertically so they do not overlap.
+        y_of = {label: i for i, label in enumerate(labels)}
+        ys = [y_of[label] for label in points["label"]]
+    else:
+        ys = points["pc2"]
+    for i, label in enumerate(labels):
+        idx = [j for j, lab in enumerate(points["label"]) if lab == label]
+        ax.scatter(
+            [points["pc1"][j] for j in idx],
+            [ys[j] for j in idx],
+            s=18 if len(points["pc1"]) < 2000 else 6,
+            color=colour_of[label],
+            marker=markers[(i // n_colours) % len(markers)],
+            alpha=0.8,
+            label=label,
+            edgecolors="none",
+        )
+    ax.set_xlabel("PC 1")
+    if one_d:
+        ax.set_yticks(range(len(labels)))
+        ax.set_yticklabels(labels if len(labels) <= MAX_BAR_LABELS else [])
+        ax.set_ylabel("label (k = 1: only one component)")
+    else:
+        ax.set_ylabel("PC 2")
+    ax.set_title(f"Images on the first principal components ({len(labels)} labels)")
+    ax.grid(alpha=0.3)
+    if len(labels) <= MAX_LEGEND_LABELS and not one_d:
+        ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    return _save(plt, fig, out / "pca_scatter.png")
+
+
+def _plot_counts(plt: Any, counts: Mapping[str, Any], out: Path) -> Path | None:
+    by_split_label: Mapping[str, Mapping[str, int]] = counts.get("by_split_label") or {}
+    by_label: Mapping[str, int] = counts.get("by_label") or {}
+    if not by_split_label and by_label:
+        by_split_label = {"all": by_label}
+    if not by_split_label:
+        return None
+    totals: dict[str, int] = {}
+    for per_label in by_split_label.values():
+        for label, n in per_label.items():
+            totals[label] = totals.get(label, 0) + int(n)
+    labels = sorted(totals, key=lambda lab: (-totals[lab], lab))
+    shown = labels[:MAX_BAR_LABELS]
+    shown.reverse()  # largest at the top of a horizontal bar chart
+    fig, ax = plt.subplots(figsize=(8, max(3.0, 0.28 * len(shown) + 1.2)), dpi=110)
+    left = [0] * len(shown)
+    colours = ["#3182bd", "#fd8d3c", "#74c476", "#9e9ac8"]
+    for i, (split, per_label) in enumerate(sorted(by_split_label.items())):
+        values = [int(per_label.get(label, 0)) for label in shown]
+        ax.barh(shown, values, left=left, color=colours[i % len(colours)], label=split)
+        left = [a + b for a, b in zip(left, values, strict=True)]
+    title = "Valid images per label"
+    if len(labels) > len(shown):
+        title += f" ({len(shown)} most frequent of {len(labels)} labels)"
+    ax.set_title(title)
+    ax.set_xlabel("images")
+    ax.tick_params(axis="y", labelsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return _save(plt, fig, out / "counts_per_label.png")
+
+
+def _plot_timings(plt: Any, timings: Mapping[str, Any], out: Path) -> Path | None:
+    stages = [(name, float(v)) for name, v in timings.items() if name != "total" and v is not None]
+    if not stages:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(stages) + 1.4), dpi=110)
+    names = [name for name, _ in stages][::-1]
+    values = [v for _, v in stages][::-1]
+    bars = ax.barh(names, values, color="#756bb1")
+    ax.bar_label(bars, labels=[f"{v:.1f} s" for v in values], padding=3, fontsize=9)
+    total = timings.get("total")
+    ax.set_title("Job stages" + (f" (total {float(total):.1f} s)" if total is not None else ""))
+    ax.set_xlabel("seconds")
+    ax.set_xlim(0, max(values) * 1.2 or 1)
+    ax.grid(axis="x", alpha=0.3)
+    return _save(plt, fig, out / "timings.png")
+
+
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+# ----------------------------------------------------------------------------- HTML
+
+_CSS = """
+body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em} h2{margin-top:1.6em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ccc;padding:.25em .6em;
+text-align:left;font-size:.92em} th{background:#f3f3f3}
+.banner{padding:1em;border-radius:6px;font-weight:bold;margin:1em 0}
+.warn{background:#fde0dc;border:2px solid #d62728;color:#7f0000}
+.ok{background:#e5f5e0;border:1px solid #74c476}
+img{max-width:100%} .muted{color:#666;font-size:.9em}
+"""
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{_esc(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _img(path: Path | None, alt: str) -> str:
+    if path is None:
+        return f'<p class="muted">No data for "{_esc(alt)}".</p>'
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<p><img alt="{_esc(alt)}" src="data:image/png;base64,{data}"></p>'
+
+
+def weights_banner(weights: Mapping[str, Any]) -> tuple[bool, str]:
+    """(meaningful, one-line text) describing the weights the features were computed with."""
+    source = weights.get("source", "unknown")
+    meaningful = bool(weights.get("meaningful", False))
+    note = weights.get("note") or ""
+    if meaningful:
+        return True, f"Features computed with MobileNetV2 weights: {source}. {note}".strip()
+    return False, (
+        f"WARNING: features computed with weights '{source}' (random initialisation): they are "
+        "NOT meaningful image features, and the PCA below only shows the pipeline works. "
+        "Rerun with ImageNet weights (internet access or --weights FILE) for real results. "
+        f"{note}"
+    ).strip()
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return "n/a" if value is None else str(value)
+
+
+def _render_html(
+    metrics: Mapping[str, Any],
+    plots: Mapping[str, Path | None],
+    cost: Mapping[str, Any] | None,
+    cost_error: str | None,
+) -> str:
+    counts = metrics.get("counts") or {}
+    pca = metrics.get("pca") or {}
+    timings = metrics.get("timings_s") or {}
+    throughput = metrics.get("throughput") or {}
+    meaningful, weights_text = weights_banner(metrics.get("weights") or {})
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>Fruits features report: {_esc(metrics.get('run_id', ''))}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>Fruits features report: run {_esc(metrics.get('run_id', 'unknown'))}</h1>",
+        f'<div class="banner {"ok" if meaningful else "warn"}">{_esc(weights_text)}</div>',
+        _table(
+            ["", ""],
+            [
+                ("mode", metrics.get("mode", "n/a")),
+                ("input", metrics.get("input", "n/a")),
+                ("output", metrics.get("output", "n/a")),
+                (
+                    "started / finished (UTC)",
+                    f"{metrics.get('started_at', 'n/a')} / {metrics.get('finished_at', 'n/a')}",
+                ),
+                (
+                    "images: files seen / valid / bad",
+                    f"{counts.get('total_files', 'n/a')} / {counts.get('valid_images', 'n/a')} / "
+                    f"{counts.get('bad_files', 'n/a')}",
+                ),
+                (
+                    "PCA",
+                    f"k = {pca.get('k', 'n/a')}, variance kept = "
+                    f"{_fmt(pca.get('variance_at_k'), 4)}"
+                    + (
+                        f", target = {pca['target_variance']}"
+                        if pca.get("target_variance") is not None
+                        else ""
+                    )
+                    + (f", fixed k = {pca['fixed_k']}" if pca.get("fixed_k") else ""),
+                ),
+                (
+                    "image size / batch size",
+                    f"{metrics.get('image_size', 'n/a')} / {metrics.get('batch_size', 'n/a')}",
+                ),
+                (
+                    "Spark",
+                    f"{(metrics.get('spark') or {}).get('master', 'n/a')}, "
+                    f"version {(metrics.get('spark') or {}).get('version', 'n/a')}",
+                ),
+            ],
+        ).replace("<tr><th></th><th></th></tr>", ""),
+        "<h2>Explained variance</h2>",
+        _img(plots.get("explained_variance"), "explained variance"),
+        "<h2>Images on the first two principal components</h2>",
+        _img(plots.get("pca_scatter"), "PCA scatter"),
+        "<h2>Images per label</h2>",
+        _img(plots.get("counts"), "images per label"),
+    ]
+    by_split_label = counts.get("by_split_label") or {}
+    if by_split_label:
+        splits = sorted(by_split_label)
+        labels = sorted({lab for per in by_split_label.values() for lab in per})
+        rows = [[lab, *(by_split_label[s].get(lab, 0) for s in splits)] for lab in labels]
+        parts.append(
+            f"<details><summary>Table: {len(labels)} labels</summary>"
+            f"{_table(['label', *splits], rows)}</details>"
+        )
+    bad = metrics.get("bad_files") or []
+    parts.append(f"<h2>Skipped or unreadable files ({len(bad)})</h2>")
+    if bad:
+        parts.append(_table(["path", "reason"], [(b.get("path"), b.get("reason")) for b in bad]))
+    else:
+        parts.append("<p>None: every file was a readable image.</p>")
+    parts += ["<h2>Stage timings and throughput</h2>", _img(plots.get("timings"), "timings")]
+    stage_rows = [(name, _fmt(float(v), 1)) for name, v in timings.items() if v is not None]
+    if stage_rows:
+        parts.append(_table(["stage", "seconds"], stage_rows))
+    parts.append(
+        _table(
+            ["images/s (featurize)", "images/s (end to end)", "cores", "total seconds"],
+            [
+                (
+                    _fmt(throughput.get("images_per_s_featurize"), 1),
+                    _fmt(throughput.get("images_per_s_end_to_end"), 1),
+                    throughput.get("cores", "n/a"),
+                    _fmt(timings.get("total"), 1),
+                )
+            ],
+        )
+    )
+    if cost is not None or cost_error is not None:
+        parts.append("<h2>EMR cluster cost (estimate)</h2>")
+        if cost_error is not None:
+            parts.append(f'<div class="banner warn">{_esc(cost_error)}</div>')
+        else:
+            usd = cost.get("estimated_usd")
+            usd_text = (
+                f"${usd:.2f}"
+                if usd is not None
+                else f"unknown (no price for {', '.join(cost.get('unpriced_instance_types', []))})"
+            )
+            parts.append(
+                _table(
+                    ["cluster", "state", "runtime hours", "instance-hours", "estimated USD"],
+                    [
+                        (
+                            cost.get("cluster_id"),
+                            cost.get("state"),
+                            _fmt(cost.get("runtime_hours"), 3),
+                            _fmt(cost.get("instance_hours"), 3),
+                            usd_text,
+                        )
+                    ],
+                )
+            )
+            groups = cost.get("instance_groups") or []
+            if groups:
+                parts.append(
+                    _table(
+                        ["group", "market", "instance type", "instances", "instance-hours"],
+                        [
+                            (
+                                g.get("role"),
+                                g.get("market"),
+                                g.get("instance_type"),
+                                g.get("instances"),
+                                _fmt(g.get("instance_hours"), 3),
+                            )
+                            for g in groups
+                        ],
+                    )
+                )
+            parts.append(f'<p class="muted">{_esc(cost.get("price_basis", ""))}</p>')
+    versions = metrics.get("versions") or {}
+    if versions:
+        parts.append("<h2>Versions</h2>")
+        parts.append(_table(["package", "version"], sorted(versions.items())))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+# ----------------------------------------------------------------------------- entry points
+
+
+def build_report(run_dir: Path, *, cluster_json: Path | None = None) -> Path:
+    """Write ``<run_dir>/report/report.html`` and its PNGs; return the HTML's path.
+
+    ``run_dir`` is one run's output folder (``metrics.json``, ``pca/``). ``cluster_json``
+    (EMR runs) adds instance-hours and an estimated cost; when it is None, a
+    ``cluster.json`` inside ``run_dir`` is used if present. Optional parts that are missing
+    (no ``pca/``, k == 1, no bad files, no timings) give a note instead of a plot. Raises
+    :class:`ReportError` when ``metrics.json`` is missing or not valid JSON.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)  # headless: workers and CI have no display
+    import matplotlib.pyplot as plt
+
+    run_dir = Path(run_dir)
+    metrics = load_metrics(run_dir)
+    if cluster_json is None and (run_dir / "cluster.json").is_file():
+        cluster_json = run_dir / "cluster.json"
+    cost: dict[str, Any] | None = None
+    cost_error: str | None = None
+    if cluster_json is not None:
+        try:
+            cost = load_cluster_cost(Path(cluster_json))
+        except (ReportError, ValueError, TypeError) as exc:
+            # The cost is a side note: the report of a finished run must still be written.
+            cost_error = f"cost estimate unavailable: {exc}"
+
+    out = run_dir / REPORT_DIRNAME
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("*.png"):  # a rerun must not keep a plot that no longer applies
+        stale.unlink()
+    plots = {
+        "explained_variance": _plot_explained_variance(plt, metrics.get("pca") or {}, out),
+        "pca_scatter": _plot_scatter(plt, load_pca_points(run_dir), out),
+        "counts": _plot_counts(plt, metrics.get("counts") or {}, out),
+        "timings": _plot_timings(plt, metrics.get("timings_s") or {}, out),
+    }
+    report = out / "report.html"
+    tmp = report.with_suffix(".html.tmp")
+    tmp.write_text(_render_html(metrics, plots, cost, cost_error), encoding="utf-8")
+    tmp.replace(report)  # never leave a half-written report behind
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Build the HTML report of one run's results.")
+    parser.add_argument("run_dir", type=Path, help="a run's output folder (with metrics.json)")
+    parser.add_argument("--cluster-json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    try:
+        path = build_report(args.run_dir, cluster_json=args.cluster_json)
+    except ReportError as exc:
+        parser.exit(2, f"error: {exc}\n")
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# EMR bootstrap action: install the Spark job's Python dependencies on every node.
+#
+#   BootstrapActions: Path=s3://BUCKET/fruits/job/bootstrap.sh,
+#                     Args=[s3://BUCKET/fruits/job/requirements.txt]
+#
+# The job runs on python3.11 (EMR 7.x ships it next to 3.9): the cluster configuration
+# must point Spark at it (spark-env: PYSPARK_PYTHON=/usr/bin/python3.11).
+set -euo pipefail
+
+REQUIREMENTS_URI="${1:?usage: bootstrap.sh s3://bucket/prefix/requirements.txt}"
+PYTHON="${PYTHON:-python3.11}"
+
+if ! command -v "$PYTHON" >/dev/null 2>&1 || ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
+  sudo dnf install -y -q python3.11 python3.11-pip
+fi
+
+workdir="$(mktemp -d)"
+trap 'rm -rf "$workdir"' EXIT
+aws s3 cp --only-show-errors "$REQUIREMENTS_URI" "$workdir/requirements.txt"
+sudo "$PYTHON" -m pip install --quiet --no-cache-dir -r "$workdir/requirements.txt"
+"$PYTHON" -c "import tensorflow, PIL, pandas, pyarrow; print('job dependencies ready:', tensorflow.__version__)"

@@ -1,0 +1,490 @@
+"""The EMR DAG end to end, offline: ``dag.test()`` against moto (in-process and server mode).
+
+moto creates clusters and steps but never moves a step past RUNNING. ``FakeEmrJob``
+plays EMR's part from a background thread: when a step appears it reads the step's
+spark-submit arguments, then (by scenario) writes the job's outputs where ``--output`` /
+``--run-id`` say and marks the step COMPLETED, or writes a gzipped stderr to the cluster's
+log URI and marks it FAILED, or leaves it RUNNING (for the sensor timeout).
+
+Every run asserts through the services (S3 objects, moto cluster states) and the task
+instance states, not through mocks. Retry delays are zeroed so retries happen at once.
+"""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import io
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import boto3
+import pytest
+
+REGION = "eu-west-1"
+BUCKET = "fruits-test-bucket"
+PREFIX = "fruits"
+DAG_ID = "fruits_emr_pipeline"
+ACTIVE = ("STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING")
+FAST = {
+    "poke_interval_seconds": 1,
+    "step_timeout_seconds": 60,
+    "weights": "none",
+    "pack_dataset": False,
+}
+STDERR_TEXT = (
+    "Traceback (most recent call last):\n"
+    '  File "entrypoint.py", line 4, in <module>\n'
+    "ValueError: zero valid images under s3://fruits-test-bucket/fruits/datasets/x\n"
+    "aws_secret_access_key=abcdefSECRET123\n"
+)
+
+
+def _moto_clusters() -> list[Any]:
+    """Every cluster in moto's EMR backend. A moto *server* may file requests signed for
+    eu-west-1 under another region (it reads the region from the request), so all regions
+    are searched."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.emr.models import emr_backends
+
+    return [c for b in emr_backends[DEFAULT_ACCOUNT_ID].values() for c in list(b.clusters.values())]
+
+
+def _arg(args: list[str], flag: str) -> str:
+    return args[args.index(flag) + 1]
+
+
+def write_job_outputs(s3: Any, output: str, run_id: str, *, success: bool = True) -> str:
+    """Write what the Spark job writes under ``<output>/<run_id>/``; return that prefix."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    bucket, _, base = output.removeprefix("s3://").partition("/")
+    prefix = f"{base.rstrip('/')}/{run_id}"
+    metrics = {
+        "run_id": run_id,
+        "mode": "mini",
+        "input": "s3://x/",
+        "output": output,
+        "weights": {"source": "none", "meaningful": False, "note": "random init"},
+        "counts": {
+            "total_files": 4,
+            "valid_images": 4,
+            "bad_files": 0,
+            "by_label": {"Kiwi": 2, "Lemon": 2},
+            "by_split": {"Training": 4},
+            "by_split_label": {"Training": {"Kiwi": 2, "Lemon": 2}},
+        },
+        "bad_files": [],
+        "pca": {
+            "k": 2,
+            "target_variance": 0.95,
+            "fixed_k": None,
+            "explained_variance": [0.7, 0.3],
+            "cumulative_variance": [0.7, 1.0],
+            "variance_at_k": 1.0,
+        },
+        "timings_s": {"read": 1.0, "featurize": 2.0, "pca": 0.5, "write": 0.2, "total": 3.7},
+    }
+    table = pa.table(
+        {
+            "path": [f"Training/{lab}/{i}.jpg" for lab in ("Kiwi", "Lemon") for i in range(2)],
+            "split": ["Training"] * 4,
+            "label": ["Kiwi", "Kiwi", "Lemon", "Lemon"],
+            "pca": [[1.0, 0.5], [1.1, 0.4], [-1.0, 0.2], [-0.9, 0.1]],
+        }
+    )
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/pca/part-00000.parquet", Body=sink.getvalue())
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/features/part-00000.parquet", Body=b"PAR1")
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/metrics.json", Body=json.dumps(metrics))
+    if success:
+        s3.put_object(Bucket=bucket, Key=f"{prefix}/_SUCCESS", Body=b"")
+    return prefix
+
+
+class FakeEmrJob:
+    """Moves moto's RUNNING steps to an end state the way EMR would (see module docstring).
+
+    scenario: "complete" | "fail" | "hang" | "no_success_marker".
+    """
+
+    def __init__(self, scenario: str, *, endpoint_url: str | None = None) -> None:
+        self.scenario = scenario
+        self.endpoint_url = endpoint_url
+        self.seen_steps: list[dict[str, Any]] = []
+        self.errors: list[BaseException] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> FakeEmrJob:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        s3 = boto3.client("s3", region_name=REGION, endpoint_url=self.endpoint_url)
+        while not self._stop.is_set():
+            try:
+                for cluster in _moto_clusters():
+                    for step in cluster.steps:
+                        if step.state == "RUNNING" and self.scenario != "hang":
+                            self._finish(s3, cluster, step)
+            except Exception as exc:  # surfaced by the test, not lost in the thread
+                self.errors.append(exc)
+                return
+            time.sleep(0.05)
+
+    def _finish(self, s3: Any, cluster: Any, step: Any) -> None:
+        args = list(step.args)
+        self.seen_steps.append({"cluster": cluster.id, "step": step.id, "args": args})
+        if self.scenario == "fail":
+            bucket, _, base = cluster.log_uri.removeprefix("s3://").partition("/")
+            key = f"{base.rstrip('/')}/{cluster.id}/steps/{step.id}/stderr.gz"
+            s3.put_object(Bucket=bucket, Key=key, Body=gzip.compress(STDERR_TEXT.encode()))
+            step.state = "FAILED"
+            return
+        write_job_outputs(
+            s3,
+            _arg(args, "--output"),
+            _arg(args, "--run-id"),
+            success=self.scenario != "no_success_marker",
+        )
+        step.state = "COMPLETED"
+
+
+# ---------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+def aws_env(monkeypatch, tmp_path) -> Path:
+    """Configuration for one run: test bucket, results under tmp_path; returns results dir."""
+    results = tmp_path / "results"
+    monkeypatch.setenv("FRUITS_BUCKET", BUCKET)
+    monkeypatch.setenv("FRUITS_PREFIX", PREFIX)
+    monkeypatch.setenv("FRUITS_REGION", REGION)
+    monkeypatch.setenv("FRUITS_RESULTS_DIR", str(results))
+    monkeypatch.delenv("FRUITS_EMR_LOG_URI", raising=False)
+    return results
+
+
+@pytest.fixture
+def moto_aws(aws_env) -> Iterator[None]:
+    """In-process moto with the test bucket created (the DAG never creates buckets)."""
+    from moto import mock_aws
+
+    with mock_aws():
+        boto3.client("s3", region_name=REGION).create_bucket(
+            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
+        )
+        yield
+
+
+@pytest.fixture
+def job_source(tmp_path_factory, monkeypatch) -> Path:
+    """A minimal stand-in for the spark_jobs package (these tests are about orchestration;
+    tests/include/test_job_package.py packages the real one)."""
+    root = tmp_path_factory.mktemp("repo")
+    package = root / "spark_jobs"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "entrypoint.py").write_text("raise SystemExit(0)\n")
+    (package / "bootstrap.sh").write_text("#!/bin/bash\n")
+    (package / "requirements.txt").write_text("numpy\n")
+    monkeypatch.setattr("include.job_package.REPO_ROOT", root)
+    return package
+
+
+@pytest.fixture
+def emr_dag(dagbag, airflow_db, monkeypatch, job_source):
+    """The EMR DAG with retry delays zeroed (retries still happen, at once)."""
+    dag = dagbag.dags[DAG_ID]
+    for task in dag.tasks:
+        monkeypatch.setattr(task, "retry_delay", timedelta(0))
+    return dag
+
+
+def run_dag(dag: Any, **conf: Any) -> tuple[str, dict[str, str]]:
+    """``dag.test()`` with Params ``conf``; returns (run state, {task_id: state})."""
+    dag_run = dag.test(run_conf=conf)
+    states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+    return str(dag_run.state), states
+
+
+def clusters_by_state(endpoint_url: str | None = None) -> dict[str, str]:
+    emr = boto3.client("emr", region_name=REGION, endpoint_url=endpoint_url)
+    return {c["Id"]: c["Status"]["State"] for c in emr.list_clusters()["Clusters"]}
+
+
+def s3_keys(endpoint_url: str | None = None) -> list[str]:
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint_url)
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+
+
+# ---------------------------------------------------------------------------- happy path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pack", [True, False], ids=["packed", "images"])
+def test_happy_path_uploads_creates_downloads_and_terminates(
+    pack, emr_dag, moto_aws, aws_env, sample_dataset
+):
+    with FakeEmrJob("complete") as job:
+        conf = {**FAST, "pack_dataset": pack}
+        state, tasks = run_dag(emr_dag, dataset_dir=str(sample_dataset), **conf)
+    assert not job.errors
+    assert state == "success", tasks
+    assert tasks["fail_run_if_any_task_failed"] == "skipped"
+    assert all(s == "success" for t, s in tasks.items() if t != "fail_run_if_any_task_failed")
+
+    keys = s3_keys()
+    dataset_keys = [k for k in keys if k.startswith(f"{PREFIX}/datasets/")]
+    assert dataset_keys
+    code = {k.rsplit("/", 1)[-1] for k in keys if "/code/" in k}
+    assert code == {"entrypoint.py", "spark_jobs.zip", "bootstrap.sh", "requirements.txt"}
+
+    (cluster_id, cluster_state), *others = clusters_by_state().items()
+    assert not others
+    assert cluster_state == "TERMINATED"
+    (step,) = job.seen_steps
+    args = step["args"]
+    assert args[0] == "spark-submit"
+    entry = next(a for a in args if a.endswith("/entrypoint.py"))
+    assert entry.removeprefix(f"s3://{BUCKET}/") in keys  # the step runs the uploaded script
+    layout = "packed" if pack else "images"
+    assert (
+        _arg(args, "--input") == f"s3://{BUCKET}/{PREFIX}/datasets/{sample_dataset.name}/{layout}/"
+    )
+    assert all(
+        k.startswith(f"{PREFIX}/datasets/{sample_dataset.name}/{layout}/") for k in dataset_keys
+    )
+    if pack:
+        assert all(k.endswith(".parquet") for k in dataset_keys)
+    else:
+        assert len(dataset_keys) == sum(1 for p in sample_dataset.rglob("*") if p.is_file())
+
+    (run_dir,) = [p for p in aws_env.iterdir() if p.is_dir()]
+    assert run_dir.name == _arg(args, "--run-id")
+    assert json.loads((run_dir / "metrics.json").read_text())["pca"]["k"] == 2
+    assert (run_dir / "pca" / "part-00000.parquet").is_file()
+    assert not (run_dir / "features").exists()  # optional, off by default
+    cluster = json.loads((run_dir / "cluster.json").read_text())
+    assert cluster["Cluster"]["Id"] == cluster_id
+    assert {g["InstanceGroupType"] for g in cluster["InstanceGroups"]} == {"MASTER", "CORE"}
+    assert (run_dir / "report" / "report.html").is_file()
+
+
+# ---------------------------------------------------------------------------- fault matrix
+
+
+def spy_failure_reports(monkeypatch) -> list[str]:
+    """Record what the step sensor writes to the task log about a failed step."""
+    import include.emr
+
+    reports: list[str] = []
+    original = include.emr.describe_step_failure
+
+    def spy(*args, **kwargs):
+        reports.append(original(*args, **kwargs))
+        return reports[-1]
+
+    monkeypatch.setattr(include.emr, "describe_step_failure", spy)
+    return reports
+
+
+def _raise_after_create(monkeypatch):
+    """The cluster is created, then the create task fails before its id reaches XCom."""
+    from airflow.providers.amazon.aws.hooks.emr import EmrHook
+
+    original = EmrHook.create_job_flow
+
+    def create_then_fail(self, overrides):
+        original(self, overrides)
+        raise RuntimeError("injected: create failed after EMR accepted the request")
+
+    monkeypatch.setattr(EmrHook, "create_job_flow", create_then_fail)
+
+
+def _fail_add_steps(monkeypatch):
+    from airflow.providers.amazon.aws.hooks.emr import EmrHook
+
+    def fail(self, **kwargs):
+        raise RuntimeError("injected: AddJobFlowSteps failed")
+
+    monkeypatch.setattr(EmrHook, "add_job_flow_steps", fail)
+
+
+FAULTS = {
+    # name: (how to inject, EMR behaviour, extra Params, the task that must fail)
+    "validation": (None, "complete", {"dataset_dir": "/nonexistent/fruits"}, "validate_dataset"),
+    "upload": (None, "complete", {"_bucket": "no-such-bucket"}, "upload_dataset"),
+    "create": (_raise_after_create, "complete", {}, "create_emr_cluster"),
+    "add_step": (_fail_add_steps, "complete", {}, "add_feature_step"),
+    "step_failed": (None, "fail", {}, "wait_for_feature_step"),
+    "sensor_timeout": (None, "hang", {"step_timeout_seconds": 2}, "wait_for_feature_step"),
+    "download": (None, "no_success_marker", {}, "download_results"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_fault_matrix_terminates_cluster_and_fails_run(
+    fault, emr_dag, moto_aws, sample_dataset, monkeypatch
+):
+    inject, scenario, extra, failing_task = FAULTS[fault]
+    failure_reports = spy_failure_reports(monkeypatch)
+    if inject:
+        inject(monkeypatch)
+    if "_bucket" in extra:
+        monkeypatch.setenv("FRUITS_BUCKET", extra.pop("_bucket"))
+    conf = {"dataset_dir": str(sample_dataset), **FAST, **extra}
+    with FakeEmrJob(scenario) as job:
+        state, tasks = run_dag(emr_dag, **conf)
+    assert not job.errors
+    summary = ", ".join(f"{t}={s}" for t, s in sorted(tasks.items()))
+    print(f"\nFAULT {fault}: run={state} clusters={clusters_by_state()} tasks: {summary}")
+
+    assert state == "failed", summary
+    assert tasks[failing_task] == "failed", summary
+    assert tasks["terminate_emr_cluster"] == "success", summary
+    assert tasks["fail_run_if_any_task_failed"] == "failed", summary
+    clusters = clusters_by_state()
+    assert not [c for c, s in clusters.items() if s in ACTIVE], clusters
+    created_cluster = fault not in ("validation", "upload")
+    assert bool(clusters) == created_cluster, clusters
+    if fault == "step_failed":
+        (report,) = failure_reports
+        assert "is FAILED" in report
+        assert "ValueError: zero valid images" in report  # the stderr tail reaches the log
+        assert "abcdefSECRET123" not in report  # secrets are masked
+
+
+@pytest.mark.slow
+def test_create_failure_retried_terminates_every_cluster_of_the_run(
+    emr_dag, moto_aws, sample_dataset, monkeypatch
+):
+    """Both attempts of a failing create leave a cluster; terminate finds both by tag."""
+    _raise_after_create(monkeypatch)
+    with FakeEmrJob("complete"):
+        state, tasks = run_dag(emr_dag, dataset_dir=str(sample_dataset), **FAST)
+    clusters = clusters_by_state()
+    assert state == "failed"
+    assert tasks["create_emr_cluster"] == "failed"
+    assert len(clusters) == 2, clusters  # retries=1: two attempts, two clusters
+    assert set(clusters.values()) == {"TERMINATED"}
+
+
+# ---------------------------------------------------------------------------- bad Params
+
+
+BAD_PARAMS = {
+    # case: (Params, extra environment, expected message)
+    "pca both empty": ({"pca_variance": None, "pca_k": None}, {}, "set either pca_variance"),
+    "weights file missing": ({"weights": "/nonexistent/w.h5"}, {}, "weights file /nonexistent"),
+    "count given as bool": ({"core_nodes": True}, {}, "core_nodes must be an integer"),
+    "instance not allowed": ({"instance_type": "p4d.24xlarge"}, {}, "is not allowed"),
+    "release not emr-7": ({"release_label": "emr-6.15.0"}, {}, "emr-7.x label"),
+    "region outside EU": ({}, {"FRUITS_REGION": "us-east-1"}, "EU only"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_PARAMS))
+def test_validate_params_rejects_with_clear_message(case, dagbag, monkeypatch):
+    """The first task turns bad settings into one clear, non-retried failure."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    conf, env, message = BAD_PARAMS[case]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    task = dagbag.dags[DAG_ID].task_dict["validate_params"]
+    from include.params import emr_params
+
+    params = {**{name: p.value for name, p in emr_params().items()}, **FAST, **conf}
+    dag_run = SimpleNamespace(dag_id=DAG_ID, run_id="manual__2026-01-01T00:00:00+00:00")
+    with pytest.raises(AirflowFailException, match="Invalid run settings") as failure:
+        task.python_callable(params=params, dag_run=dag_run)
+    assert message in str(failure.value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["pca both empty", "weights file missing"])
+def test_bad_params_fail_the_run_before_any_aws_call(case, emr_dag, moto_aws, sample_dataset):
+    conf, _, _ = BAD_PARAMS[case]
+    state, tasks = run_dag(emr_dag, dataset_dir=str(sample_dataset), **{**FAST, **conf})
+    assert state == "failed"
+    assert tasks["validate_params"] == "failed"
+    assert {tasks[t] for t in ("upload_dataset", "create_emr_cluster")} == {"upstream_failed"}
+    assert tasks["terminate_emr_cluster"] == "success"  # ran, found nothing to terminate
+    assert clusters_by_state() == {}
+    assert s3_keys() == []
+
+
+SCHEMA_BAD = {
+    "mode": "huge",
+    "instance_type": "p4d.24xlarge",
+    "core_nodes": 0,
+    "release_label": "emr-6.15.0",
+    "idle_timeout_minutes": 0,
+    "pca_variance": 1.5,
+    "pca_k": 5000,
+    "max_images": -1,
+    "spot_core_nodes": "yes",
+}
+
+
+@pytest.mark.parametrize(("name", "value"), list(SCHEMA_BAD.items()))
+def test_trigger_form_rejects_bad_values(name, value, dagbag):
+    """Airflow validates Params against their schema when a run is created."""
+    from airflow.sdk.exceptions import ParamValidationError
+
+    params = copy.deepcopy(dagbag.dags[DAG_ID].params)
+    params.validate()  # the defaults are valid
+    with pytest.raises(ParamValidationError, match=f"Invalid input for param {name}"):
+        params[name] = value
+
+
+# ---------------------------------------------------------------------------- deferrable
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_deferrable_run_against_moto_server(emr_dag, aws_env, sample_dataset, monkeypatch):
+    """Deferrable create + sensor: the triggers poll a moto server on 127.0.0.1."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        assert host == "127.0.0.1"
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_AWS_DEFAULT",
+            json.dumps(
+                {"conn_type": "aws", "extra": {"region_name": REGION, "endpoint_url": endpoint}}
+            ),
+        )
+        boto3.client("s3", region_name=REGION, endpoint_url=endpoint).create_bucket(
+            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
+        )
+        with FakeEmrJob("complete", endpoint_url=endpoint) as job:
+            state, tasks = run_dag(
+                emr_dag, dataset_dir=str(sample_dataset), deferrable=True, **FAST
+            )
+        assert not job.errors
+        assert state == "success", tasks
+        assert len(job.seen_steps) == 1
+        assert set(clusters_by_state(endpoint).values()) == {"TERMINATED"}
+        assert any(k.endswith("/code/entrypoint.py") for k in s3_keys(endpoint))
+    finally:
+        server.stop()

@@ -1,0 +1,113 @@
+"""The orphan sweeper terminates only this project's clusters older than the TTL (moto)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+
+from include.config import PROJECT_TAG
+
+REGION = "eu-west-1"
+DAG_ID = "fruits_emr_sweeper"
+
+
+def _create_cluster(emr, name: str, tags: dict[str, str], *, age_hours: float) -> str:
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.emr.models import emr_backends
+
+    cluster_id = emr.run_job_flow(
+        Name=name,
+        ReleaseLabel="emr-7.12.0",
+        Instances={
+            "InstanceGroups": [
+                {"InstanceRole": "MASTER", "InstanceType": "m5.xlarge", "InstanceCount": 1}
+            ],
+            "KeepJobFlowAliveWhenNoSteps": True,
+        },
+        JobFlowRole="EMR_EC2_DefaultRole",
+        ServiceRole="EMR_DefaultRole",
+        Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+    )["JobFlowId"]
+    # moto stamps "now"; age the cluster in the backend, as EMR time would.
+    cluster = emr_backends[DEFAULT_ACCOUNT_ID][REGION].clusters[cluster_id]
+    # moto keeps naive UTC datetimes.
+    cluster.creation_datetime = datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=age_hours)
+    return cluster_id
+
+
+@pytest.fixture
+def clusters(monkeypatch):
+    """Five clusters: only "old_ours" is an orphan (tagged, live, older than 6 h)."""
+    from moto import mock_aws
+
+    monkeypatch.setenv("FRUITS_REGION", REGION)
+    monkeypatch.setenv("FRUITS_CLUSTER_TTL_HOURS", "6")
+    with mock_aws():
+        emr = boto3.client("emr", region_name=REGION)
+        ours = {"Project": PROJECT_TAG, "dag_id": "fruits_emr_pipeline", "run_id": "r1"}
+        ids = {
+            "old_ours": _create_cluster(emr, "old ours", ours, age_hours=10),
+            "new_ours": _create_cluster(emr, "new ours", ours, age_hours=1),
+            "old_other_project": _create_cluster(
+                emr, "other", {"Project": "someone-else"}, age_hours=48
+            ),
+            "old_untagged": _create_cluster(emr, "untagged", {}, age_hours=48),
+            "old_ours_terminated": _create_cluster(emr, "done", ours, age_hours=30),
+        }
+        emr.terminate_job_flows(JobFlowIds=[ids["old_ours_terminated"]])
+        yield emr, ids
+
+
+@pytest.fixture
+def sweeper(dagbag, airflow_db, monkeypatch):
+    """The sweeper DAG with retry delays zeroed (a failure shows at once, not in 5 min)."""
+    dag = dagbag.dags[DAG_ID]
+    for task in dag.tasks:
+        monkeypatch.setattr(task, "retry_delay", timedelta(0))
+    return dag
+
+
+def _states(emr, ids: dict[str, str]) -> dict[str, str]:
+    return {
+        name: emr.describe_cluster(ClusterId=cid)["Cluster"]["Status"]["State"]
+        for name, cid in ids.items()
+    }
+
+
+def _ti_states(dag_run) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+
+
+@pytest.mark.slow
+def test_sweeper_terminates_only_old_tagged_clusters(sweeper, clusters):
+    emr, ids = clusters
+    dag_run = sweeper.test(run_conf={"dry_run": False})
+    assert str(dag_run.state) == "success", _ti_states(dag_run)
+    states = _states(emr, ids)
+    assert states["old_ours"] == "TERMINATED"
+    assert states["new_ours"] == "WAITING"
+    assert states["old_other_project"] == "WAITING"
+    assert states["old_untagged"] == "WAITING"
+
+
+@pytest.mark.slow
+def test_sweeper_dry_run_terminates_nothing(sweeper, clusters):
+    emr, ids = clusters
+    before = _states(emr, ids)
+    dag_run = sweeper.test(run_conf={"dry_run": True, "ttl_hours": 0.5})
+    assert str(dag_run.state) == "success", _ti_states(dag_run)
+    assert _states(emr, ids) == before
+    assert before["old_ours"] == "WAITING"  # it would have been a candidate
+
+
+@pytest.mark.slow
+def test_sweeper_ttl_param_overrides_config(sweeper, clusters):
+    emr, ids = clusters
+    dag_run = sweeper.test(run_conf={"dry_run": False, "ttl_hours": 0.5})
+    assert str(dag_run.state) == "success", _ti_states(dag_run)
+    states = _states(emr, ids)
+    assert states["old_ours"] == "TERMINATED"
+    assert states["new_ours"] == "TERMINATED"  # 1 h old > 0.5 h TTL
+    assert states["old_other_project"] == "WAITING"

@@ -1,0 +1,236 @@
+"""``make run``'s driver: weights decision, sample dataset, Airflow env, and one real run.
+
+No test touches the network: downloads are injected, or served from 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from include import local_run
+from include.local_run import (
+    LocalRunError,
+    airflow_env,
+    decide_weights,
+    download_imagenet_weights,
+    ensure_sample_dataset,
+)
+
+
+def _never(_: Path) -> bool:
+    raise AssertionError("no download may be attempted here")
+
+
+def test_cached_imagenet_file_is_used_without_download(tmp_path):
+    cache = tmp_path / "mobilenet.h5"
+    cache.write_bytes(b"weights")
+
+    decision = decide_weights(None, cache_file=cache, download=_never)
+
+    assert decision.value == "imagenet"
+    assert decision.meaningful is True
+    assert str(cache) in decision.reason
+
+
+def test_successful_download_gives_imagenet(tmp_path):
+    cache = tmp_path / "models" / "mobilenet.h5"
+    calls = []
+
+    def fake_download(dest: Path) -> bool:
+        calls.append(dest)
+        return True
+
+    decision = decide_weights(None, cache_file=cache, download=fake_download)
+
+    assert calls == [cache]
+    assert decision.value == "imagenet"
+    assert "downloaded" in decision.reason
+
+
+def test_offline_without_cache_falls_back_to_random_weights_loudly(tmp_path):
+    decision = decide_weights(None, cache_file=tmp_path / "missing.h5", download=lambda _: False)
+
+    assert decision.value == "none"
+    assert decision.meaningful is False
+    assert "RANDOM weights" in decision.reason
+    assert "NOT meaningful" in decision.reason
+
+
+def test_no_download_at_all_when_offline(tmp_path):
+    decision = decide_weights(None, cache_file=tmp_path / "missing.h5", download=None)
+
+    assert decision.value == "none"
+
+
+def test_explicit_imagenet_request_fails_instead_of_downgrading(tmp_path):
+    with pytest.raises(LocalRunError, match="ImageNet weights requested"):
+        decide_weights("imagenet", cache_file=tmp_path / "missing.h5", download=lambda _: False)
+
+
+def test_explicit_none_and_weights_file(tmp_path):
+    none = decide_weights("none", cache_file=tmp_path / "x.h5", download=_never)
+    assert none.value == "none"
+    assert none.meaningful is False
+
+    weights = tmp_path / "my.weights.h5"
+    weights.write_bytes(b"w")
+    chosen = decide_weights(str(weights), cache_file=tmp_path / "x.h5", download=_never)
+    assert chosen.value == str(weights.resolve())
+    assert chosen.meaningful is True
+
+    with pytest.raises(LocalRunError, match="no such file"):
+        decide_weights(str(tmp_path / "nope.h5"), download=_never)
+
+
+@pytest.fixture
+def weights_server(tmp_path, monkeypatch):
+    """Serves tmp_path/www on 127.0.0.1 and points IMAGENET_URL at it."""
+    www = tmp_path / "www"
+    www.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(
+        local_run, "IMAGENET_URL", f"http://127.0.0.1:{server.server_address[1]}/w.h5"
+    )
+    try:
+        yield www
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_download_writes_the_file_atomically(weights_server, tmp_path):
+    payload = os.urandom(1_200_000)
+    (weights_server / "w.h5").write_bytes(payload)
+    dest = tmp_path / "cache" / "models" / "w.h5"
+
+    assert download_imagenet_weights(dest, timeout=5) is True
+    assert dest.read_bytes() == payload
+    assert not dest.with_name("w.h5.part").exists()
+
+
+def test_download_rejects_an_error_page_and_leaves_nothing(weights_server, tmp_path):
+    (weights_server / "w.h5").write_text("<html>blocked by proxy</html>")
+    dest = tmp_path / "cache" / "w.h5"
+
+    assert download_imagenet_weights(dest, timeout=5) is False
+    assert not dest.exists()
+    assert not dest.with_name("w.h5.part").exists()
+
+
+def test_download_of_a_missing_file_is_false(weights_server, tmp_path):
+    assert download_imagenet_weights(tmp_path / "w.h5", timeout=5) is False
+
+
+def test_keras_cache_follows_keras_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert local_run.keras_cache_file() == tmp_path / "models" / local_run.IMAGENET_FILE
+
+
+def test_sample_dataset_is_made_once_and_remade_when_damaged(tmp_path, capsys):
+    dest = tmp_path / "sample"
+
+    ensure_sample_dataset(dest, per_label=3)
+    first = sorted(p.relative_to(dest) for p in dest.rglob("*.jpg"))
+    assert len(first) == 8 * (3 + 1)  # 8 classes, 3 training + 1 test image each
+    assert "wrote 32 images" in capsys.readouterr().out
+
+    ensure_sample_dataset(dest, per_label=3)
+    assert "already there" in capsys.readouterr().out
+
+    victim = dest / first[0]
+    victim.unlink()
+    ensure_sample_dataset(dest, per_label=3)
+    assert "wrote 32 images" in capsys.readouterr().out
+    assert victim.is_file()
+
+
+def test_sample_dataset_with_other_settings_is_regenerated(tmp_path, capsys):
+    dest = tmp_path / "sample"
+    ensure_sample_dataset(dest, per_label=3)
+    capsys.readouterr()
+
+    ensure_sample_dataset(dest, per_label=6)
+
+    assert "wrote 64 images" in capsys.readouterr().out
+    assert json.loads((dest / local_run.SAMPLE_MARKER).read_text())["per_label"] == 6
+
+
+def test_airflow_env_defaults_do_not_override_the_user():
+    env = airflow_env({"AIRFLOW_HOME": "/custom", "PYTHONPATH": "/extra"})
+
+    assert env["AIRFLOW_HOME"] == "/custom"
+    assert env["AIRFLOW__CORE__DAGS_FOLDER"].endswith("/dags")
+    assert json.loads(env["AIRFLOW_CONN_SPARK_LOCAL"]) == {
+        "conn_type": "spark",
+        "host": "local[*]",
+    }
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(local_run.REPO_ROOT), "/extra"]
+
+
+def test_bad_data_folder_is_a_clear_error(tmp_path, capsys, restore_environ):
+    code = local_run.main(["--data", str(tmp_path / "missing"), "--offline"])
+
+    assert code == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_explicit_imagenet_offline_is_a_clear_error(
+    tmp_path, capsys, restore_environ, sample_dataset, monkeypatch
+):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras"))
+
+    code = local_run.main(["--data", str(sample_dataset), "--weights", "imagenet", "--offline"])
+
+    assert code == 2
+    assert "ImageNet weights requested" in capsys.readouterr().err
+
+
+@pytest.fixture
+def restore_environ():
+    """main() exports the Airflow settings into os.environ: undo that after the test."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.mark.slow
+def test_make_run_end_to_end_on_local_spark(
+    airflow_db, sample_dataset, tmp_path, monkeypatch, capsys, restore_environ
+):
+    """The README's run command: the local DAG through Airflow, real Spark, then the report."""
+    results = tmp_path / "results"
+    monkeypatch.setenv("FRUITS_RESULTS_DIR", str(results))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras"))  # no cached ImageNet file
+
+    code = local_run.main(["--data", str(sample_dataset), "--offline", "--pca-k", "2"])
+
+    out = capsys.readouterr()
+    assert code == 0, out.err[-3000:]
+    run_dirs = [p for p in results.iterdir() if p.is_dir() and not p.name.startswith("_")]
+    assert len(run_dirs) == 1
+    run_dir = run_dirs[0]
+    assert (run_dir / "_SUCCESS").is_file()
+    assert list((run_dir / "features").glob("*.parquet"))
+    assert list((run_dir / "pca").glob("*.parquet"))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["counts"]["valid_images"] == 8 * (4 + 2)
+    assert metrics["pca"]["k"] == 2
+    assert metrics["weights"]["meaningful"] is False
+    report = (run_dir / "report" / "report.html").read_text()
+    assert "NOT meaningful" in report
+    # The console says where everything is and which weights were used.
+    assert f"report       {run_dir / 'report' / 'report.html'}" in out.out
+    assert f"features     {run_dir / 'features'}" in out.out
+    assert "RANDOM weights" in out.out + out.err

@@ -1,0 +1,409 @@
+"""The EMR DAG through a real Airflow: api-server, scheduler, dag-processor, triggerer.
+
+Started natively, as docker-compose.yaml starts them (LocalExecutor, small parallelism),
+on a SQLite metadata DB in a temporary AIRFLOW_HOME, with AWS = a moto server on 127.0.0.1
+run in this process (so the test can reach its backend). The run is triggered through the
+REST API ``/api/v2`` exactly as the UI's Trigger button does (unpause, then POST a dagRun
+with the form's Params as ``conf``). moto never finishes an EMR step on its own: the test
+plays the cluster's part, writes the job's outputs to S3 and marks the step COMPLETED.
+
+Every process the test started is stopped by PID (whole process groups and their
+children) in the fixture's teardown, even when the test fails, and the teardown asserts
+that none is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DAG_ID = "fruits_emr_pipeline"
+BUCKET = "fruits-integration-bucket"
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"  # moto's default account
+STARTUP_TIMEOUT_S = 90
+RUN_TIMEOUT_S = 180
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+# Loopback only: never through a proxy from the environment.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    """The running Airflow + moto, and how to reach them."""
+
+    home: Path
+    api: str
+    moto_url: str
+    env: dict[str, str]
+    results_dir: Path
+    dataset_dir: Path
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    token: str = ""
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """One REST call to the api-server; returns (status, decoded JSON or text)."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"{self.api}{path}", data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with _OPENER.open(req, timeout=30) as resp:
+                status, raw = resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            status, raw = exc.code, exc.read()
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            return 0, str(exc)  # not listening (yet)
+        try:
+            return status, json.loads(raw or b"null")
+        except json.JSONDecodeError:
+            return status, raw.decode(errors="replace")
+
+    def logs_tail(self, chars: int = 4000) -> str:
+        """The end of every component's output, for failure messages."""
+        parts = []
+        for name in COMPONENTS:
+            path = self.home / f"{name}.log"
+            if path.exists():
+                parts.append(f"----- {name} -----\n{path.read_text(errors='replace')[-chars:]}")
+        return "\n".join(parts)
+
+
+def _airflow_env(home: Path, *, api_port: int, moto_url: str, results: Path, data: Path) -> dict:
+    env = dict(os.environ)
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+            # Log servers are skipped (--skip-serve-logs): they bind every interface.
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
+            # The same secrets in every component (each would generate its own otherwise).
+            "AIRFLOW__API_AUTH__JWT_SECRET": os.urandom(16).hex(),
+            "AIRFLOW__API__SECRET_KEY": os.urandom(16).hex(),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            "PYTHONPATH": str(REPO_ROOT),
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+            "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
+                {
+                    "conn_type": "aws",
+                    "login": "testing",
+                    "password": "testing",
+                    "extra": {"region_name": REGION, "endpoint_url": moto_url},
+                }
+            ),
+            "FRUITS_BUCKET": BUCKET,
+            "FRUITS_REGION": REGION,
+            "FRUITS_DATA_DIR": str(data),
+            "FRUITS_RESULTS_DIR": str(results),
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
+    env.pop("AWS_PROFILE", None)
+    return env
+
+
+def _airflow_bin() -> str:
+    airflow = Path(sys.executable).with_name("airflow")
+    return str(airflow) if airflow.exists() else "airflow"
+
+
+def _start(stack: Stack, name: str, args: list[str]) -> None:
+    log = (stack.home / f"{name}.log").open("wb")
+    # A new session = a process group of its own, stopped as a whole in the teardown.
+    stack.procs[name] = subprocess.Popen(
+        [_airflow_bin(), *args],
+        env=stack.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=stack.home,
+    )
+    log.close()
+
+
+def _process_tree(pids: list[int]) -> list[Any]:
+    import psutil
+
+    found: dict[int, Any] = {}
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+        except psutil.NoSuchProcess:
+            continue
+        for p in [proc, *proc.children(recursive=True)]:
+            found[p.pid] = p
+    return list(found.values())
+
+
+def _stop_all(procs: dict[str, subprocess.Popen]) -> list[str]:
+    """SIGTERM each group, wait, SIGKILL what is left; return descriptions of survivors."""
+    import psutil
+
+    tree = _process_tree([p.pid for p in procs.values()])
+    for proc in procs.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    _, alive = psutil.wait_procs(tree, timeout=20)
+    for proc in procs.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    for p in alive:  # children that left the group (their own session) are killed by PID
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    _, alive = psutil.wait_procs(alive, timeout=10)
+    for proc in procs.values():
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+    return [f"{p.pid} {p.name()}" for p in alive if p.is_running()]
+
+
+def _wait_until(what: str, check, timeout: float, stack: Stack, interval: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, proc in stack.procs.items():
+            if proc.poll() is not None:
+                pytest.fail(f"{name} exited with {proc.returncode}\n{stack.logs_tail()}")
+        result = check()
+        if result:
+            return result
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{stack.logs_tail()}")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, sample_dataset) -> Iterator[Stack]:
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    home = tmp_path_factory.mktemp("airflow-home")
+    data = home / "dataset"
+    shutil.copytree(sample_dataset, data)
+    results = home / "results"
+    moto_port, api_port = _free_port(), _free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+    moto.start()
+    moto_url = f"http://127.0.0.1:{moto_port}"
+    stack = Stack(
+        home=home,
+        api=f"http://127.0.0.1:{api_port}",
+        moto_url=moto_url,
+        env=_airflow_env(home, api_port=api_port, moto_url=moto_url, results=results, data=data),
+        results_dir=results,
+        dataset_dir=data,
+    )
+    try:
+        s3 = boto3.client("s3", region_name=REGION, endpoint_url=moto_url)
+        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        migrate = subprocess.run(
+            [_airflow_bin(), "db", "migrate"],
+            env=stack.env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        assert migrate.returncode == 0, migrate.stdout[-3000:] + migrate.stderr[-3000:]
+        _start(
+            stack, "api-server", ["api-server", "-H", "127.0.0.1", "-p", str(api_port), "-w", "1"]
+        )
+        _start(stack, "scheduler", ["scheduler", "--skip-serve-logs"])
+        _start(stack, "dag-processor", ["dag-processor"])
+        _start(stack, "triggerer", ["triggerer", "--skip-serve-logs"])
+        _wait_until(
+            "the api-server",
+            lambda: stack.request("GET", "/api/v2/version")[0] == 200,
+            STARTUP_TIMEOUT_S,
+            stack,
+        )
+        # What the UI does without a login form when every user is an admin.
+        status, body = stack.request("GET", "/auth/token")
+        assert status in (200, 201), body
+        stack.token = body["access_token"]
+        yield stack
+    finally:
+        survivors = _stop_all(stack.procs)
+        moto.stop()
+        assert not survivors, f"processes left behind: {survivors}"
+
+
+def _fake_job_outputs(s3: Any, output_uri: str, run_id: str) -> str:
+    """What the Spark job writes: metrics.json, pca/ parquet, then _SUCCESS last."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    bucket, _, base = output_uri.removeprefix("s3://").partition("/")
+    prefix = f"{base.rstrip('/')}/{run_id}"
+    labels = ["Apple Red 1", "Banana", "Kiwi"]
+    table = pa.table(
+        {
+            "path": [f"Training/{lab}/{i}_100.jpg" for lab in labels for i in range(3)],
+            "split": ["Training"] * 9,
+            "label": [lab for lab in labels for _ in range(3)],
+            "pca": [[float(j), float(i)] for j, _ in enumerate(labels) for i in range(3)],
+        }
+    )
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    metrics = {
+        "run_id": run_id,
+        "mode": "mini",
+        "weights": {"source": "none", "meaningful": False, "note": "integration test"},
+        "counts": {
+            "total_files": 9,
+            "valid_images": 9,
+            "bad_files": 0,
+            "by_label": dict.fromkeys(labels, 3),
+            "by_split": {"Training": 9},
+            "by_split_label": {"Training": dict.fromkeys(labels, 3)},
+        },
+        "bad_files": [],
+        "pca": {
+            "k": 2,
+            "target_variance": 0.95,
+            "fixed_k": None,
+            "explained_variance": [0.7, 0.3],
+            "cumulative_variance": [0.7, 1.0],
+            "variance_at_k": 1.0,
+        },
+        "timings_s": {"read": 1.0, "featurize": 2.0, "pca": 1.0, "write": 1.0, "total": 5.0},
+        "throughput": {"images_per_s_featurize": 4.5, "images_per_s_end_to_end": 1.8, "cores": 4},
+    }
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/pca/part-00000.parquet", Body=buf.getvalue())
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/metrics.json", Body=json.dumps(metrics).encode())
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/_SUCCESS", Body=b"")
+    return prefix
+
+
+def _arg(args: list[str], flag: str) -> str:
+    return args[args.index(flag) + 1]
+
+
+def _complete_running_step(s3: Any) -> dict[str, str] | None:
+    """Play the cluster: when the step runs, write its outputs and mark it COMPLETED."""
+    from moto.emr.models import emr_backends
+
+    # Every region: moto's server may file a request signed for eu-west-1 under another one.
+    clusters = [c for backend in emr_backends[ACCOUNT].values() for c in backend.clusters.values()]
+    for cluster in clusters:
+        for step in cluster.steps:
+            if step.state == "RUNNING":
+                output, run_id = _arg(step.args, "--output"), _arg(step.args, "--run-id")
+                prefix = _fake_job_outputs(s3, output, run_id)
+                step.state = "COMPLETED"
+                return {"cluster_id": cluster.id, "run_key": run_id, "prefix": prefix}
+    return None
+
+
+@pytest.mark.timeout(420)
+def test_emr_dag_triggered_through_the_rest_api(stack):
+    import boto3
+
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=stack.moto_url)
+    emr = boto3.client("emr", region_name=REGION, endpoint_url=stack.moto_url)
+
+    _wait_until(
+        f"the dag-processor to register {DAG_ID}",
+        lambda: stack.request("GET", f"/api/v2/dags/{DAG_ID}")[0] == 200,
+        STARTUP_TIMEOUT_S,
+        stack,
+    )
+    # The trigger form is built from the DAG's Params: check it shows them.
+    status, details = stack.request("GET", f"/api/v2/dags/{DAG_ID}/details")
+    assert status == 200, details
+    assert {"mode", "weights", "instance_type", "core_nodes"} <= set(details["params"])
+
+    status, body = stack.request("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+    assert status == 200, body
+    assert body["is_paused"] is False
+
+    conf = {
+        "mode": "mini",
+        "max_images": 16,
+        "weights": "none",
+        "pca_k": 2,
+        "pca_variance": None,
+        "core_nodes": 1,
+        "poke_interval_seconds": 2,
+        "step_timeout_seconds": 240,
+        "deferrable": False,
+    }
+    status, run = stack.request(
+        "POST",
+        f"/api/v2/dags/{DAG_ID}/dagRuns",
+        {"logical_date": None, "conf": conf, "note": "integration test"},
+    )
+    assert status == 200, run
+    run_id = run["dag_run_id"]
+    assert run["conf"] == conf
+
+    step: dict[str, str] = {}
+
+    def finished() -> dict | None:
+        # Plays the cluster's part while the run goes on: the step "runs" once it exists.
+        if not step:
+            step.update(_complete_running_step(s3) or {})
+        status, body = stack.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")
+        assert status == 200, body
+        return body if body["state"] in ("success", "failed") else None
+
+    final = _wait_until("the run to finish", finished, RUN_TIMEOUT_S, stack, interval=0.5)
+    _, tis = stack.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
+    states = {ti["task_id"]: ti["state"] for ti in tis["task_instances"]}
+    assert final["state"] == "success", f"{states}\n{stack.logs_tail()}"
+    assert step, "the run succeeded without its Spark step ever running"
+    assert states["terminate_emr_cluster"] == "success"
+    assert states["build_report"] == "success"
+    assert states["fail_run_if_any_task_failed"] == "skipped"
+
+    cluster = emr.describe_cluster(ClusterId=step["cluster_id"])["Cluster"]
+    assert cluster["Status"]["State"] == "TERMINATED"
+    tags = {t["Key"]: t["Value"] for t in cluster["Tags"]}
+    assert tags["run_id"] == run_id
+
+    run_dir = stack.results_dir / step["run_key"]
+    assert json.loads((run_dir / "metrics.json").read_text())["run_id"] == step["run_key"]
+    assert list((run_dir / "pca").glob("*.parquet"))
+    assert json.loads((run_dir / "cluster.json").read_text())["Cluster"]["Id"] == step["cluster_id"]
+    assert "EMR cluster cost" in (run_dir / "report" / "report.html").read_text()

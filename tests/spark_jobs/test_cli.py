@@ -1,0 +1,64 @@
+"""The job's command line: the contract with include/job_args.py, argument errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from include.job_args import JobSettings, build_job_arguments
+from spark_jobs import cli
+
+
+def test_parses_what_the_dags_build():
+    settings = JobSettings(
+        mode="mini",
+        max_images=50,
+        per_class=3,
+        seed=7,
+        pca_variance=None,
+        pca_k=12,
+        weights="s3://b/w.weights.h5",
+        image_size=160,
+        batch_size=32,
+    )
+    argv = build_job_arguments(
+        settings, input_uri="s3://b/in", output_uri="s3://b/out", run_id="run-1"
+    )
+    args = cli.parse_args(argv)
+    assert (args.input, args.output, args.run_id) == ("s3://b/in", "s3://b/out", "run-1")
+    assert (args.mode, args.max_images, args.per_class, args.seed) == ("mini", 50, 3, 7)
+    assert (args.pca_k, args.pca_variance) == (12, None)
+    assert (args.weights, args.image_size, args.batch_size) == ("s3://b/w.weights.h5", 160, 32)
+
+
+def test_variance_is_the_default_pca_target():
+    args = cli.parse_args(["--input", "i", "--output", "o", "--run-id", "r"])
+    assert (args.pca_variance, args.pca_k, args.mode, args.weights) == (
+        0.95,
+        None,
+        "mini",
+        "imagenet",
+    )
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--pca-k", "3", "--pca-variance", "0.9"],
+        ["--pca-variance", "1.5"],
+        ["--pca-k", "0"],
+        ["--mode", "full", "--max-images", "10"],
+        ["--image-size", "16"],
+        ["--mode", "huge"],
+    ],
+)
+def test_bad_arguments_exit_with_code_2(extra, capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        cli.parse_args(["--input", "i", "--output", "o", "--run-id", "r", *extra])
+    assert excinfo.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("run_id", ["", "a/b", ".."])
+def test_run_id_must_be_a_plain_name(run_id):
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--input", "i", "--output", "o", "--run-id", run_id])

@@ -1,0 +1,226 @@
+"""The whole job in-process on local[2]: outputs, bad inputs, PCA, packed input, failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spark_jobs import FEATURE_DIM, cli
+from spark_jobs import io as job_io
+from tests.spark_jobs.conftest import EXPECTED_BAD, EXTRA_VALID, TEST_IMAGE_SIZE
+
+pytestmark = pytest.mark.slow  # each run featurises with TensorFlow in Spark workers
+
+METRICS_KEYS = {
+    "run_id", "mode", "input", "output", "started_at", "finished_at", "weights", "counts",
+    "bad_files", "pca", "timings_s", "throughput", "spark", "versions", "image_size",
+    "batch_size", "feature_dim",
+}  # fmt: skip
+
+
+def job_args(input_dir: Path, output: Path, run_id: str, *extra: str) -> list[str]:
+    return [
+        "--input", str(input_dir), "--output", str(output), "--run-id", run_id,
+        "--weights", "none", "--image-size", str(TEST_IMAGE_SIZE), "--batch-size", "8",
+        *extra,
+    ]  # fmt: skip
+
+
+def run_job(argv: list[str]) -> dict:
+    return cli.run(cli.parse_args(argv))
+
+
+@pytest.fixture(scope="module")
+def images_run(spark, bad_dataset, tmp_path_factory):
+    """One run on the image folder, over a stale earlier run with the same id."""
+    out = tmp_path_factory.mktemp("results")
+    stale = out / "r1"
+    (stale / "features").mkdir(parents=True)
+    (stale / "features" / "part-old.parquet").write_text("stale")
+    (stale / "_SUCCESS").write_text("")
+    metrics = run_job(job_args(bad_dataset, out, "r1", "--pca-variance", "0.9"))
+    return out / "r1", metrics
+
+
+def read_parquet(folder: Path) -> pd.DataFrame:
+    return pd.read_parquet(folder).sort_values("path").reset_index(drop=True)
+
+
+def test_run_publishes_every_output_and_replaces_the_stale_run(images_run):
+    run_dir, metrics = images_run
+    assert (run_dir / "_SUCCESS").exists()
+    assert not (run_dir / "features" / "part-old.parquet").exists()
+    on_disk = json.loads((run_dir / "metrics.json").read_text())
+    assert on_disk == json.loads(json.dumps(metrics))
+    assert set(on_disk) >= METRICS_KEYS
+    assert on_disk["weights"]["meaningful"] is False
+    assert on_disk["feature_dim"] == FEATURE_DIM
+    assert on_disk["image_size"] == TEST_IMAGE_SIZE
+    assert on_disk["input_format"] == "images"
+    assert set(on_disk["timings_s"]) == {"read", "featurize", "pca", "write", "total"}
+    assert on_disk["throughput"]["cores"] == 2
+
+
+def test_counts_labels_and_splits(images_run, bad_dataset):
+    _, metrics = images_run
+    counts = metrics["counts"]
+    assert counts["total_files"] == 24 + len(EXTRA_VALID) + len(EXPECTED_BAD)
+    assert counts["valid_images"] == 24 + len(EXTRA_VALID)
+    assert counts["bad_files"] == len(EXPECTED_BAD)
+    assert counts["by_split"] == {"Test": 8, "Training": 16 + len(EXTRA_VALID)}
+    assert counts["by_split_label"]["Training"]["Banana"] == 3  # 2 generated + UPPER CASE.JPG
+    assert counts["by_split_label"]["Test"]["Banana"] == 1  # empty.jpg is not counted
+    assert counts["by_label"]["Kiwi"] == 3  # truncated.jpg is not counted
+    assert sum(counts["by_label"].values()) == counts["valid_images"]
+
+
+def test_each_bad_input_kind_is_counted_and_skipped(images_run):
+    run_dir, metrics = images_run
+    reasons = {b["path"]: b["reason"] for b in metrics["bad_files"]}
+    assert set(reasons) == set(EXPECTED_BAD)
+    for path, reason in EXPECTED_BAD.items():
+        assert reasons[path].startswith(reason)
+    features = read_parquet(run_dir / "features")
+    assert not set(EXPECTED_BAD) & set(features["path"])
+    assert set(features["path"]) >= EXTRA_VALID
+
+
+def test_features_are_1280_wide_labelled_and_never_zero(images_run):
+    run_dir, metrics = images_run
+    features = read_parquet(run_dir / "features")
+    assert list(features.columns) == ["path", "split", "label", "features"]
+    matrix = np.stack(features["features"].to_numpy())
+    assert matrix.shape == (metrics["counts"]["valid_images"], FEATURE_DIM)
+    assert matrix.dtype == np.float32
+    assert (np.abs(matrix).sum(axis=1) > 0).all()
+    row = features.set_index("path").loc["Training/Apple Red 1/pomme rouge é.jpg"]
+    assert (row["split"], row["label"]) == ("Training", "Apple Red 1")
+
+
+def test_features_match_plain_keras_on_the_same_images(images_run, bad_dataset, spark):
+    from spark_jobs import features as feat
+
+    run_dir, _ = images_run
+    features = read_parquet(run_dir / "features").set_index("path")
+    weights, _ = feat.load_weights(spark, "none", TEST_IMAGE_SIZE)
+    model = feat.build_model(TEST_IMAGE_SIZE)
+    model.set_weights(weights)
+    rels = ["Test/Kiwi/0_100.jpg", "Training/Pear/cmyk.jpg", "Training/Orange/alpha.png"]
+    expected = feat.featurize_contents(
+        model, [(bad_dataset / r).read_bytes() for r in rels], TEST_IMAGE_SIZE, 8
+    )
+    for rel, vector in zip(rels, expected["features"], strict=True):
+        np.testing.assert_allclose(features.loc[rel, "features"], vector, rtol=1e-3, atol=1e-4)
+
+
+def test_pca_k_comes_from_the_variance_target_and_matches_numpy(images_run):
+    run_dir, metrics = images_run
+    x = np.stack(read_parquet(run_dir / "features")["features"].to_numpy()).astype(np.float64)
+    centred = x - x.mean(axis=0)
+    eigenvalues = np.linalg.eigvalsh(np.cov(centred, rowvar=False))[::-1]
+    curve = eigenvalues / eigenvalues.sum()
+    got = metrics["pca"]
+    n_fit = min(FEATURE_DIM, len(x))
+    assert len(got["explained_variance"]) == n_fit
+    np.testing.assert_allclose(got["explained_variance"], curve[:n_fit], atol=1e-6)
+    expected_k = int(np.argmax(np.cumsum(curve) >= 0.9 - 1e-9)) + 1
+    assert got["k"] == expected_k
+    assert got["target_variance"] == 0.9
+    assert got["variance_at_k"] >= 0.9
+    pca_out = read_parquet(run_dir / "pca")
+    assert list(pca_out.columns) == ["path", "split", "label", "pca"]
+    assert {len(v) for v in pca_out["pca"]} == {expected_k}
+    assert list(pca_out["path"]) == list(read_parquet(run_dir / "features")["path"])
+
+
+def test_packed_input_gives_the_same_features(images_run, packed_bad_dataset, tmp_path):
+    run_dir, metrics = images_run
+    packed = run_job(job_args(packed_bad_dataset, tmp_path, "packed", "--pca-k", "3"))
+    assert packed["input_format"] == "packed"
+    assert packed["counts"] == metrics["counts"]
+    assert packed["bad_files"] == metrics["bad_files"]
+    assert packed["pca"]["k"] == 3
+    a = read_parquet(run_dir / "features")
+    b = read_parquet(tmp_path / "packed" / "features")
+    assert list(a["path"]) == list(b["path"])
+    assert list(a["label"]) == list(b["label"])
+    np.testing.assert_allclose(
+        np.stack(a["features"]), np.stack(b["features"]), rtol=1e-5, atol=1e-6
+    )
+    assert {len(v) for v in read_parquet(tmp_path / "packed" / "pca")["pca"]} == {3}
+
+
+def test_mini_sample_is_the_seeded_sample_of_the_dataset(spark, sample_dataset, tmp_path):
+    from spark_jobs import transforms
+
+    args = (
+        "--mode",
+        "mini",
+        "--per-class",
+        "2",
+        "--max-images",
+        "12",
+        "--seed",
+        "5",
+        "--pca-k",
+        "2",
+    )
+    metrics = run_job(job_args(sample_dataset, tmp_path, "a", *args))
+    assert metrics["sample"] == {"seed": 5, "max_images": 12, "per_class": 2}
+    assert metrics["counts"]["valid_images"] == 12
+    assert max(metrics["counts"]["by_label"].values()) <= 2
+    # Exactly the rows the pure transform picks from the dataset's relative paths.
+    rels = [p.relative_to(sample_dataset).as_posix() for p in sample_dataset.rglob("*.jpg")]
+    listing = transforms.with_labels(spark.createDataFrame([(r,) for r in rels], "path string"))
+    expected = transforms.deterministic_sample(listing, seed=5, per_class=2, max_images=12)
+    got = list(read_parquet(tmp_path / "a" / "features")["path"])
+    assert got == sorted(r.path for r in expected.collect())
+
+
+def test_failure_before_publishing_leaves_no_success_marker(
+    spark, bad_dataset, tmp_path, monkeypatch
+):
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected failure while writing metrics")
+
+    # After features/ and pca/ are written, before metrics.json and _SUCCESS.
+    monkeypatch.setattr(job_io, "write_metrics_and_mark_success", broken)
+    (tmp_path / "r1").mkdir()
+    (tmp_path / "r1" / "_SUCCESS").write_text("")  # an earlier successful run
+    with pytest.raises(RuntimeError, match="injected"):
+        run_job(
+            job_args(
+                bad_dataset, tmp_path, "r1", "--mode", "mini", "--max-images", "6", "--pca-k", "2"
+            )
+        )
+    assert not (tmp_path / "r1" / "_SUCCESS").exists()
+    assert not (tmp_path / "r1").exists()
+
+
+def test_zero_valid_images_fails_clearly_and_publishes_nothing(spark, tmp_path, capsys):
+    data = tmp_path / "data"
+    for rel, payload in {
+        "Training/Kiwi/a.jpg": b"",
+        "Training/Kiwi/b.jpg": b"not a jpeg",
+        "Test/Kiwi/c.png": b"\x89PNG\r\n\x1a\n truncated",
+    }.items():
+        (data / rel).parent.mkdir(parents=True, exist_ok=True)
+        (data / rel).write_bytes(payload)
+    code = cli.main(job_args(data, tmp_path / "out", "r0"))
+    assert code == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "none of the 3 image files" in err
+    assert "nothing published" in err
+    assert not (tmp_path / "out" / "r0").exists()
+
+
+def test_no_image_files_at_all_fails_clearly(spark, tmp_path, capsys):
+    (tmp_path / "data" / "Training" / "Kiwi").mkdir(parents=True)
+    (tmp_path / "data" / "Training" / "Kiwi" / "notes.txt").write_text("x")
+    assert cli.main(job_args(tmp_path / "data", tmp_path / "out", "r0")) == cli.EXIT_BAD_INPUT
+    assert "no .jpg/.jpeg/.png files" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "r0").exists()

@@ -1,0 +1,226 @@
+"""docker-compose.yaml without a Docker engine: schema, references, services, AWS endpoint.
+
+``check-jsonschema --builtin-schema vendor.compose-spec`` catches typos and bad YAML, but
+accepts a ``depends_on`` naming a service that does not exist and cannot know whether a
+mounted folder or the Dockerfile's COPY sources exist: :func:`compose_problems` checks those,
+and is itself tested on broken copies so that its checks can fail.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yaml"
+
+AIRFLOW_SERVICES = {
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+}
+EXPECTED_SERVICES = AIRFLOW_SERVICES | {"postgres", "moto"}
+COMMANDS = {
+    "airflow-apiserver": "api-server",
+    "airflow-scheduler": "scheduler",
+    "airflow-dag-processor": "dag-processor",
+    "airflow-triggerer": "triggerer",
+}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+def _depends_on(service: dict[str, Any]) -> list[str]:
+    # The short form is a list of names, the long form a mapping: list() gives the names.
+    return list(service.get("depends_on") or [])
+
+
+def _bind_sources(service: dict[str, Any], named_volumes: set[str]) -> list[str]:
+    sources = []
+    for volume in service.get("volumes") or []:
+        source = volume.split(":", 1)[0] if isinstance(volume, str) else volume.get("source")
+        if source and source not in named_volumes:
+            sources.append(source)
+    return sources
+
+
+def _dockerfile_copy_sources(dockerfile: Path) -> list[str]:
+    sources = []
+    for line in dockerfile.read_text().splitlines():
+        match = re.match(r"^\s*(COPY|ADD)\s+(?!--from)(.+)$", line, re.IGNORECASE)
+        if match:
+            parts = [p for p in match.group(2).split() if not p.startswith("--")]
+            sources += parts[:-1]  # the last one is the destination
+    return sources
+
+
+def compose_problems(compose: dict[str, Any], root: Path) -> list[str]:
+    """What a Docker engine would reject or fail on at build/up time, as readable lines."""
+    problems = []
+    services: dict[str, Any] = compose.get("services") or {}
+    named_volumes = set(compose.get("volumes") or {})
+    for name, service in services.items():
+        for dep in _depends_on(service):
+            if dep not in services:
+                problems.append(f"{name}: depends_on unknown service {dep!r}")
+        for source in _bind_sources(service, named_volumes):
+            if source.startswith("$") or source.startswith("~"):
+                continue  # resolved by the user's environment, not part of the repo
+            if not (root / source).exists():
+                problems.append(f"{name}: mounted path {source!r} does not exist")
+        build = service.get("build")
+        if build:
+            context = root / (build if isinstance(build, str) else build.get("context", "."))
+            dockerfile = context / (
+                "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
+            )
+            if not dockerfile.is_file():
+                problems.append(f"{name}: Dockerfile {dockerfile} does not exist")
+            else:
+                for source in _dockerfile_copy_sources(dockerfile):
+                    if not (context / source).exists():
+                        problems.append(f"{name}: Dockerfile copies missing {source!r}")
+    return problems
+
+
+def test_schema_is_valid():
+    checker = Path(sys.executable).with_name("check-jsonschema")
+    result = subprocess.run(
+        [str(checker), "--builtin-schema", "vendor.compose-spec", str(COMPOSE_FILE)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_schema_check_rejects_a_typo(tmp_path):
+    broken = tmp_path / "docker-compose.yaml"
+    broken.write_text(COMPOSE_FILE.read_text().replace("healthcheck:", "healthchek:", 1))
+    checker = Path(sys.executable).with_name("check-jsonschema")
+    result = subprocess.run(
+        [str(checker), "--builtin-schema", "vendor.compose-spec", str(broken)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "healthchek" in result.stdout + result.stderr
+
+
+def test_services_are_the_documented_ones(compose):
+    assert set(compose["services"]) == EXPECTED_SERVICES
+
+
+def test_readme_describes_the_compose_services():
+    readme = (REPO_ROOT / "README.md").read_text()
+    for name in ("Postgres", "api-server", "scheduler", "dag-processor", "triggerer", "moto"):
+        assert name.lower() in readme.lower(), f"README does not mention {name}"
+
+
+def test_no_reference_is_broken(compose):
+    assert compose_problems(compose, REPO_ROOT) == []
+
+
+def test_problem_finder_catches_broken_references(compose, tmp_path):
+    broken = copy.deepcopy(compose)
+    broken["services"]["airflow-scheduler"]["depends_on"]["redis"] = {
+        "condition": "service_healthy"
+    }
+    broken["services"]["airflow-triggerer"]["volumes"] = ["./no-such-folder:/opt/x"]
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY missing.txt /tmp/\n")
+
+    problems = compose_problems(broken, tmp_path)
+
+    assert "airflow-scheduler: depends_on unknown service 'redis'" in problems
+    assert "airflow-triggerer: mounted path './no-such-folder' does not exist" in problems
+    assert any("copies missing 'missing.txt'" in p for p in problems)
+
+
+def test_airflow_services_share_the_image_and_run_their_component(compose):
+    services = compose["services"]
+    for name in AIRFLOW_SERVICES:
+        assert services[name]["build"] == {"context": ".", "dockerfile": "Dockerfile"}, name
+        assert services[name]["environment"]["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    for name, command in COMMANDS.items():
+        assert services[name]["command"] == command
+        assert services[name]["depends_on"]["airflow-init"] == {
+            "condition": "service_completed_successfully"
+        }
+    init_env = services["airflow-init"]["environment"]
+    assert init_env["_AIRFLOW_DB_MIGRATE"] == "true"
+
+
+def test_metadata_db_is_the_postgres_service(compose):
+    env = compose["services"]["airflow-scheduler"]["environment"]
+    url = urlparse(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    assert url.scheme.startswith("postgresql")
+    assert url.hostname == "postgres"
+    assert "postgres" in compose["services"]
+    assert compose["services"]["airflow-scheduler"]["depends_on"]["postgres"] == {
+        "condition": "service_healthy"
+    }
+
+
+def test_aws_connection_points_at_the_moto_service(compose):
+    env = compose["services"]["airflow-scheduler"]["environment"]
+    conn = json.loads(env["AIRFLOW_CONN_AWS_DEFAULT"])
+    endpoint = urlparse(conn["extra"]["endpoint_url"])
+    moto = compose["services"]["moto"]
+    published = {p.rsplit(":", 1)[-1] for p in moto["ports"]}
+
+    assert conn["conn_type"] == "aws"
+    assert conn["extra"]["region_name"] == "eu-west-1"
+    assert endpoint.hostname == "moto"
+    assert str(endpoint.port) in published
+    assert moto["image"] == "motoserver/moto:5.2.5"
+
+
+def test_moto_version_matches_the_tests(compose):
+    pins = (REPO_ROOT / "requirements-dev.txt").read_text()
+    tag = compose["services"]["moto"]["image"].rsplit(":", 1)[1]
+    assert f"moto[server]=={tag}" in pins
+
+
+def test_ports_are_published_on_loopback_only(compose):
+    for name, service in compose["services"].items():
+        for port in service.get("ports") or []:
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+
+def test_local_spark_connection_and_repo_paths(compose):
+    env = compose["services"]["airflow-scheduler"]["environment"]
+    spark = json.loads(env["AIRFLOW_CONN_SPARK_LOCAL"])
+    assert spark == {"conn_type": "spark", "host": "local[*]"}
+    mounts = compose["services"]["airflow-scheduler"]["volumes"]
+    assert ".:/opt/airflow/project" in mounts
+    for key in ("AIRFLOW__CORE__DAGS_FOLDER", "FRUITS_DATA_DIR", "FRUITS_RESULTS_DIR"):
+        assert env[key].startswith("/opt/airflow/project/"), key
+    assert env["PYTHONPATH"] == "/opt/airflow/project"
+
+
+def test_dockerfile_installs_java_and_the_pinned_requirements():
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    airflow_pin = re.search(
+        r"^apache-airflow==(\S+)$", (REPO_ROOT / "requirements.txt").read_text(), re.M
+    )
+    assert airflow_pin is not None
+    assert f"FROM apache/airflow:{airflow_pin.group(1)}-python3.11" in dockerfile
+    assert "openjdk-17-jre-headless" in dockerfile
+    assert "-r /tmp/fruits/requirements.txt -c /tmp/fruits/constraints.txt" in dockerfile
