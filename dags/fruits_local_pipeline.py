@@ -22,6 +22,7 @@ id is the Airflow run id made filesystem-safe; rerunning replaces that folder on
 
 from __future__ import annotations
 
+import shutil
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -35,6 +36,7 @@ from include.job_args import safe_run_id
 from include.params import job_params
 
 SPARK_CONN_ID = "spark_local"
+PACKAGES_DIRNAME = "_packages"  # <results>/_packages/<run id>/: the job zip of each run
 # spark-submit of the interpreter's own environment (pyspark's wheel installs it beside
 # python); the provider only accepts a bare name from a connection, so pass it here.
 _VENV_SPARK_SUBMIT = Path(sys.executable).with_name("spark-submit")
@@ -123,7 +125,7 @@ def fruits_local_pipeline() -> None:
         config = load_config()
         # Outside the run folder: the job replaces <results>/<run id>/ as a whole.
         try:
-            package = build_job_package(config.results_dir / "_packages" / run_key)
+            package = build_job_package(config.results_dir / PACKAGES_DIRNAME / run_key)
         except FileNotFoundError as exc:  # an incomplete checkout: a retry cannot fix it
             raise AirflowFailException(str(exc)) from exc
         settings = job_settings_from_params(context["params"])
@@ -141,6 +143,7 @@ def fruits_local_pipeline() -> None:
                 "PYSPARK_PYTHON": sys.executable,
                 "PYSPARK_DRIVER_PYTHON": sys.executable,
                 "TF_CPP_MIN_LOG_LEVEL": "2",
+                "SPARK_LOCAL_IP": "127.0.0.1",  # loopback only, like the driver
             },
             "run_dir": str(config.results_dir / run_key),
         }
@@ -155,6 +158,8 @@ def fruits_local_pipeline() -> None:
                 f"the Spark job reported success but {folder} lacks {', '.join(missing)}: "
                 "the results are incomplete"
             )
+        # The job package was only needed by spark-submit (kept on failure for the retry).
+        shutil.rmtree(folder.parent / PACKAGES_DIRNAME / folder.name, ignore_errors=True)
         return run_dir
 
     @task

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from datetime import datetime
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.operators.emr import (
@@ -32,6 +32,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from include.config import PROJECT_TAG, PipelineConfig, load_config
 from include.job_args import JobSettings, build_job_arguments
+from include.staging import dataset_key_prefix
 
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -66,10 +67,6 @@ def safe_run_id(run_id: str) -> str:
 def run_tags(*, dag_id: str, run_id: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """Tags that identify a run's clusters: the sweeper and the terminate task look for them."""
     return {**(extra or {}), "Project": PROJECT_TAG, "dag_id": dag_id, "run_id": run_id}
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "dataset"
 
 
 def build_job_flow_overrides(
@@ -213,10 +210,7 @@ def build_run_plan(
     prefix = config.prefix.strip("/")
     bucket = config.bucket
     dataset_dir = settings.dataset_dir or str(config.data_dir)
-    dataset_prefix = (
-        f"{prefix}/datasets/{_slug(PurePosixPath(dataset_dir).name)}/"
-        f"{'packed' if settings.pack_dataset else 'images'}"
-    )
+    dataset_prefix = dataset_key_prefix(prefix, dataset_dir, pack=settings.pack_dataset)
     code_prefix = f"{prefix}/runs/{rid}/code"
     results_base = f"{prefix}/results"
 
@@ -372,6 +366,13 @@ def describe_step_failure(
 # --- operators ----------------------------------------------------------------------------
 
 
+def _as_bool(value: Any) -> bool:
+    """A templated flag: an XComArg gives a bool, a Jinja template gives "True"/"False"."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)
+
+
 class EmrCreateClusterOperator(EmrCreateJobFlowOperator):
     """``EmrCreateJobFlowOperator`` whose ``deferrable`` is a template field.
 
@@ -380,6 +381,10 @@ class EmrCreateClusterOperator(EmrCreateJobFlowOperator):
     """
 
     template_fields = (*EmrCreateJobFlowOperator.template_fields, "deferrable")
+
+    def execute(self, context: Context) -> str | None:
+        self.deferrable = _as_bool(self.deferrable)
+        return super().execute(context)
 
 
 class EmrStepSensorWithLogs(EmrStepSensor):
@@ -406,6 +411,7 @@ class EmrStepSensorWithLogs(EmrStepSensor):
         self.wait = wait
 
     def _prepare(self) -> None:
+        self.deferrable = _as_bool(self.deferrable)
         if isinstance(self.step_id, list | tuple):
             if len(self.step_id) != 1:
                 raise AirflowFailException(f"expected one step id, got {self.step_id!r}")
@@ -467,15 +473,15 @@ class EmrTerminateRunClustersOperator(EmrTerminateJobFlowOperator):
         if not self.region_name:
             config = load_config()
             self.aws_conn_id, self.region_name = config.aws_conn_id, config.region
+        known = self.job_flow_id
+        if known:  # first, so that a failing tag lookup cannot leave the known cluster up
+            super().execute(context)
         tags = run_tags(dag_id=context["dag"].dag_id, run_id=context["run_id"])
-        ids = [self.job_flow_id] if self.job_flow_id else []
-        for cluster in find_clusters(self.hook.conn, tags=tags):
-            if cluster["Id"] not in ids:
-                ids.append(cluster["Id"])
-        if not ids:
+        others = [c["Id"] for c in find_clusters(self.hook.conn, tags=tags) if c["Id"] != known]
+        if not known and not others:
             self.log.info("No cluster of this run to terminate (tags %s)", tags)
-            return
-        for cluster_id in ids:
+        for cluster_id in others:
+            self.log.info("Cluster %s carries this run's tags: terminating it too", cluster_id)
             self.job_flow_id = cluster_id
             super().execute(context)
 
@@ -487,10 +493,11 @@ class ResultsIncompleteError(RuntimeError):
     """The run's results in S3 are missing or incomplete (no ``_SUCCESS`` marker)."""
 
 
-def upload_job_package(plan: Mapping[str, Any], *, source_dir: Any = None) -> dict[str, Any]:
+def upload_job_package(
+    plan: Mapping[str, Any], *, source_dir: Path | None = None
+) -> dict[str, Any]:
     """Build the job package and upload it (and a local weights file) to the run's code keys."""
     import tempfile
-    from pathlib import Path
 
     from include.job_package import build_job_package
     from include.staging import make_s3_hook, upload_files

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -58,6 +59,16 @@ class UploadSummary:
         data.pop("keys")
         data["objects"] = self.objects
         return data
+
+
+def dataset_key_prefix(prefix: str, dataset_dir: Path | str, *, pack: bool) -> str:
+    """The one key prefix of a dataset: ``<prefix>/datasets/<folder name>/<packed|images>``.
+
+    The EMR DAG and ``python -m include.infra upload-dataset`` both use it, so a dataset
+    uploaded ahead of time is found (and skipped) by the DAG's upload task.
+    """
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(dataset_dir).name).strip("-.") or "dataset"
+    return f"{prefix.strip('/')}/datasets/{name}/{'packed' if pack else 'images'}"
 
 
 def md5_of(path: Path) -> str:

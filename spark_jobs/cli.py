@@ -172,13 +172,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     # ~500 images per task keeps a lost task cheap to redo on a cluster.
     partitions = cores * max(1, math.ceil(total_files / (cores * 500)))
     t_read = time.perf_counter()
+    # TF threads per task = the cores Spark gives each task, so tasks never oversubscribe.
+    tf_threads = int(spark.conf.get("spark.task.cpus", "1"))
 
     featurized = (
         files.repartition(partitions)
         .withColumn(
             "_out",
             featurize_column(
-                F.col("content"), bc_weights, image_size=args.image_size, batch_size=args.batch_size
+                F.col("content"),
+                bc_weights,
+                image_size=args.image_size,
+                batch_size=args.batch_size,
+                threads=tf_threads,
             ),
         )
         .select("path", "split", "label", "_out.features", "_out.error")

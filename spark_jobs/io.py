@@ -162,5 +162,7 @@ def write_metrics_and_mark_success(
 
     Readers must treat a run folder without ``_SUCCESS`` as not published.
     """
-    write_text(spark, f"{run_uri}/{METRICS_FILE}", json.dumps(metrics, indent=2) + "\n")
+    write_text(
+        spark, f"{run_uri}/{METRICS_FILE}", json.dumps(metrics, indent=2, ensure_ascii=False) + "\n"
+    )
     write_text(spark, f"{run_uri}/{SUCCESS_MARKER}", "")

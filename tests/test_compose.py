@@ -178,18 +178,39 @@ def test_metadata_db_is_the_postgres_service(compose):
     }
 
 
-def test_aws_connection_points_at_the_moto_service(compose):
-    env = compose["services"]["airflow-scheduler"]["environment"]
-    conn = json.loads(env["AIRFLOW_CONN_AWS_DEFAULT"])
-    endpoint = urlparse(conn["extra"]["endpoint_url"])
+def _interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's ``${VAR:-default}``, for the one variable form this file uses."""
+    return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m.group(1)) or m.group(2), value)
+
+
+def _aws_connection(compose: dict[str, Any], env: dict[str, str]):
+    from airflow.models.connection import Connection
+
+    raw = compose["services"]["airflow-scheduler"]["environment"]["AIRFLOW_CONN_AWS_DEFAULT"]
+    return Connection(conn_id="aws_default", uri=_interpolate(raw, env))
+
+
+def test_aws_connection_points_at_the_moto_service_by_default(compose):
+    conn = _aws_connection(compose, env={})
+    endpoint = urlparse(conn.extra_dejson["endpoint_url"])
     moto = compose["services"]["moto"]
     published = {p.rsplit(":", 1)[-1] for p in moto["ports"]}
 
-    assert conn["conn_type"] == "aws"
-    assert conn["extra"]["region_name"] == "eu-west-1"
+    assert conn.conn_type == "aws"
+    assert conn.extra_dejson["region_name"] == "eu-west-1"
     assert endpoint.hostname == "moto"
     assert str(endpoint.port) in published
     assert moto["image"] == "motoserver/moto:5.2.5"
+    for name in AIRFLOW_SERVICES:  # every component talks to the same emulator
+        assert compose["services"][name]["depends_on"]["moto"] == {"condition": "service_healthy"}
+
+
+def test_aws_conn_uri_switches_to_real_aws(compose):
+    conn = _aws_connection(compose, env={"AWS_CONN_URI": "aws://?region_name=eu-west-3"})
+
+    assert conn.conn_type == "aws"
+    assert conn.extra_dejson == {"region_name": "eu-west-3"}  # no endpoint_url: real AWS
+    assert conn.login is None  # credentials come from the environment, never this file
 
 
 def test_moto_version_matches_the_tests(compose):

@@ -137,7 +137,7 @@ class FakeEmrJob:
         while not self._stop.is_set():
             try:
                 for cluster in _moto_clusters():
-                    for step in cluster.steps:
+                    for step in list(cluster.steps):
                         if step.state == "RUNNING" and self.scenario != "hang":
                             self._finish(s3, cluster, step)
             except Exception as exc:  # surfaced by the test, not lost in the thread
@@ -215,8 +215,14 @@ def emr_dag(dagbag, airflow_db, monkeypatch, job_source):
 
 
 def run_dag(dag: Any, **conf: Any) -> tuple[str, dict[str, str]]:
-    """``dag.test()`` with Params ``conf``; returns (run state, {task_id: state})."""
-    dag_run = dag.test(run_conf=conf)
+    """``dag.test()`` with Params ``conf``; returns (run state, {task_id: state}).
+
+    Every Param is passed (defaults + ``conf``): in-process runs share the DAG object, and
+    values of an earlier run must not leak into the next one.
+    """
+    from include.params import emr_params
+
+    dag_run = dag.test(run_conf={**{n: p.value for n, p in emr_params().items()}, **conf})
     states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
     return str(dag_run.state), states
 
@@ -488,3 +494,35 @@ def test_deferrable_run_against_moto_server(emr_dag, aws_env, sample_dataset, mo
         assert any(k.endswith("/code/entrypoint.py") for k in s3_keys(endpoint))
     finally:
         server.stop()
+
+
+# ---------------------------------------------------------------------------- structure
+
+
+def test_pipeline_shape(dagbag):
+    from airflow.providers.amazon.aws.operators.emr import (
+        EmrAddStepsOperator,
+        EmrCreateJobFlowOperator,
+        EmrTerminateJobFlowOperator,
+    )
+    from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
+
+    dag = dagbag.dags[DAG_ID]
+    tasks = dag.task_dict
+    assert dag.max_active_runs == 1
+    assert isinstance(tasks["create_emr_cluster"], EmrCreateJobFlowOperator)
+    assert isinstance(tasks["add_feature_step"], EmrAddStepsOperator)
+    assert isinstance(tasks["wait_for_feature_step"], EmrStepSensor)
+    assert isinstance(tasks["terminate_emr_cluster"], EmrTerminateJobFlowOperator)
+    assert tasks["terminate_emr_cluster"].trigger_rule == "all_done"
+    assert {"create_emr_cluster", "wait_for_feature_step"} <= tasks[
+        "terminate_emr_cluster"
+    ].upstream_task_ids
+    watcher = tasks["fail_run_if_any_task_failed"]
+    assert watcher.trigger_rule == "one_failed"
+    assert watcher.upstream_task_ids == set(tasks) - {watcher.task_id}
+    assert tasks["validate_params"].downstream_task_ids >= {"validate_dataset"}
+    assert tasks["download_results"].upstream_task_ids >= {"wait_for_feature_step"}
+    assert {"mode", "instance_type", "core_nodes", "spot_core_nodes", "release_label"} <= set(
+        dag.params
+    )

@@ -83,7 +83,7 @@ def _ti_states(dag_run) -> dict[str, str]:
 @pytest.mark.slow
 def test_sweeper_terminates_only_old_tagged_clusters(sweeper, clusters):
     emr, ids = clusters
-    dag_run = sweeper.test(run_conf={"dry_run": False})
+    dag_run = sweeper.test(run_conf={"dry_run": False, "ttl_hours": None})
     assert str(dag_run.state) == "success", _ti_states(dag_run)
     states = _states(emr, ids)
     assert states["old_ours"] == "TERMINATED"

@@ -176,5 +176,9 @@ def test_check_results_refuses_a_run_without_success_marker(dag, tmp_path):
 
     with pytest.raises(RuntimeError, match="lacks _SUCCESS"):
         check(str(tmp_path))
+    package = tmp_path.parent / "_packages" / tmp_path.name
+    package.mkdir(parents=True)
     (tmp_path / "_SUCCESS").write_bytes(b"")
+
     assert check(str(tmp_path)) == str(tmp_path)
+    assert not package.exists()  # the run's job package is removed once results are in

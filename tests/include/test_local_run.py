@@ -194,6 +194,48 @@ def test_explicit_imagenet_offline_is_a_clear_error(
     assert "ImageNet weights requested" in capsys.readouterr().err
 
 
+def test_failed_run_exits_non_zero_and_names_the_failed_tasks(
+    sample_dataset, monkeypatch, capsys, restore_environ
+):
+    monkeypatch.setattr(local_run, "migrate_db", lambda env: None)
+    monkeypatch.setattr(
+        local_run,
+        "run_dag",
+        lambda conf: (
+            "manual__x",
+            "failed",
+            {"validate_dataset": "success", "run_feature_job": "failed"},
+        ),
+    )
+
+    code = local_run.main(["--data", str(sample_dataset), "--offline"])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "run manual__x ended failed (run_feature_job=failed)" in err
+
+
+def test_conf_carries_the_choices_to_the_dag(sample_dataset, monkeypatch, restore_environ):
+    seen = {}
+    monkeypatch.setattr(local_run, "migrate_db", lambda env: None)
+
+    def fake_run(conf):
+        seen.update(conf)
+        return "manual__x", "failed", {}
+
+    monkeypatch.setattr(local_run, "run_dag", fake_run)
+
+    local_run.main(["--data", str(sample_dataset), "--offline", "--mode", "full", "--pca-k", "5"])
+
+    assert seen == {
+        "dataset_dir": str(sample_dataset.resolve()),
+        "weights": "none",
+        "mode": "full",
+        "pca_k": 5,
+        "pca_variance": None,
+    }
+
+
 @pytest.fixture
 def restore_environ():
     """main() exports the Airflow settings into os.environ: undo that after the test."""
@@ -214,7 +256,9 @@ def test_make_run_end_to_end_on_local_spark(
     monkeypatch.setenv("FRUITS_RESULTS_DIR", str(results))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras"))  # no cached ImageNet file
 
-    code = local_run.main(["--data", str(sample_dataset), "--offline", "--pca-k", "2"])
+    code = local_run.main(
+        ["--data", str(sample_dataset), "--offline", "--pca-k", "2", "--max-images", "24"]
+    )
 
     out = capsys.readouterr()
     assert code == 0, out.err[-3000:]
@@ -225,7 +269,7 @@ def test_make_run_end_to_end_on_local_spark(
     assert list((run_dir / "features").glob("*.parquet"))
     assert list((run_dir / "pca").glob("*.parquet"))
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["counts"]["valid_images"] == 8 * (4 + 2)
+    assert metrics["counts"]["valid_images"] == 24  # the mini-mode cap reached the job
     assert metrics["pca"]["k"] == 2
     assert metrics["weights"]["meaningful"] is False
     report = (run_dir / "report" / "report.html").read_text()

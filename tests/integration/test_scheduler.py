@@ -336,54 +336,71 @@ def _complete_running_step(s3: Any) -> dict[str, str] | None:
     return None
 
 
-@pytest.mark.timeout(420)
-def test_emr_dag_triggered_through_the_rest_api(stack):
-    import boto3
+# What the trigger form sends for a small run; the rest are the Params' defaults.
+BASE_CONF = {
+    "mode": "mini",
+    "max_images": 16,
+    "weights": "none",
+    "pca_k": 2,
+    "pca_variance": None,
+    "core_nodes": 1,
+    "poke_interval_seconds": 2,
+    "step_timeout_seconds": 240,
+}
+# After the sensor defers, the step completes this much later: the scheduler must first
+# drain the worker's defer-exit event, or it fails the resumed try (apache/airflow#72716,
+# open in 3.3.x); a real EMR step takes minutes, never two seconds.
+DEFERRED_COMPLETION_DELAY_S = 10
 
-    s3 = boto3.client("s3", region_name=REGION, endpoint_url=stack.moto_url)
-    emr = boto3.client("emr", region_name=REGION, endpoint_url=stack.moto_url)
 
+def _enable_dag(stack: Stack) -> None:
     _wait_until(
         f"the dag-processor to register {DAG_ID}",
         lambda: stack.request("GET", f"/api/v2/dags/{DAG_ID}")[0] == 200,
         STARTUP_TIMEOUT_S,
         stack,
     )
-    # The trigger form is built from the DAG's Params: check it shows them.
-    status, details = stack.request("GET", f"/api/v2/dags/{DAG_ID}/details")
-    assert status == 200, details
-    assert {"mode", "weights", "instance_type", "core_nodes"} <= set(details["params"])
-
     status, body = stack.request("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
     assert status == 200, body
     assert body["is_paused"] is False
 
-    conf = {
-        "mode": "mini",
-        "max_images": 16,
-        "weights": "none",
-        "pca_k": 2,
-        "pca_variance": None,
-        "core_nodes": 1,
-        "poke_interval_seconds": 2,
-        "step_timeout_seconds": 240,
-        "deferrable": False,
-    }
+
+def _trigger(stack: Stack, conf: dict[str, Any]) -> str:
+    """POST a dagRun with the form's values as conf, as the UI's Trigger button does."""
     status, run = stack.request(
         "POST",
         f"/api/v2/dags/{DAG_ID}/dagRuns",
         {"logical_date": None, "conf": conf, "note": "integration test"},
     )
     assert status == 200, run
-    run_id = run["dag_run_id"]
     assert run["conf"] == conf
+    assert run["state"] == "queued"
+    return run["dag_run_id"]
 
+
+def _sensor_state(stack: Stack, run_id: str) -> str | None:
+    path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/wait_for_feature_step"
+    status, body = stack.request("GET", path)
+    return body.get("state") if status == 200 else None
+
+
+def _run_to_the_end(stack: Stack, run_id: str, *, complete_after_deferral: bool) -> dict:
+    """Play the cluster until the run ends; return the step played and the task states."""
+    import boto3
+
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=stack.moto_url)
     step: dict[str, str] = {}
+    deferred_at: list[float] = []
 
     def finished() -> dict | None:
-        # Plays the cluster's part while the run goes on: the step "runs" once it exists.
         if not step:
-            step.update(_complete_running_step(s3) or {})
+            if not complete_after_deferral:
+                step.update(_complete_running_step(s3) or {})
+            elif deferred_at:
+                if time.monotonic() - deferred_at[0] >= DEFERRED_COMPLETION_DELAY_S:
+                    step.update(_complete_running_step(s3) or {})
+            elif _sensor_state(stack, run_id) == "deferred":
+                deferred_at.append(time.monotonic())
         status, body = stack.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")
         assert status == 200, body
         return body if body["state"] in ("success", "failed") else None
@@ -391,12 +408,16 @@ def test_emr_dag_triggered_through_the_rest_api(stack):
     final = _wait_until("the run to finish", finished, RUN_TIMEOUT_S, stack, interval=0.5)
     _, tis = stack.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
     states = {ti["task_id"]: ti["state"] for ti in tis["task_instances"]}
+    tries = {ti["task_id"]: ti["try_number"] for ti in tis["task_instances"]}
     assert final["state"] == "success", f"{states}\n{stack.logs_tail()}"
     assert step, "the run succeeded without its Spark step ever running"
-    assert states["terminate_emr_cluster"] == "success"
-    assert states["build_report"] == "success"
-    assert states["fail_run_if_any_task_failed"] == "skipped"
+    return {"step": step, "states": states, "tries": tries}
 
+
+def _assert_cluster_gone_and_results_local(stack: Stack, run_id: str, step: dict) -> None:
+    import boto3
+
+    emr = boto3.client("emr", region_name=REGION, endpoint_url=stack.moto_url)
     cluster = emr.describe_cluster(ClusterId=step["cluster_id"])["Cluster"]
     assert cluster["Status"]["State"] == "TERMINATED"
     tags = {t["Key"]: t["Value"] for t in cluster["Tags"]}
@@ -407,3 +428,146 @@ def test_emr_dag_triggered_through_the_rest_api(stack):
     assert list((run_dir / "pca").glob("*.parquet"))
     assert json.loads((run_dir / "cluster.json").read_text())["Cluster"]["Id"] == step["cluster_id"]
     assert "EMR cluster cost" in (run_dir / "report" / "report.html").read_text()
+
+
+@pytest.mark.timeout(300)
+def test_emr_dag_triggered_through_the_rest_api(stack):
+    _enable_dag(stack)
+    # The trigger form is built from the DAG's Params: the API serves them to the UI.
+    status, details = stack.request("GET", f"/api/v2/dags/{DAG_ID}/details")
+    assert status == 200, details
+    assert {"mode", "weights", "instance_type", "core_nodes"} <= set(details["params"])
+
+    run_id = _trigger(stack, {**BASE_CONF, "deferrable": False})
+    result = _run_to_the_end(stack, run_id, complete_after_deferral=False)
+
+    states = result["states"]
+    assert states["wait_for_feature_step"] == "success"
+    assert states["download_results"] == "success"
+    assert states["build_report"] == "success"
+    assert states["terminate_emr_cluster"] == "success"
+    assert states["fail_run_if_any_task_failed"] == "skipped"
+    _assert_cluster_gone_and_results_local(stack, run_id, result["step"])
+
+
+@pytest.mark.timeout(300)
+def test_deferred_wait_is_resumed_by_the_triggerer(stack):
+    _enable_dag(stack)
+
+    run_id = _trigger(stack, {**BASE_CONF, "deferrable": True})
+    result = _run_to_the_end(stack, run_id, complete_after_deferral=True)
+
+    assert result["states"]["wait_for_feature_step"] == "success"
+    assert result["tries"]["wait_for_feature_step"] == 1  # resumed, not retried
+    run_logs = stack.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}"
+    trigger_logs = list((run_logs / "task_id=wait_for_feature_step").glob("*.trigger.*.log"))
+    assert trigger_logs, "the triggerer never ran the step trigger"
+    assert "Trigger fired event" in trigger_logs[0].read_text()
+    _assert_cluster_gone_and_results_local(stack, run_id, result["step"])
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+async def _cdp_page_text(ws_url: str, url: str, *, click: str, expect: list[str]) -> str:
+    """Open ``url`` over the DevTools protocol, click the button labelled ``click``, and
+    return the page text once every string of ``expect`` is in it (or at the deadline)."""
+    import asyncio
+
+    import websockets
+
+    async with websockets.connect(ws_url, max_size=None) as ws:
+        ids = iter(range(1, 10_000))
+
+        async def call(method: str, **params: Any) -> dict:
+            msg_id = next(ids)
+            await ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
+            while True:
+                reply = json.loads(await ws.recv())
+                if reply.get("id") == msg_id:
+                    return reply.get("result", {})
+
+        async def text() -> str:
+            result = await call("Runtime.evaluate", expression="document.body.innerText")
+            return result.get("result", {}).get("value") or ""
+
+        await call("Page.navigate", url=url)
+        deadline = time.monotonic() + 60
+        clicked = False
+        page = ""
+        while time.monotonic() < deadline:
+            page = await text()
+            if not clicked:
+                found = await call(
+                    "Runtime.evaluate",
+                    expression=(
+                        "(() => { const b = [...document.querySelectorAll('button')]"
+                        f".find(b => b.innerText.trim() === {json.dumps(click)});"
+                        " if (b) { b.click(); return true } return false })()"
+                    ),
+                )
+                clicked = bool(found.get("result", {}).get("value"))
+            elif all(s in page for s in expect):
+                return page
+            await asyncio.sleep(0.5)
+        return page
+
+
+@pytest.mark.timeout(180)
+def test_trigger_form_renders_the_params_in_a_browser(stack, tmp_path):
+    """Headless Chromium opens the DAG page, clicks Trigger and sees the Params' form."""
+    import asyncio
+
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    _enable_dag(stack)
+    profile = tmp_path / "chromium-profile"
+    log = (tmp_path / "chromium.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            chromium,
+            "--headless=new",
+            "--no-sandbox",  # runs as root in CI containers
+            "--disable-gpu",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            "--remote-debugging-address=127.0.0.1",
+            "--remote-debugging-port=0",
+            "about:blank",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    log.close()
+    try:
+        port_file = profile / "DevToolsActivePort"
+        _wait_until("chromium's DevTools port", port_file.exists, 30, stack, interval=0.2)
+        port = int(port_file.read_text().split()[0])
+        with _OPENER.open(f"http://127.0.0.1:{port}/json/list", timeout=10) as resp:
+            pages = [p for p in json.loads(resp.read()) if p["type"] == "page"]
+        # The dialog's heading, then Param titles (from include/params.py) in its form.
+        expected = [
+            f"Trigger Dag - {DAG_ID}",
+            "Run Parameters",
+            "MobileNetV2 weights",
+            "Instance type",
+            "Core nodes",
+            "EMR release",
+        ]
+        page = asyncio.run(
+            _cdp_page_text(
+                pages[0]["webSocketDebuggerUrl"],
+                f"{stack.api}/dags/{DAG_ID}",
+                click="Trigger",
+                expect=expected,
+            )
+        )
+    finally:
+        survivors = _stop_all({"chromium": proc})
+        assert not survivors, f"chromium processes left behind: {survivors}"
+    (stack.home / "trigger_form.txt").write_text(page)
+    for title in expected:
+        assert title in page, f"{title!r} not in the trigger form:\n{page[:3000]}"
