@@ -30,11 +30,11 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.providers.amazon.aws.operators.emr import EmrAddStepsOperator
 from airflow.sdk import TriggerRule, chain, dag, task
 
 from include.config import emr_schedule
 from include.emr import (
+    EmrAddStepOnceOperator,
     EmrCreateClusterOperator,
     EmrStepSensorWithLogs,
     EmrTerminateRunClustersOperator,
@@ -163,7 +163,7 @@ def fruits_emr_pipeline() -> None:
         waiter_max_attempts=plan["create_max_attempts"],
         deferrable=plan["deferrable"],
     )
-    add_feature_step = EmrAddStepsOperator(
+    add_feature_step = EmrAddStepOnceOperator(
         task_id="add_feature_step",
         aws_conn_id=plan["aws_conn_id"],
         region_name=plan["region"],

@@ -8,7 +8,8 @@
   when a cluster's id never reached XCom; the sweeper uses it for orphans).
 * :func:`describe_step_failure` reads a failed step's FailureDetails and the tail of its
   ``stderr.gz`` from the EMR log URI, for the Airflow task log.
-* Three thin subclasses of the provider's operators add what the stock ones lack: a create
+* Thin subclasses of the provider's operators add what the stock ones lack: create and
+  add-step operators that are safe to retry (no second cluster, no duplicate step), a create
   operator whose ``deferrable`` is decided at run time, a step sensor that logs why the step
   failed, and a terminate operator that also finds the run's clusters by tag.
 """
@@ -24,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.operators.emr import (
+    EmrAddStepsOperator,
     EmrCreateJobFlowOperator,
     EmrTerminateJobFlowOperator,
 )
@@ -374,16 +376,58 @@ def _as_bool(value: Any) -> bool:
 
 
 class EmrCreateClusterOperator(EmrCreateJobFlowOperator):
-    """``EmrCreateJobFlowOperator`` whose ``deferrable`` is a template field.
+    """``EmrCreateJobFlowOperator`` that is safe to retry, with a run-time ``deferrable``.
 
-    The run's ``deferrable`` Param then decides, at run time, whether the wait for the
-    cluster happens in a worker or in the triggerer.
+    A retry does not pay for a second cluster: when a live cluster carrying this run's tags
+    exists (an earlier attempt created it, then failed while waiting), its id is returned
+    instead. Steps added to a cluster that is still starting wait for it, and the step
+    sensor fails if the cluster never comes up. ``deferrable`` is a template field, so the
+    run's Param decides whether the wait happens in a worker or in the triggerer.
     """
 
     template_fields = (*EmrCreateJobFlowOperator.template_fields, "deferrable")
 
     def execute(self, context: Context) -> str | None:
         self.deferrable = _as_bool(self.deferrable)
+        tags = run_tags(dag_id=context["dag"].dag_id, run_id=context["run_id"])
+        existing = find_clusters(self.hook.conn, tags=tags)
+        if existing:
+            cluster_id = existing[0]["Id"]
+            self.log.warning(
+                "Cluster %s (%s) of this run already exists (an earlier attempt created it): "
+                "reusing it instead of creating another",
+                cluster_id,
+                existing[0]["Status"]["State"],
+            )
+            return cluster_id
+        return super().execute(context)
+
+
+class EmrAddStepOnceOperator(EmrAddStepsOperator):
+    """``EmrAddStepsOperator`` that is safe to retry: a step already added is not added again.
+
+    When the cluster already has a step with the same name that is pending, running or
+    completed (an earlier attempt added it, then failed), that step's id is returned.
+    """
+
+    REUSABLE_STEP_STATES = ("PENDING", "RUNNING", "COMPLETED")
+
+    def execute(self, context: Context) -> list[str]:
+        steps = self.steps
+        if self.job_flow_id and isinstance(steps, list):
+            names = [step["Name"] for step in steps]
+            existing = {
+                step["Name"]: step["Id"]
+                for page in self.hook.conn.get_paginator("list_steps").paginate(
+                    ClusterId=self.job_flow_id, StepStates=list(self.REUSABLE_STEP_STATES)
+                )
+                for step in page["Steps"]
+            }
+            if names and all(name in existing for name in names):
+                self.log.warning(
+                    "Steps %s are already on %s: not adding them again", names, self.job_flow_id
+                )
+                return [existing[name] for name in names]
         return super().execute(context)
 
 

@@ -321,6 +321,22 @@ def _raise_after_create(monkeypatch):
     monkeypatch.setattr(EmrHook, "create_job_flow", create_then_fail)
 
 
+def _cluster_fails_to_start(monkeypatch):
+    """Every cluster EMR accepts ends TERMINATED_WITH_ERRORS (e.g. its bootstrap failed)."""
+    from airflow.providers.amazon.aws.hooks.emr import EmrHook
+
+    original = EmrHook.create_job_flow
+
+    def create_broken(self, overrides):
+        response = original(self, overrides)
+        for cluster in _moto_clusters():
+            if cluster.id == response["JobFlowId"]:
+                cluster.state = "TERMINATED_WITH_ERRORS"
+        return response
+
+    monkeypatch.setattr(EmrHook, "create_job_flow", create_broken)
+
+
 def _fail_add_steps(monkeypatch):
     from airflow.providers.amazon.aws.hooks.emr import EmrHook
 
@@ -334,7 +350,7 @@ FAULTS = {
     # name: (how to inject, EMR behaviour, extra Params, the task that must fail)
     "validation": (None, "complete", {"dataset_dir": "/nonexistent/fruits"}, "validate_dataset"),
     "upload": (None, "complete", {"_bucket": "no-such-bucket"}, "upload_dataset"),
-    "create": (_raise_after_create, "complete", {}, "create_emr_cluster"),
+    "create": (_cluster_fails_to_start, "complete", {}, "create_emr_cluster"),
     "add_step": (_fail_add_steps, "complete", {}, "add_feature_step"),
     "step_failed": (None, "fail", {}, "wait_for_feature_step"),
     "sensor_timeout": (None, "hang", {"step_timeout_seconds": 2}, "wait_for_feature_step"),
@@ -376,18 +392,44 @@ def test_fault_matrix_terminates_cluster_and_fails_run(
 
 
 @pytest.mark.slow
-def test_create_failure_retried_terminates_every_cluster_of_the_run(
+def test_create_retry_reuses_the_run_cluster_instead_of_paying_for_another(
     emr_dag, moto_aws, sample_dataset, monkeypatch
 ):
-    """Both attempts of a failing create leave a cluster; terminate finds both by tag."""
+    """The first attempt fails after EMR accepted the cluster (its id never reached XCom):
+    the retry finds the run's cluster by tag and reuses it, the run succeeds, one cluster."""
     _raise_after_create(monkeypatch)
     with FakeEmrJob("complete"):
         state, tasks = run_dag(emr_dag, dataset_dir=str(sample_dataset), **FAST)
     clusters = clusters_by_state()
-    assert state == "failed"
-    assert tasks["create_emr_cluster"] == "failed"
-    assert len(clusters) == 2, clusters  # retries=1: two attempts, two clusters
+    assert state == "success", tasks
+    assert tasks["create_emr_cluster"] == "success"
+    assert len(clusters) == 1, clusters
     assert set(clusters.values()) == {"TERMINATED"}
+
+
+@pytest.mark.slow
+def test_add_step_retry_does_not_add_the_step_twice(emr_dag, moto_aws, sample_dataset, monkeypatch):
+    """The first attempt's step reached EMR but the task failed: the retry reuses it."""
+    from airflow.providers.amazon.aws.hooks.emr import EmrHook
+
+    original = EmrHook.add_job_flow_steps
+    calls = []
+
+    def add_then_fail_once(self, **kwargs):
+        step_ids = original(self, **kwargs)
+        calls.append(step_ids)
+        if len(calls) == 1:
+            raise RuntimeError("injected: add step failed after EMR accepted the step")
+        return step_ids
+
+    monkeypatch.setattr(EmrHook, "add_job_flow_steps", add_then_fail_once)
+    with FakeEmrJob("complete"):
+        state, tasks = run_dag(emr_dag, dataset_dir=str(sample_dataset), **FAST)
+    assert state == "success", tasks
+    assert len(calls) == 1, "the retry added the step again"
+    (cluster,) = _moto_clusters()
+    assert len(cluster.steps) == 1
+    assert clusters_by_state() == {cluster.id: "TERMINATED"}
 
 
 # ---------------------------------------------------------------------------- bad Params
