@@ -141,6 +141,12 @@ def _worker_model(image_size: int, weights: Broadcast, weights_id: int, threads:
     key = (image_size, weights_id)
     if key != _WORKER_MODEL_KEY:
         configure_tf_threads(threads)
+        if _WORKER_MODEL is not None:
+            import keras
+
+            # A reused worker serving a new job: free the previous job's graph first.
+            _WORKER_MODEL = None
+            keras.backend.clear_session()
         model = build_model(image_size, None)
         model.set_weights(weights.value)
         _WORKER_MODEL, _WORKER_MODEL_KEY = model, key

@@ -40,6 +40,8 @@ def build_session(
         # spark_jobs.features is built once per worker, not once per task.
         "spark.python.worker.reuse": "true",
         "spark.sql.execution.pyspark.udf.simplifiedTraceback.enabled": "true",
+        # TensorFlow's C++ info lines (oneDNN, CPU features) would fill every task's log.
+        "spark.executorEnv.TF_CPP_MIN_LOG_LEVEL": "2",
     }
     package_root = _package_root_if_not_zipped()
     if package_root is not None:

@@ -215,8 +215,11 @@ def test_failed_run_exits_non_zero_and_names_the_failed_tasks(
     assert "run manual__x ended failed (run_feature_job=failed)" in err
 
 
-def test_conf_carries_the_choices_to_the_dag(sample_dataset, monkeypatch, restore_environ):
+def test_conf_carries_the_choices_to_the_dag(
+    sample_dataset, monkeypatch, restore_environ, tmp_path
+):
     seen = {}
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # no cached ImageNet file: "none"
     monkeypatch.setattr(local_run, "migrate_db", lambda env: None)
 
     def fake_run(conf):

@@ -36,7 +36,8 @@ def _submit(package, workdir: Path, *job_args: str) -> subprocess.CompletedProce
     )
 
 
-def test_spark_submit_runs_the_zipped_package(bad_dataset, tmp_path):
+def test_spark_submit_runs_the_zipped_package(packed_bad_dataset, tmp_path):
+    # The packed input, as the EMR pipeline uploads it.
     package = build_job_package(tmp_path / "package")
     workdir = tmp_path / "cwd"
     workdir.mkdir()
@@ -49,14 +50,16 @@ def test_spark_submit_runs_the_zipped_package(bad_dataset, tmp_path):
     out = tmp_path / "results"
     proc = _submit(
         package, workdir,
-        "--input", str(bad_dataset), "--output", str(out), "--run-id", "submitted",
+        "--input", str(packed_bad_dataset), "--output", str(out), "--run-id", "submitted",
         "--weights", "none", "--image-size", str(TEST_IMAGE_SIZE), "--pca-k", "4",
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    # spark-submit merges the Python driver's stderr into its stdout.
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     run_dir = out / "submitted"
     assert (run_dir / "_SUCCESS").exists()
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["counts"]["bad_files"] == len(EXPECTED_BAD)
     assert metrics["pca"]["k"] == 4
+    assert metrics["input_format"] == "packed"
     assert metrics["spark"]["master"] == "local[2]"
     assert list((run_dir / "features").glob("*.parquet"))
