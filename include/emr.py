@@ -33,7 +33,7 @@ from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.config import PROJECT_TAG, PipelineConfig, load_config
-from include.job_args import JobSettings, build_job_arguments
+from include.job_args import JobSettings, build_job_arguments, safe_run_id
 from include.staging import dataset_key_prefix
 
 if TYPE_CHECKING:
@@ -56,14 +56,6 @@ _SECRET_PATTERNS = (
         r"(?i)(aws_secret_access_key|aws_session_token|secret|password|token)(\s*[=:]\s*)\S+"
     ),
 )
-
-
-def safe_run_id(run_id: str) -> str:
-    """``run_id`` reduced to characters that are safe in S3 keys, paths and EMR names."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).strip("._-")
-    if not cleaned:
-        raise ValueError(f"run id {run_id!r} has no usable characters")
-    return cleaned[:200]
 
 
 def run_tags(*, dag_id: str, run_id: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -6,6 +6,7 @@ on the Airflow side that spells its flags, so the EMR and local DAGs cannot drif
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -90,8 +91,6 @@ def safe_run_id(run_id: str) -> str:
 
     ``manual__2026-01-01T10:00:00+00:00`` -> ``manual__2026-01-01T10_00_00_00_00``.
     """
-    import re
-
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).strip("._-")
     if not cleaned:
         raise ValueError(f"run id {run_id!r} has no usable characters for a folder name")

@@ -16,9 +16,9 @@ from include.emr import (
     describe_step_failure,
     find_clusters,
     redact,
-    safe_run_id,
     step_stderr_uri,
 )
+from include.job_args import safe_run_id
 from include.params import emr_settings_from_params
 
 RUN_ID = "manual__2026-01-02T03:04:05.678+00:00"
@@ -139,12 +139,6 @@ def test_local_weights_file_is_uploaded_and_passed_as_s3_uri(config):
     assert plan["weights_key"] == "p/runs/r1/code/weights/mobilenet.h5"
     args = plan["steps"][0]["HadoopJarStep"]["Args"]
     assert args[args.index("--weights") + 1] == "s3://b/p/runs/r1/code/weights/mobilenet.h5"
-
-
-def test_safe_run_id():
-    assert safe_run_id("manual__2026-01-02T03:04:05+00:00") == "manual__2026-01-02T03_04_05_00_00"
-    with pytest.raises(ValueError, match="no usable characters"):
-        safe_run_id("::")
 
 
 def test_redact_masks_keys_and_secrets():

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from include.job_args import JobSettings, build_job_arguments
+from include.job_args import JobSettings, build_job_arguments, safe_run_id
 
 
 def _flags(args: list[str]) -> dict[str, str]:
@@ -63,3 +63,11 @@ def test_full_mode_drops_sample_caps_and_uses_fixed_k():
 def test_invalid_settings_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         JobSettings(**kwargs)
+
+
+def test_safe_run_id_is_one_path_segment():
+    assert safe_run_id("manual__2026-01-02T03:04:05+00:00") == "manual__2026-01-02T03_04_05_00_00"
+    assert safe_run_id("a/../b c") == "a_.._b_c"
+    assert len(safe_run_id("x" * 500)) == 200
+    with pytest.raises(ValueError, match="no usable characters"):
+        safe_run_id("::")
