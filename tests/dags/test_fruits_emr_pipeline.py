@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import gzip
-import io
 import json
 import threading
 import time
@@ -26,6 +25,8 @@ from typing import Any
 
 import boto3
 import pytest
+
+from tests.emr_fakes import moto_clusters, step_arg, write_job_outputs
 
 REGION = "eu-west-1"
 BUCKET = "fruits-test-bucket"
@@ -44,70 +45,6 @@ STDERR_TEXT = (
     "ValueError: zero valid images under s3://fruits-test-bucket/fruits/datasets/x\n"
     "aws_secret_access_key=abcdefSECRET123\n"
 )
-
-
-def _moto_clusters() -> list[Any]:
-    """Every cluster in moto's EMR backend. A moto *server* may file requests signed for
-    eu-west-1 under another region (it reads the region from the request), so all regions
-    are searched."""
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.emr.models import emr_backends
-
-    return [c for b in emr_backends[DEFAULT_ACCOUNT_ID].values() for c in list(b.clusters.values())]
-
-
-def _arg(args: list[str], flag: str) -> str:
-    return args[args.index(flag) + 1]
-
-
-def write_job_outputs(s3: Any, output: str, run_id: str, *, success: bool = True) -> str:
-    """Write what the Spark job writes under ``<output>/<run_id>/``; return that prefix."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    bucket, _, base = output.removeprefix("s3://").partition("/")
-    prefix = f"{base.rstrip('/')}/{run_id}"
-    metrics = {
-        "run_id": run_id,
-        "mode": "mini",
-        "input": "s3://x/",
-        "output": output,
-        "weights": {"source": "none", "meaningful": False, "note": "random init"},
-        "counts": {
-            "total_files": 4,
-            "valid_images": 4,
-            "bad_files": 0,
-            "by_label": {"Kiwi": 2, "Lemon": 2},
-            "by_split": {"Training": 4},
-            "by_split_label": {"Training": {"Kiwi": 2, "Lemon": 2}},
-        },
-        "bad_files": [],
-        "pca": {
-            "k": 2,
-            "target_variance": 0.95,
-            "fixed_k": None,
-            "explained_variance": [0.7, 0.3],
-            "cumulative_variance": [0.7, 1.0],
-            "variance_at_k": 1.0,
-        },
-        "timings_s": {"read": 1.0, "featurize": 2.0, "pca": 0.5, "write": 0.2, "total": 3.7},
-    }
-    table = pa.table(
-        {
-            "path": [f"Training/{lab}/{i}.jpg" for lab in ("Kiwi", "Lemon") for i in range(2)],
-            "split": ["Training"] * 4,
-            "label": ["Kiwi", "Kiwi", "Lemon", "Lemon"],
-            "pca": [[1.0, 0.5], [1.1, 0.4], [-1.0, 0.2], [-0.9, 0.1]],
-        }
-    )
-    sink = io.BytesIO()
-    pq.write_table(table, sink)
-    s3.put_object(Bucket=bucket, Key=f"{prefix}/pca/part-00000.parquet", Body=sink.getvalue())
-    s3.put_object(Bucket=bucket, Key=f"{prefix}/features/part-00000.parquet", Body=b"PAR1")
-    s3.put_object(Bucket=bucket, Key=f"{prefix}/metrics.json", Body=json.dumps(metrics))
-    if success:
-        s3.put_object(Bucket=bucket, Key=f"{prefix}/_SUCCESS", Body=b"")
-    return prefix
 
 
 class FakeEmrJob:
@@ -136,7 +73,7 @@ class FakeEmrJob:
         s3 = boto3.client("s3", region_name=REGION, endpoint_url=self.endpoint_url)
         while not self._stop.is_set():
             try:
-                for cluster in _moto_clusters():
+                for cluster in moto_clusters():
                     for step in list(cluster.steps):
                         if step.state == "RUNNING" and self.scenario != "hang":
                             self._finish(s3, cluster, step)
@@ -156,8 +93,8 @@ class FakeEmrJob:
             return
         write_job_outputs(
             s3,
-            _arg(args, "--output"),
-            _arg(args, "--run-id"),
+            step_arg(args, "--output"),
+            step_arg(args, "--run-id"),
             success=self.scenario != "no_success_marker",
         )
         step.state = "COMPLETED"
@@ -269,7 +206,8 @@ def test_happy_path_uploads_creates_downloads_and_terminates(
     assert entry.removeprefix(f"s3://{BUCKET}/") in keys  # the step runs the uploaded script
     layout = "packed" if pack else "images"
     assert (
-        _arg(args, "--input") == f"s3://{BUCKET}/{PREFIX}/datasets/{sample_dataset.name}/{layout}/"
+        step_arg(args, "--input")
+        == f"s3://{BUCKET}/{PREFIX}/datasets/{sample_dataset.name}/{layout}/"
     )
     assert all(
         k.startswith(f"{PREFIX}/datasets/{sample_dataset.name}/{layout}/") for k in dataset_keys
@@ -280,7 +218,7 @@ def test_happy_path_uploads_creates_downloads_and_terminates(
         assert len(dataset_keys) == sum(1 for p in sample_dataset.rglob("*") if p.is_file())
 
     (run_dir,) = [p for p in aws_env.iterdir() if p.is_dir()]
-    assert run_dir.name == _arg(args, "--run-id")
+    assert run_dir.name == step_arg(args, "--run-id")
     assert json.loads((run_dir / "metrics.json").read_text())["pca"]["k"] == 2
     assert (run_dir / "pca" / "part-00000.parquet").is_file()
     assert not (run_dir / "features").exists()  # optional, off by default
@@ -329,7 +267,7 @@ def _cluster_fails_to_start(monkeypatch):
 
     def create_broken(self, overrides):
         response = original(self, overrides)
-        for cluster in _moto_clusters():
+        for cluster in moto_clusters():
             if cluster.id == response["JobFlowId"]:
                 cluster.state = "TERMINATED_WITH_ERRORS"
         return response
@@ -427,7 +365,7 @@ def test_add_step_retry_does_not_add_the_step_twice(emr_dag, moto_aws, sample_da
         state, tasks = run_dag(emr_dag, dataset_dir=str(sample_dataset), **FAST)
     assert state == "success", tasks
     assert len(calls) == 1, "the retry added the step again"
-    (cluster,) = _moto_clusters()
+    (cluster,) = moto_clusters()
     assert len(cluster.steps) == 1
     assert clusters_by_state() == {cluster.id: "TERMINATED"}
 

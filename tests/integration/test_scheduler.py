@@ -15,7 +15,6 @@ that none is left.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import shutil
@@ -33,13 +32,14 @@ from typing import Any
 
 import pytest
 
+from tests.emr_fakes import moto_clusters, step_arg, write_job_outputs
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "fruits_emr_pipeline"
 BUCKET = "fruits-integration-bucket"
 REGION = "eu-west-1"
-ACCOUNT = "123456789012"  # moto's default account
 STARTUP_TIMEOUT_S = 90
 RUN_TIMEOUT_S = 180
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -268,69 +268,13 @@ def stack(tmp_path_factory, sample_dataset) -> Iterator[Stack]:
         assert not survivors, f"processes left behind: {survivors}"
 
 
-def _fake_job_outputs(s3: Any, output_uri: str, run_id: str) -> str:
-    """What the Spark job writes: metrics.json, pca/ parquet, then _SUCCESS last."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    bucket, _, base = output_uri.removeprefix("s3://").partition("/")
-    prefix = f"{base.rstrip('/')}/{run_id}"
-    labels = ["Apple Red 1", "Banana", "Kiwi"]
-    table = pa.table(
-        {
-            "path": [f"Training/{lab}/{i}_100.jpg" for lab in labels for i in range(3)],
-            "split": ["Training"] * 9,
-            "label": [lab for lab in labels for _ in range(3)],
-            "pca": [[float(j), float(i)] for j, _ in enumerate(labels) for i in range(3)],
-        }
-    )
-    buf = io.BytesIO()
-    pq.write_table(table, buf)
-    metrics = {
-        "run_id": run_id,
-        "mode": "mini",
-        "weights": {"source": "none", "meaningful": False, "note": "integration test"},
-        "counts": {
-            "total_files": 9,
-            "valid_images": 9,
-            "bad_files": 0,
-            "by_label": dict.fromkeys(labels, 3),
-            "by_split": {"Training": 9},
-            "by_split_label": {"Training": dict.fromkeys(labels, 3)},
-        },
-        "bad_files": [],
-        "pca": {
-            "k": 2,
-            "target_variance": 0.95,
-            "fixed_k": None,
-            "explained_variance": [0.7, 0.3],
-            "cumulative_variance": [0.7, 1.0],
-            "variance_at_k": 1.0,
-        },
-        "timings_s": {"read": 1.0, "featurize": 2.0, "pca": 1.0, "write": 1.0, "total": 5.0},
-        "throughput": {"images_per_s_featurize": 4.5, "images_per_s_end_to_end": 1.8, "cores": 4},
-    }
-    s3.put_object(Bucket=bucket, Key=f"{prefix}/pca/part-00000.parquet", Body=buf.getvalue())
-    s3.put_object(Bucket=bucket, Key=f"{prefix}/metrics.json", Body=json.dumps(metrics).encode())
-    s3.put_object(Bucket=bucket, Key=f"{prefix}/_SUCCESS", Body=b"")
-    return prefix
-
-
-def _arg(args: list[str], flag: str) -> str:
-    return args[args.index(flag) + 1]
-
-
 def _complete_running_step(s3: Any) -> dict[str, str] | None:
     """Play the cluster: when the step runs, write its outputs and mark it COMPLETED."""
-    from moto.emr.models import emr_backends
-
-    # Every region: moto's server may file a request signed for eu-west-1 under another one.
-    clusters = [c for backend in emr_backends[ACCOUNT].values() for c in backend.clusters.values()]
-    for cluster in clusters:
+    for cluster in moto_clusters():
         for step in cluster.steps:
             if step.state == "RUNNING":
-                output, run_id = _arg(step.args, "--output"), _arg(step.args, "--run-id")
-                prefix = _fake_job_outputs(s3, output, run_id)
+                output, run_id = step_arg(step.args, "--output"), step_arg(step.args, "--run-id")
+                prefix = write_job_outputs(s3, output, run_id)
                 step.state = "COMPLETED"
                 return {"cluster_id": cluster.id, "run_key": run_id, "prefix": prefix}
     return None

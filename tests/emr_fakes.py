@@ -1,0 +1,77 @@
+"""Fakes shared by the EMR tests: moto never runs a step, so the tests play EMR's part.
+
+``moto_clusters`` reaches moto's EMR backend (in-process or a ThreadedMotoServer in this
+process); ``write_job_outputs`` writes what the Spark job writes under ``<output>/<run_id>/``
+(pca/ parquet, metrics.json, then ``_SUCCESS``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+
+def moto_clusters() -> list[Any]:
+    """Every cluster in moto's EMR backend. A moto *server* may file requests signed for
+    eu-west-1 under another region (it reads the region from the request), so all regions
+    are searched."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.emr.models import emr_backends
+
+    return [c for b in emr_backends[DEFAULT_ACCOUNT_ID].values() for c in list(b.clusters.values())]
+
+
+def step_arg(args: list[str], flag: str) -> str:
+    return args[args.index(flag) + 1]
+
+
+def write_job_outputs(s3: Any, output: str, run_id: str, *, success: bool = True) -> str:
+    """Write what the Spark job writes under ``<output>/<run_id>/``; return that prefix."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    bucket, _, base = output.removeprefix("s3://").partition("/")
+    prefix = f"{base.rstrip('/')}/{run_id}"
+    metrics = {
+        "run_id": run_id,
+        "mode": "mini",
+        "input": "s3://x/",
+        "output": output,
+        "weights": {"source": "none", "meaningful": False, "note": "random init"},
+        "counts": {
+            "total_files": 4,
+            "valid_images": 4,
+            "bad_files": 0,
+            "by_label": {"Kiwi": 2, "Lemon": 2},
+            "by_split": {"Training": 4},
+            "by_split_label": {"Training": {"Kiwi": 2, "Lemon": 2}},
+        },
+        "bad_files": [],
+        "pca": {
+            "k": 2,
+            "target_variance": 0.95,
+            "fixed_k": None,
+            "explained_variance": [0.7, 0.3],
+            "cumulative_variance": [0.7, 1.0],
+            "variance_at_k": 1.0,
+        },
+        "timings_s": {"read": 1.0, "featurize": 2.0, "pca": 0.5, "write": 0.2, "total": 3.7},
+        "throughput": {"images_per_s_featurize": 2.0, "images_per_s_end_to_end": 1.1, "cores": 4},
+    }
+    table = pa.table(
+        {
+            "path": [f"Training/{lab}/{i}.jpg" for lab in ("Kiwi", "Lemon") for i in range(2)],
+            "split": ["Training"] * 4,
+            "label": ["Kiwi", "Kiwi", "Lemon", "Lemon"],
+            "pca": [[1.0, 0.5], [1.1, 0.4], [-1.0, 0.2], [-0.9, 0.1]],
+        }
+    )
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/pca/part-00000.parquet", Body=sink.getvalue())
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/features/part-00000.parquet", Body=b"PAR1")
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/metrics.json", Body=json.dumps(metrics))
+    if success:
+        s3.put_object(Bucket=bucket, Key=f"{prefix}/_SUCCESS", Body=b"")
+    return prefix
