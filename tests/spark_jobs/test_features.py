@@ -125,3 +125,12 @@ def test_imagenet_offline_fails_with_advice_and_no_fallback(spark, monkeypatch):
 def test_export_weights_requires_keras_suffix(tmp_path):
     with pytest.raises(ValueError, match=r"\.weights\.h5"):
         feat.export_weights(tmp_path / "weights.bin")
+
+
+def test_weights_digest_identifies_the_weights(tiny_model):
+    weights = tiny_model.get_weights()
+    digest = feat.weights_digest(weights)
+    assert digest == feat.weights_digest([w.copy() for w in weights])
+    changed = [w.copy() for w in weights]
+    changed[-1][0] += 1.0
+    assert feat.weights_digest(changed) != digest
