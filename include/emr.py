@@ -20,7 +20,7 @@ import gzip
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -564,7 +564,7 @@ def download_results(plan: Mapping[str, Any], *, cluster_id: str | None) -> str:
     marker, ``metrics.json`` or PCA parquet. Downloads into a sibling ``.partial`` folder
     and swaps it in at the end, so a rerun replaces the folder and a failed download leaves
     no half-written one. Also saves ``cluster.json`` (``describe_cluster`` Cluster +
-    ``list_instance_groups`` InstanceGroups) for the cost section of the report.
+    ``list_instance_groups`` InstanceGroups + ``CapturedAt``) for the report's cost section.
     """
     import json
     import shutil
@@ -608,6 +608,9 @@ def download_results(plan: Mapping[str, Any], *, cluster_id: str | None) -> str:
         cluster = {
             "Cluster": emr.describe_cluster(ClusterId=cluster_id)["Cluster"],
             "InstanceGroups": emr.list_instance_groups(ClusterId=cluster_id)["InstanceGroups"],
+            # The cluster is being terminated now (the step is over): the report counts its
+            # instance-hours up to this moment, not up to whenever the report is built.
+            "CapturedAt": datetime.now(UTC).isoformat(),
         }
         (partial / "cluster.json").write_text(json.dumps(cluster, indent=2, default=str))
     shutil.rmtree(final, ignore_errors=True)

@@ -88,8 +88,9 @@ def load_pca_points(run_dir: Path, *, max_points: int = MAX_SCATTER_POINTS) -> d
 def load_cluster_cost(cluster_json: Path) -> dict[str, Any]:
     """Instance-hours and estimated cost of the EMR cluster described in ``cluster_json``.
 
-    The file holds ``describe_cluster()["Cluster"]`` under ``"Cluster"`` and
-    ``list_instance_groups()["InstanceGroups"]`` under ``"InstanceGroups"``.
+    The file holds ``describe_cluster()["Cluster"]`` under ``"Cluster"``,
+    ``list_instance_groups()["InstanceGroups"]`` under ``"InstanceGroups"`` and, optionally,
+    the ISO time it was captured under ``"CapturedAt"``.
     """
     from include.costs import cluster_cost_summary
 
@@ -101,7 +102,9 @@ def load_cluster_cost(cluster_json: Path) -> dict[str, Any]:
     groups = saved.get("InstanceGroups") or saved.get("instance_groups") or []
     if not isinstance(cluster, dict):
         raise ReportError(f"{cluster_json} has no 'Cluster' object (describe_cluster output)")
-    return cluster_cost_summary(cluster, groups)
+    # A cluster still running when it was described (the download runs while it is being
+    # terminated) is costed up to that moment, not up to whenever the report is rebuilt.
+    return cluster_cost_summary(cluster, groups, now=saved.get("CapturedAt"))
 
 
 # ----------------------------------------------------------------------------- plots

@@ -225,10 +225,16 @@ def test_corrupt_metrics_is_a_clear_error(tmp_path):
         build_report(run_dir)
 
 
-def _cluster_json(path: Path, *, instance_type: str = "m5.xlarge") -> Path:
+def _cluster_json(
+    path: Path, *, instance_type: str = "m5.xlarge", running_captured_after_h: float | None = None
+) -> Path:
     created = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
     ended = created + timedelta(hours=2)
     timeline = {"CreationDateTime": str(created), "EndDateTime": str(ended)}
+    extra = {}
+    if running_captured_after_h is not None:  # described while still running (no end time)
+        timeline = {"CreationDateTime": str(created)}
+        extra = {"CapturedAt": (created + timedelta(hours=running_captured_after_h)).isoformat()}
     saved = {
         "Cluster": {
             "Id": "j-TEST123",
@@ -256,6 +262,7 @@ def _cluster_json(path: Path, *, instance_type: str = "m5.xlarge") -> Path:
                 "Status": {"Timeline": timeline},
             },
         ],
+        **extra,
     }
     path.write_text(json.dumps(saved, default=str))
     return path
@@ -272,6 +279,17 @@ def test_emr_run_reports_instance_hours_and_cost(tmp_path):
     assert "j-TEST123" in html
     assert "6.000" in html
     assert "$1.57" in html
+
+
+def test_running_cluster_is_costed_up_to_its_capture_not_to_report_time(tmp_path):
+    run_dir = _run_dir(tmp_path)
+    cluster = _cluster_json(tmp_path / "cluster.json", running_captured_after_h=1.0)
+
+    html = build_report(run_dir, cluster_json=cluster).read_text()
+
+    # 3 instances x 1 h (captured 1 h after creation, in 2026-01, long before today)
+    assert "3.000" in html
+    assert "$0.79" in html
 
 
 def test_cluster_json_inside_the_run_folder_is_found(tmp_path):
