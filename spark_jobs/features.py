@@ -19,6 +19,7 @@ import hashlib
 import io
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,7 +105,12 @@ def load_weights(
             local = Path(tmp) / Path(source.rstrip("/")).name
             try:
                 copy_to_local(spark, qualify(source), local)
-                model.load_weights(str(local))
+                with warnings.catch_warnings():
+                    # Keras only *warns* when parts of a file match no layer ("affected layers
+                    # will retain their freshly-initialized weights"): a partial load would
+                    # give silently half-random features, so it fails like a wrong file.
+                    warnings.filterwarnings("error", message=".*freshly-initialized.*")
+                    model.load_weights(str(local))
             except Exception as exc:
                 raise WeightsError(
                     f"could not load MobileNetV2 weights from {source}: {exc}. Expected a "

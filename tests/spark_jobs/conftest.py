@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import shutil
 from pathlib import Path
 
@@ -43,6 +44,8 @@ def spark():
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+    # py4j logs from __del__ at interpreter exit, after pytest closed the log streams.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
 def _jpeg_bytes(img) -> bytes:

@@ -106,6 +106,30 @@ def test_wrong_weights_file_fails_clearly(spark, tmp_path):
         feat.load_weights(spark, str(path), TEST_IMAGE_SIZE)
 
 
+def test_partially_loaded_weights_file_fails_instead_of_keeping_random_layers(
+    spark, tmp_path, monkeypatch
+):
+    """Keras only warns when parts of a file match no layer; the job must refuse it."""
+    import warnings
+
+    import keras
+
+    path = tmp_path / "mobilenet.weights.h5"
+    feat.build_model(TEST_IMAGE_SIZE, None).save_weights(str(path))
+
+    def partial_load(self, filepath, *args, **kwargs):
+        warnings.warn(
+            "Skipping nested container at 'x': no matching group found in the saved file. "
+            "Affected layers will retain their freshly-initialized weights.",
+            UserWarning,
+            stacklevel=2,
+        )
+
+    monkeypatch.setattr(keras.Model, "load_weights", partial_load)
+    with pytest.raises(feat.WeightsError, match="could not load MobileNetV2 weights"):
+        feat.load_weights(spark, str(path), TEST_IMAGE_SIZE)
+
+
 def test_imagenet_offline_fails_with_advice_and_no_fallback(spark, monkeypatch):
     def offline(url, *args, **kwargs):
         raise OSError(
