@@ -1,14 +1,17 @@
 """Fakes shared by the EMR tests: moto never runs a step, so the tests play EMR's part.
 
-``moto_clusters`` reaches moto's EMR backend (in-process or a ThreadedMotoServer in this
-process); ``write_job_outputs`` writes what the Spark job writes under ``<output>/<run_id>/``
-(pca/ parquet, metrics.json, then ``_SUCCESS``).
+``start_cluster`` starts a WAITING cluster through the EMR API and ``age_cluster`` back-dates
+it in moto's backend; ``moto_clusters`` reaches that backend (in-process or a
+ThreadedMotoServer in this process); ``write_job_outputs`` writes what the Spark job writes
+under ``<output>/<run_id>/`` (pca/ parquet, metrics.json, then ``_SUCCESS``).
 """
 
 from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 
@@ -75,3 +78,34 @@ def write_job_outputs(s3: Any, output: str, run_id: str, *, success: bool = True
     if success:
         s3.put_object(Bucket=bucket, Key=f"{prefix}/_SUCCESS", Body=b"")
     return prefix
+
+
+def start_cluster(
+    emr: Any,
+    *,
+    tags: Mapping[str, str] | None = None,
+    name: str = "fruits-run",
+    core: tuple[str, int] | None = None,
+) -> str:
+    """A WAITING cluster: 1 m5.xlarge master (+ ``core`` = (instance type, count) nodes)."""
+    groups = [{"InstanceRole": "MASTER", "InstanceType": "m5.xlarge", "InstanceCount": 1}]
+    if core:
+        groups.append({"InstanceRole": "CORE", "InstanceType": core[0], "InstanceCount": core[1]})
+    return emr.run_job_flow(
+        Name=name,
+        ReleaseLabel="emr-7.12.0",
+        Instances={"InstanceGroups": groups, "KeepJobFlowAliveWhenNoSteps": True},
+        JobFlowRole="EMR_EC2_DefaultRole",
+        ServiceRole="EMR_DefaultRole",
+        Tags=[{"Key": key, "Value": value} for key, value in (tags or {}).items()],
+    )["JobFlowId"]
+
+
+def age_cluster(cluster_id: str, hours: float) -> None:
+    """Pretend the cluster (and its instance groups) started ``hours`` ago (moto's backend)."""
+    (cluster,) = [c for c in moto_clusters() if c.id == cluster_id]
+    # moto keeps naive UTC datetimes (and compares them with naive ones in list_clusters).
+    started = (datetime.now(UTC) - timedelta(hours=hours)).replace(tzinfo=None)
+    cluster.creation_datetime = started
+    for group in cluster.instance_groups:
+        group.creation_date_time = started

@@ -2,38 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import boto3
 import pytest
 
 from include.config import PROJECT_TAG
+from tests.emr_fakes import age_cluster, start_cluster
 
 REGION = "eu-west-1"
 DAG_ID = "fruits_emr_sweeper"
 
 
 def _create_cluster(emr, name: str, tags: dict[str, str], *, age_hours: float) -> str:
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.emr.models import emr_backends
-
-    cluster_id = emr.run_job_flow(
-        Name=name,
-        ReleaseLabel="emr-7.12.0",
-        Instances={
-            "InstanceGroups": [
-                {"InstanceRole": "MASTER", "InstanceType": "m5.xlarge", "InstanceCount": 1}
-            ],
-            "KeepJobFlowAliveWhenNoSteps": True,
-        },
-        JobFlowRole="EMR_EC2_DefaultRole",
-        ServiceRole="EMR_DefaultRole",
-        Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
-    )["JobFlowId"]
-    # moto stamps "now"; age the cluster in the backend, as EMR time would.
-    cluster = emr_backends[DEFAULT_ACCOUNT_ID][REGION].clusters[cluster_id]
-    # moto keeps naive UTC datetimes.
-    cluster.creation_datetime = datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=age_hours)
+    cluster_id = start_cluster(emr, tags=tags, name=name)
+    age_cluster(cluster_id, age_hours)  # moto stamps "now"; EMR time would have passed
     return cluster_id
 
 

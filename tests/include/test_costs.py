@@ -11,6 +11,7 @@ from moto import mock_aws
 
 from include import costs
 from include.config import PRICE_TABLE_USD_PER_HOUR
+from tests.emr_fakes import start_cluster
 
 NOW = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 
@@ -129,19 +130,7 @@ def test_summary_from_moto_describe_cluster_shapes():
     """The same summary from the real boto3 shapes, live and after the cluster.json round trip."""
     with mock_aws():
         emr = boto3.client("emr", region_name="eu-west-1")
-        cluster_id = emr.run_job_flow(
-            Name="fruits",
-            ReleaseLabel="emr-7.12.0",
-            Instances={
-                "InstanceGroups": [
-                    {"InstanceRole": "MASTER", "InstanceType": "m5.xlarge", "InstanceCount": 1},
-                    {"InstanceRole": "CORE", "InstanceType": "m5.2xlarge", "InstanceCount": 2},
-                ],
-                "KeepJobFlowAliveWhenNoSteps": True,
-            },
-            JobFlowRole="EMR_EC2_DefaultRole",
-            ServiceRole="EMR_DefaultRole",
-        )["JobFlowId"]
+        cluster_id = start_cluster(emr, name="fruits", core=("m5.2xlarge", 2))
         described = emr.describe_cluster(ClusterId=cluster_id)["Cluster"]
         groups = emr.list_instance_groups(ClusterId=cluster_id)["InstanceGroups"]
     created = described["Status"]["Timeline"]["CreationDateTime"]

@@ -20,6 +20,7 @@ from include.emr import (
 )
 from include.job_args import safe_run_id
 from include.params import emr_settings_from_params
+from tests.emr_fakes import start_cluster
 
 RUN_ID = "manual__2026-01-02T03:04:05.678+00:00"
 REGION = "eu-west-1"
@@ -157,19 +158,7 @@ def moto_emr():
 
 
 def _cluster(emr, tags):
-    return emr.run_job_flow(
-        Name="c",
-        ReleaseLabel="emr-7.12.0",
-        Instances={
-            "InstanceGroups": [
-                {"InstanceRole": "MASTER", "InstanceType": "m5.xlarge", "InstanceCount": 1}
-            ],
-            "KeepJobFlowAliveWhenNoSteps": True,
-        },
-        JobFlowRole="r",
-        ServiceRole="s",
-        Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
-    )["JobFlowId"]
+    return start_cluster(emr, tags=tags, name="c")
 
 
 def test_find_clusters_matches_every_tag_and_live_states_only(moto_emr):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
@@ -14,6 +13,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 
 from include.config import PROJECT_TAG
 from include.infra.cli import main
+from tests import emr_fakes
 
 REGION = "eu-west-1"
 ACCOUNT_ID = DEFAULT_ACCOUNT_ID
@@ -105,33 +105,8 @@ def emr():
 
 def start_cluster(emr, *, project: bool = True, name: str = "fruits-run") -> str:
     """A WAITING cluster with 1 m5.xlarge master + 2 m5.2xlarge core nodes."""
-    tags = [{"Key": "Project", "Value": PROJECT_TAG if project else "someone-else"}]
-    return emr.run_job_flow(
-        Name=name,
-        ReleaseLabel="emr-7.12.0",
-        Instances={
-            "InstanceGroups": [
-                {"InstanceRole": "MASTER", "InstanceType": "m5.xlarge", "InstanceCount": 1},
-                {"InstanceRole": "CORE", "InstanceType": "m5.2xlarge", "InstanceCount": 2},
-            ],
-            "KeepJobFlowAliveWhenNoSteps": True,
-        },
-        JobFlowRole="EMR_EC2_DefaultRole",
-        ServiceRole="EMR_DefaultRole",
-        Tags=tags,
-    )["JobFlowId"]
-
-
-def age_cluster(cluster_id: str, hours: float) -> None:
-    """Pretend the cluster (and its instance groups) started ``hours`` ago (moto's backend)."""
-    from moto.emr.models import emr_backends
-
-    cluster = emr_backends[ACCOUNT_ID][REGION].clusters[cluster_id]
-    # moto keeps naive UTC datetimes (and compares them with naive ones in list_clusters).
-    started = (datetime.now(UTC) - timedelta(hours=hours)).replace(tzinfo=None)
-    cluster.creation_datetime = started
-    for group in cluster.instance_groups:
-        group.creation_date_time = started
+    tags = {"Project": PROJECT_TAG if project else "someone-else"}
+    return emr_fakes.start_cluster(emr, tags=tags, name=name, core=("m5.2xlarge", 2))
 
 
 def cluster_state(emr, cluster_id: str) -> str:

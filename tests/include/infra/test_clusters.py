@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tests.include.infra.conftest import age_cluster, cluster_state, start_cluster
+from tests.emr_fakes import age_cluster
+from tests.include.infra.conftest import cluster_state, start_cluster
 
 # 1 x m5.xlarge (0.214 + 0.048) + 2 x m5.2xlarge (0.428 + 0.096) per hour, config's table.
 HOURLY_USD = 0.262 + 2 * 0.524
