@@ -29,10 +29,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pendulum
 from airflow.sdk import TriggerRule, chain, dag, task
 
-from include.config import emr_schedule
+from include.config import DAG_START_DATE, dag_default_args, emr_schedule
 from include.emr import (
     EmrAddStepOnceOperator,
     EmrCreateClusterOperator,
@@ -41,20 +40,14 @@ from include.emr import (
 )
 from include.params import emr_params
 
-DEFAULT_ARGS = {
-    "owner": "fruits-data-team",
-    "retries": 1,
-    "retry_delay": timedelta(minutes=2),
-}
-
 
 @dag(
     dag_id="fruits_emr_pipeline",
     schedule=emr_schedule(),
-    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    start_date=DAG_START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    default_args=dag_default_args(retry_delay=timedelta(minutes=2)),
     params=emr_params(),
     tags=["fruits", "emr", "spark", "features"],
     doc_md=__doc__,

@@ -20,19 +20,18 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pendulum
 from airflow.sdk import Param, chain, dag, task
 
-from include.config import sweeper_schedule
+from include.config import DAG_START_DATE, dag_default_args, sweeper_schedule
 
 
 @dag(
     dag_id="fruits_emr_sweeper",
     schedule=sweeper_schedule(),
-    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    start_date=DAG_START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "fruits-data-team", "retries": 1, "retry_delay": timedelta(minutes=5)},
+    default_args=dag_default_args(retry_delay=timedelta(minutes=5)),
     params={
         "dry_run": Param(
             False,

@@ -28,10 +28,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pendulum
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import Param, chain, dag, get_current_context, task
 
+from include.config import DAG_START_DATE, dag_default_args
 from include.job_args import safe_run_id
 from include.params import job_params
 
@@ -67,15 +67,11 @@ def _local_params() -> dict[str, Param]:
 @dag(
     dag_id="fruits_local_pipeline",
     schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=DAG_START_DATE,
     catchup=False,
     max_active_runs=1,  # one local Spark at a time: two would fight for the cores and memory
     params=_local_params(),
-    default_args={
-        "owner": "fruits-data-eng",
-        "retries": 1,
-        "retry_delay": timedelta(seconds=30),
-    },
+    default_args=dag_default_args(retry_delay=timedelta(seconds=30)),
     tags=["fruits", "local", "spark"],
     doc_md=__doc__,
 )

@@ -12,12 +12,27 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
+
+import pendulum
 
 PROJECT_TAG = "fruits-features"
 """Value of the ``Project`` tag on every cluster this project creates (the sweeper's key)."""
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+DAG_OWNER = "fruits-data-team"
+"""Owner of every task of the project's DAGs (shown in the UI; the integrity tests check it)."""
+DAG_START_DATE = pendulum.datetime(2025, 1, 1, tz="UTC")
+"""A fixed start date in the past for every DAG (with catchup=False nothing is backfilled)."""
+
+
+def dag_default_args(retry_delay: timedelta) -> dict[str, Any]:
+    """``default_args`` of the project's DAGs: owner and one retry (a new dict each call)."""
+    return {"owner": DAG_OWNER, "retries": 1, "retry_delay": retry_delay}
+
 
 # EU regions only by default: the dataset and the results stay in the EU (GDPR).
 ALLOWED_REGIONS: tuple[str, ...] = (
