@@ -288,8 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     if state != "success":
         failed = ", ".join(f"{task}={s}" for task, s in sorted(states.items()) if s != "success")
         print(
-            f"error: run {run_id} ended {state} ({failed}); task logs are above and in "
-            f"{env['AIRFLOW_HOME']}/logs",
+            f"error: run {run_id} ended {state} ({failed}). The task logs are above; the "
+            "Spark job's own reason is its last line starting with 'error:' (e.g. no "
+            "decodable image, weights that cannot be loaded).",
             file=sys.stderr,
         )
         return 1
