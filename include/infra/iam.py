@@ -80,6 +80,16 @@ def _tags_of(tag_list: list[dict[str, str]] | None) -> dict[str, str]:
     return {tag["Key"]: tag["Value"] for tag in tag_list or []}
 
 
+def _is_no_such_entity(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "NoSuchEntity"
+
+
+def _refuse_unless_ours(tag_list: list[dict[str, str]] | None, what: str, advice: str) -> None:
+    """RefusedError unless the tags carry our Project tag: the resource is someone else's."""
+    if _tags_of(tag_list).get("Project") != PROJECT_TAG:
+        raise RefusedError(f"{what} exists but is not tagged Project={PROJECT_TAG}: {advice}")
+
+
 def get_project_role(ctx: AwsContext, name: str) -> dict[str, Any] | None:
     """The role if it exists and carries our Project tag; None if it does not exist.
 
@@ -89,15 +99,15 @@ def get_project_role(ctx: AwsContext, name: str) -> dict[str, Any] | None:
     try:
         role = iam.get_role(RoleName=name)["Role"]
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":
+        if _is_no_such_entity(exc):
             return None
         raise
-    tags = _tags_of(iam.list_role_tags(RoleName=name).get("Tags"))
-    if tags.get("Project") != PROJECT_TAG:
-        raise RefusedError(
-            f"IAM role {name!r} exists but is not tagged Project={PROJECT_TAG}: it is not this "
-            "project's, so it is left alone. Pick other names with --service-role/--instance-role."
-        )
+    _refuse_unless_ours(
+        iam.list_role_tags(RoleName=name).get("Tags"),
+        f"IAM role {name!r}",
+        "it is not this project's, so it is left alone. Pick other names with "
+        "--service-role/--instance-role.",
+    )
     return role
 
 
@@ -121,14 +131,14 @@ def _get_project_instance_profile(ctx: AwsContext, name: str) -> dict[str, Any] 
     try:
         profile = ctx.client("iam").get_instance_profile(InstanceProfileName=name)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":
+        if _is_no_such_entity(exc):
             return None
         raise
-    if _tags_of(profile["InstanceProfile"].get("Tags")).get("Project") != PROJECT_TAG:
-        raise RefusedError(
-            f"instance profile {name!r} exists but is not tagged Project={PROJECT_TAG}: "
-            "it is left alone. Pick another name with --instance-role."
-        )
+    _refuse_unless_ours(
+        profile["InstanceProfile"].get("Tags"),
+        f"instance profile {name!r}",
+        "it is left alone. Pick another name with --instance-role.",
+    )
     return profile["InstanceProfile"]
 
 
@@ -150,7 +160,7 @@ def create_roles(ctx: AwsContext, settings: RoleSettings) -> dict[str, Any]:
     try:
         iam.get_policy(PolicyArn=managed_arn)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
+        if not _is_no_such_entity(exc):
             raise
         raise InfraError(f"AWS-managed policy {managed_arn} not found in this account") from None
 
@@ -251,14 +261,12 @@ def project_policy_exists(ctx: AwsContext, arn: str) -> bool:
     try:
         iam.get_policy(PolicyArn=arn)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":
+        if _is_no_such_entity(exc):
             return False
         raise
-    tags = _tags_of(iam.list_policy_tags(PolicyArn=arn).get("Tags"))
-    if tags.get("Project") != PROJECT_TAG:
-        raise RefusedError(
-            f"IAM policy {arn} exists but is not tagged Project={PROJECT_TAG}: it is left alone"
-        )
+    _refuse_unless_ours(
+        iam.list_policy_tags(PolicyArn=arn).get("Tags"), f"IAM policy {arn}", "it is left alone"
+    )
     return True
 
 
