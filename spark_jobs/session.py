@@ -40,6 +40,10 @@ def build_session(
         # spark_jobs.features is built once per worker, not once per task.
         "spark.python.worker.reuse": "true",
         "spark.sql.execution.pyspark.udf.simplifiedTraceback.enabled": "true",
+        # One Python worker runs per task slot: numpy's OpenBLAS (the PCA's per-partition
+        # covariance) must not start a thread per core in each of them (4 threads on 2
+        # cores made the fold 1.4x slower). TensorFlow sets its own threads.
+        "spark.executorEnv.OPENBLAS_NUM_THREADS": "1",
         # TensorFlow's C++ info lines (oneDNN, CPU features) would fill every task's log.
         "spark.executorEnv.TF_CPP_MIN_LOG_LEVEL": "2",
     }

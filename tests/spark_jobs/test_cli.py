@@ -32,11 +32,12 @@ def test_parses_what_the_dags_build():
 
 def test_variance_is_the_default_pca_target():
     args = cli.parse_args(["--input", "i", "--output", "o", "--run-id", "r"])
-    assert (args.pca_variance, args.pca_k, args.mode, args.weights) == (
+    assert (args.pca_variance, args.pca_k, args.mode, args.weights, args.pca_solver) == (
         0.95,
         None,
         "mini",
         "imagenet",
+        "gram",
     )
 
 
@@ -49,6 +50,7 @@ def test_variance_is_the_default_pca_target():
         ["--mode", "full", "--max-images", "10"],
         ["--image-size", "16"],
         ["--mode", "huge"],
+        ["--pca-solver", "svd"],
     ],
 )
 def test_bad_arguments_exit_with_code_2(extra, capsys):

@@ -130,6 +130,7 @@ def test_pca_k_comes_from_the_variance_target_and_matches_numpy(images_run):
     expected_k = int(np.argmax(np.cumsum(curve) >= 0.9 - 1e-9)) + 1
     assert got["k"] == expected_k
     assert got["target_variance"] == 0.9
+    assert got["solver"] == "gram"
     assert got["variance_at_k"] >= 0.9
     pca_out = read_parquet(run_dir / "pca")
     assert list(pca_out.columns) == ["path", "split", "label", "pca"]
@@ -139,11 +140,17 @@ def test_pca_k_comes_from_the_variance_target_and_matches_numpy(images_run):
 
 def test_packed_input_gives_the_same_features(images_run, packed_bad_dataset, tmp_path):
     run_dir, metrics = images_run
-    packed = run_job(job_args(packed_bad_dataset, tmp_path, "packed", "--pca-k", "3"))
+    # Also MLlib's own PCA fit: the same features must give the gram solver's curve.
+    packed = run_job(
+        job_args(packed_bad_dataset, tmp_path, "packed", "--pca-k", "3", "--pca-solver", "mllib")
+    )
     assert packed["input_format"] == "packed"
     assert packed["counts"] == metrics["counts"]
     assert packed["bad_files"] == metrics["bad_files"]
-    assert packed["pca"]["k"] == 3
+    assert (packed["pca"]["k"], packed["pca"]["solver"]) == (3, "mllib")
+    np.testing.assert_allclose(
+        packed["pca"]["explained_variance"], metrics["pca"]["explained_variance"], atol=1e-6
+    )
     a = read_parquet(run_dir / "features")
     b = read_parquet(tmp_path / "packed" / "features")
     assert list(a["path"]) == list(b["path"])

@@ -1,4 +1,4 @@
-"""MLlib PCA: centring, the explained-variance curve against numpy, choosing k."""
+"""PCA: both solvers against numpy, the moments merge, bad features, choosing k."""
 
 from __future__ import annotations
 
@@ -60,9 +60,11 @@ def correlated(spark):
     return np.array([r.features for r in df.orderBy("id").collect()], dtype=np.float64), df
 
 
-def test_spark_pca_matches_numpy_on_centred_features(correlated):
+@pytest.mark.parametrize("solver", pca.SOLVERS)
+def test_spark_pca_matches_numpy_on_centred_features(correlated, solver):
     x, df = correlated
-    out, result = pca.fit_transform(df, target_variance=0.9)
+    out, result = pca.fit_transform(df, target_variance=0.9, solver=solver)
+    assert result.solver == solver
     expected_curve, expected_proj = _numpy_pca(x)
     np.testing.assert_allclose(result.explained_variance, expected_curve, atol=1e-9)
     assert result.k == pca.choose_k(expected_curve.tolist(), target_variance=0.9)
@@ -90,3 +92,113 @@ def test_pca_needs_two_rows(spark):
     df = spark.createDataFrame([([1.0, 2.0],)], "features array<float>")
     with pytest.raises(pca.PcaInputError, match="at least 2"):
         pca.fit_transform(df, target_variance=0.9)
+
+
+def test_solvers_give_the_same_curve_and_projection(correlated):
+    _, df = correlated
+    outs = {}
+    for solver in pca.SOLVERS:
+        out, result = pca.fit_transform(df, fixed_k=5, solver=solver)
+        outs[solver] = (result, np.array([r.pca for r in out.orderBy("id").collect()]))
+    (gram, gram_proj), (mllib, mllib_proj) = outs["gram"], outs["mllib"]
+    np.testing.assert_allclose(gram.explained_variance, mllib.explained_variance, atol=1e-12)
+    np.testing.assert_allclose(gram.mean, mllib.mean, rtol=1e-12)
+    # Same signs too: both go through fix_signs.
+    np.testing.assert_allclose(gram_proj, mllib_proj, atol=1e-8)
+
+
+def test_fewer_rows_than_dimensions_gives_n_components(spark):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(6, 10))
+    df = spark.createDataFrame([(row.tolist(),) for row in x], "features array<double>")
+    curves = [
+        pca.fit_transform(df, fixed_k=2, solver=solver)[1].explained_variance
+        for solver in pca.SOLVERS
+    ]
+    assert [len(c) for c in curves] == [6, 6]
+    np.testing.assert_allclose(curves[0], curves[1], atol=1e-12)
+    # Six centred rows span at most five dimensions.
+    assert curves[0][-1] == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("partitions", [1, 3, 9])
+def test_moments_are_the_same_for_any_partitioning_and_chunking(spark, partitions):
+    rng = np.random.default_rng(partitions)
+    x = rng.normal(size=(40, 7)) * [1, 2, 3, 4, 5, 6, 7] + 3.0
+    df = spark.createDataFrame([(row.tolist(),) for row in x], "features array<double>")
+    # Chunks of 3 rows fold several times per partition; 9 partitions are coalesced to
+    # one partial per core.
+    moments = pca.feature_moments(df.repartition(partitions), chunk_rows=3)
+    assert moments.n == 40
+    np.testing.assert_allclose(moments.mean, x.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(moments.scatter / 39, np.cov(x, rowvar=False), rtol=1e-10)
+
+
+def test_fold_and_merge_are_stable_far_from_the_origin():
+    # Features offset by 1e8 with unit spread: sum(x^2) - n * mean^2 would lose every
+    # significant digit in float64; the shifted fold and the pairwise merge keep them.
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(1000, 4)) + 1e8
+    upper = np.triu_indices(4)
+    counts, means, scatters = [], [], []
+    for partition in np.array_split(x, [1, 250, 600]):
+        fold = pca.ShiftedFold()
+        for chunk in np.array_split(partition, 3):
+            if len(chunk):
+                fold.add(chunk)
+        moments = fold.moments()
+        counts.append(moments.n)
+        means.append(moments.mean)
+        scatters.append(moments.scatter[upper])
+    merged = pca.merge_partials(4, np.array(counts), means, scatters)
+    assert merged.n == 1000
+    np.testing.assert_allclose(merged.mean - 1e8, x.mean(axis=0) - 1e8, atol=1e-6)
+    expected = np.cov(x - 1e8, rowvar=False)
+    np.testing.assert_allclose(merged.scatter / 999, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_moments_of_no_rows_is_refused(spark):
+    df = spark.createDataFrame([], "features array<float>")
+    with pytest.raises(pca.PcaInputError, match="at least 2"):
+        pca.fit_transform(df, target_variance=0.9)
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([[1.0, 2.0], [1.0, 2.0], [1.0, 2.0]], "identical"),
+        ([[1.0, 2.0], [1.0, 2.0, 3.0], [0.0, 1.0]], "differ in length"),
+        ([[1.0, 2.0], [float("nan"), 2.0], [0.0, 1.0]], "NaN"),
+        ([[1.0, 2.0], None, [0.0, 1.0]], "null"),
+        ([[1.0, 2.0], [None, 2.0], [0.0, 1.0]], "null value"),
+    ],
+    ids=["no-variance", "ragged", "nan", "null-vector", "null-value"],
+)
+def test_unusable_features_are_refused_clearly(spark, rows, message):
+    # One partition, so the ragged rows meet in one worker; the driver re-raises.
+    df = spark.createDataFrame([(r,) for r in rows], "features array<double>").coalesce(1)
+    with pytest.raises(pca.PcaInputError, match=message):
+        pca.fit_transform(df, target_variance=0.9)
+
+
+def test_ragged_vectors_across_partitions_are_refused(spark):
+    def one_partition(rows):
+        return spark.createDataFrame([(r,) for r in rows], "features array<double>").coalesce(1)
+
+    # Each partition is consistent; only the driver sees both lengths.
+    df = one_partition([[1.0, 2.0], [3.0, 1.0]]).union(one_partition([[1.0, 2.0, 3.0], [0.0] * 3]))
+    assert df.rdd.getNumPartitions() == 2
+    with pytest.raises(pca.PcaInputError, match=r"differ in length: \[2, 3\]"):
+        pca.fit_transform(df, target_variance=0.9)
+
+
+def test_component_signs_are_fixed():
+    components = np.array([[0.1, -0.9], [-0.8, 0.2], [0.3, 0.1]])
+    np.testing.assert_array_equal(
+        pca.fix_signs(components), [[-0.1, 0.9], [0.8, -0.2], [-0.3, -0.1]]
+    )
+
+
+def test_unknown_solver_is_refused(correlated):
+    with pytest.raises(ValueError, match="solver"):
+        pca.fit_transform(correlated[1], fixed_k=2, solver="svd")
