@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 Mode = Literal["mini", "full"]
+PcaSolver = Literal["gram", "mllib"]
+PCA_SOLVERS: tuple[PcaSolver, ...] = ("gram", "mllib")
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class JobSettings:
     seed: int = 42
     pca_variance: float | None = 0.95
     pca_k: int | None = None
+    pca_solver: PcaSolver = "gram"
     weights: str = "imagenet"
     image_size: int = 224
     batch_size: int = 64
@@ -40,6 +43,8 @@ class JobSettings:
             raise ValueError(f"pca_variance must be in (0, 1], got {self.pca_variance}")
         if self.pca_k is not None and not 1 <= self.pca_k <= 1280:
             raise ValueError(f"pca_k must be between 1 and 1280, got {self.pca_k}")
+        if self.pca_solver not in PCA_SOLVERS:
+            raise ValueError(f"pca_solver must be one of {PCA_SOLVERS}, got {self.pca_solver!r}")
         for name in ("max_images", "per_class"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -73,6 +78,8 @@ def build_job_arguments(
         str(settings.image_size),
         "--batch-size",
         str(settings.batch_size),
+        "--pca-solver",
+        settings.pca_solver,
     ]
     if settings.mode == "mini":
         if settings.max_images is not None:

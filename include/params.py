@@ -19,7 +19,7 @@ from typing import Any
 from airflow.sdk import Param
 
 from include.config import ALLOWED_INSTANCE_TYPES, DEFAULT_RELEASE_LABEL
-from include.job_args import JobSettings
+from include.job_args import PCA_SOLVERS, JobSettings
 
 RELEASE_LABEL_PATTERN = r"^emr-7\.[0-9]+\.[0-9]+$"
 """EMR 7.x only: Spark 3.5 and Python 3.11 on the nodes (the job's requirements need both)."""
@@ -81,6 +81,15 @@ def job_params() -> dict[str, Param]:
             maximum=1280,
             title="PCA fixed k",
             description="Keep exactly k components (1..1280). Empty = use the variance target.",
+        ),
+        "pca_solver": Param(
+            "gram",
+            type="string",
+            enum=list(PCA_SOLVERS),
+            title="PCA solver",
+            description="gram: one pass over the features, covariance per partition + "
+            "LAPACK on the driver (fast); mllib: MLlib's own PCA.fit (same result, "
+            "5-15x slower fit).",
         ),
         "weights": Param(
             "imagenet",
@@ -278,6 +287,9 @@ def job_settings_from_params(params: Mapping[str, Any]) -> JobSettings:
     seed = _check_int("seed", _get(params, "seed", defaults))
     if seed < 0:  # type: ignore[operator]
         raise ValueError(f"seed must be >= 0, got {seed}")
+    pca_solver = _get(params, "pca_solver", defaults)
+    if pca_solver not in PCA_SOLVERS:
+        raise ValueError(f"pca_solver must be one of {PCA_SOLVERS}, got {pca_solver!r}")
     weights = _get(params, "weights", defaults)
     if not isinstance(weights, str) or not weights.strip():
         raise ValueError(
@@ -290,6 +302,7 @@ def job_settings_from_params(params: Mapping[str, Any]) -> JobSettings:
         seed=seed,  # type: ignore[arg-type]
         pca_variance=pca_variance,
         pca_k=pca_k,
+        pca_solver=pca_solver,
         weights=weights.strip(),
         image_size=_check_int("image_size", _get(params, "image_size", defaults)),  # type: ignore[arg-type]
         batch_size=_check_int("batch_size", _get(params, "batch_size", defaults)),  # type: ignore[arg-type]

@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     pca.add_argument("--pca-k", type=_positive_int, help="keep exactly K components")
     p.add_argument(
         "--pca-solver",
-        choices=("gram", "mllib"),
+        choices=("gram", "mllib"),  # = spark_jobs.pca.SOLVERS (no pyspark import here)
         default="gram",
         help="gram: one pass, BLAS-3 covariance per partition + LAPACK on the driver "
         "(default); mllib: MLlib's PCA.fit (same result, 10-20x slower)",

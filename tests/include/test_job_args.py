@@ -28,11 +28,12 @@ def test_mini_mode_with_variance_target():
     assert flags["--pca-variance"] == "0.9"
     assert "--pca-k" not in flags
     assert flags["--weights"] == "none"
+    assert flags["--pca-solver"] == "gram"
 
 
 def test_full_mode_drops_sample_caps_and_uses_fixed_k():
     args = build_job_arguments(
-        JobSettings(mode="full", max_images=50, pca_variance=None, pca_k=20),
+        JobSettings(mode="full", max_images=50, pca_variance=None, pca_k=20, pca_solver="mllib"),
         input_uri="/data",
         output_uri="/out",
         run_id="r1",
@@ -43,6 +44,7 @@ def test_full_mode_drops_sample_caps_and_uses_fixed_k():
     assert "--per-class" not in flags
     assert flags["--pca-k"] == "20"
     assert "--pca-variance" not in flags
+    assert flags["--pca-solver"] == "mllib"
 
 
 @pytest.mark.parametrize(
@@ -53,6 +55,7 @@ def test_full_mode_drops_sample_caps_and_uses_fixed_k():
         ({"pca_variance": 0.9, "pca_k": 3}, "exactly one"),
         ({"pca_variance": 1.5}, "pca_variance"),
         ({"pca_variance": None, "pca_k": 0}, "pca_k"),
+        ({"pca_solver": "svd"}, "pca_solver"),
         ({"max_images": 0}, "max_images"),
         ({"per_class": -1}, "per_class"),
         ({"weights": "  "}, "weights"),

@@ -51,6 +51,13 @@ def test_full_mode_drops_sampling_and_waits_longer():
     assert settings.step_timeout_seconds > STEP_TIMEOUT_BY_MODE["mini"]
 
 
+def test_pca_solver_defaults_to_gram_and_takes_mllib():
+    assert job_settings_from_params({}).pca_solver == "gram"
+    assert job_settings_from_params({"pca_solver": "mllib"}).pca_solver == "mllib"
+    with pytest.raises(ValueError, match="pca_solver"):
+        job_settings_from_params({"pca_solver": "svd"})
+
+
 def test_fixed_k_wins_over_variance_default():
     job = job_settings_from_params({"pca_k": 50})
     assert job.pca_k == 50

@@ -16,6 +16,7 @@ def test_parses_what_the_dags_build():
         seed=7,
         pca_variance=None,
         pca_k=12,
+        pca_solver="mllib",
         weights="s3://b/w.weights.h5",
         image_size=160,
         batch_size=32,
@@ -26,8 +27,16 @@ def test_parses_what_the_dags_build():
     args = cli.parse_args(argv)
     assert (args.input, args.output, args.run_id) == ("s3://b/in", "s3://b/out", "run-1")
     assert (args.mode, args.max_images, args.per_class, args.seed) == ("mini", 50, 3, 7)
-    assert (args.pca_k, args.pca_variance) == (12, None)
+    assert (args.pca_k, args.pca_variance, args.pca_solver) == (12, None, "mllib")
     assert (args.weights, args.image_size, args.batch_size) == ("s3://b/w.weights.h5", 160, 32)
+
+
+def test_pca_solvers_are_the_same_everywhere():
+    from include.job_args import PCA_SOLVERS
+    from spark_jobs import pca
+
+    choices = next(a.choices for a in cli.build_parser()._actions if a.dest == "pca_solver")
+    assert tuple(choices) == PCA_SOLVERS == pca.SOLVERS
 
 
 def test_variance_is_the_default_pca_target():
