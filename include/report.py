@@ -359,7 +359,8 @@ def _render_html(
                         if pca.get("target_variance") is not None
                         else ""
                     )
-                    + (f", fixed k = {pca['fixed_k']}" if pca.get("fixed_k") else ""),
+                    + (f", fixed k = {pca['fixed_k']}" if pca.get("fixed_k") else "")
+                    + (f", solver {pca['solver']}" if pca.get("solver") else ""),
                 ),
                 (
                     "image size / batch size",

@@ -52,6 +52,7 @@ def _metrics(run_id: str, *, k: int, meaningful: bool, bad: list[dict] | None = 
             "explained_variance": explained,
             "cumulative_variance": cumulative,
             "variance_at_k": cumulative[k - 1],
+            "solver": "mllib",
         },
         "timings_s": {"read": 1.5, "featurize": 20.25, "pca": 3.0, "write": 1.0, "total": 26.0},
         "throughput": {"images_per_s_featurize": 1.6, "images_per_s_end_to_end": 1.2, "cores": 2},
@@ -131,6 +132,7 @@ def test_full_report_has_every_plot_embedded_and_on_disk(tmp_path):
         png = run_dir / "report" / f"{name}.png"
         assert png.read_bytes()[:8] == PNG_MAGIC, name
     assert "k = 3" in html
+    assert "solver mllib" in html
     assert "0.7500" in html
     assert "Training/Kiwi/broken.jpg" in html
     assert "OSError" in html
