@@ -89,7 +89,7 @@ def job_params() -> dict[str, Param]:
             title="PCA solver",
             description="gram: one pass over the features, covariance per partition + "
             "LAPACK on the driver (fast); mllib: MLlib's own PCA.fit (same result, "
-            "5-15x slower fit).",
+            "5-10x slower fit).",
         ),
         "weights": Param(
             "imagenet",

@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("gram", "mllib"),  # = spark_jobs.pca.SOLVERS (no pyspark import here)
         default="gram",
         help="gram: one pass, BLAS-3 covariance per partition + LAPACK on the driver "
-        "(default); mllib: MLlib's PCA.fit (same result, 10-20x slower)",
+        "(default); mllib: MLlib's PCA.fit (same result, 5-10x slower fit)",
     )
     p.add_argument(
         "--weights",

@@ -12,7 +12,7 @@ projects; both are MLlib's own transforms):
 ``mllib``
     MLlib's own fit: ``StandardScaler`` (one pass for the mean), then ``PCA.fit``
     (``RowMatrix``: one BLAS-2 ``spr`` update of the packed covariance per row, then an
-    SVD). The same curve, 10-20x slower on 20,000 x 1280 (``benchmarks/pca.py``); kept
+    SVD). The same curve, a 5-10x slower fit on 20,000 x 1280 (``benchmarks/pca.py``); kept
     as the reference the ``gram`` solver is tested against.
 
 MLlib's ``PCA`` does not centre its input (``transform`` returns ``X . pc``): both
