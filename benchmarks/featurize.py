@@ -18,7 +18,6 @@ JPEGs (100x100, resized to --image-size, 224 by default):
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import sys
@@ -34,6 +33,7 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 
 from _memory import PeakMemory  # noqa: E402
+from _output import emit  # noqa: E402
 
 
 def make_images(dest: Path, n_images: int) -> list[Path]:
@@ -159,16 +159,15 @@ def main(argv: list[str] | None = None) -> int:
         "spark_timings_s": {"cold": cold["timings_s"], "warm": warm["timings_s"]},
         "peak_memory_gib": {"spark_job": sp["peak_gib"], "plain_tf": tf["peak_gib"]},
     }
-    print(json.dumps(result, indent=2))
-    print(
-        f"\nfeaturisation Spark/TF: warm {result['ratio_spark_vs_tf']['warm']:.2f}x, "
+    emit(
+        result,
+        f"featurisation Spark/TF: warm {result['ratio_spark_vs_tf']['warm']:.2f}x, "
         f"cold {result['ratio_spark_vs_tf']['cold']:.2f}x (target >= 0.90)\n"
         f"end to end: {result['end_to_end_images_per_s_per_core']['warm']:.1f} images/s/core warm, "
         f"{result['end_to_end_images_per_s_per_core']['cold']:.1f} cold (target >= 32)\n"
-        f"peak memory: Spark job {sp['peak_gib']:.2f} GiB, plain TF {tf['peak_gib']:.2f} GiB"
+        f"peak memory: Spark job {sp['peak_gib']:.2f} GiB, plain TF {tf['peak_gib']:.2f} GiB",
+        args.json,
     )
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
     return 0
 
 

@@ -22,7 +22,6 @@ Prints, measured in this run on this machine:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -38,6 +37,7 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 
 from _memory import PeakMemory  # noqa: E402
+from _output import emit  # noqa: E402
 
 
 def make_matrix(rows: int, dim: int, seed: int = 0) -> np.ndarray:
@@ -177,17 +177,16 @@ def main(argv: list[str] | None = None) -> int:
             f"max |curve - numpy| {diff:.1e}; k = {k}"
         )
     result["peak_memory_gib"] = mem.peak_gib
-    print(json.dumps(result, indent=2))
-    print(
-        f"\nnumpy: fit {np_fit:.2f} s (median of {len(numpy_runs)} runs between the Spark "
+    emit(
+        result,
+        f"numpy: fit {np_fit:.2f} s (median of {len(numpy_runs)} runs between the Spark "
         f"ones; {np_fit_alone:.2f} s before Spark started), projection {np_proj:.2f} s, "
         f"k = {k_np}\n"
         + "\n".join(lines)
         + f"\ntarget: gram fit <= 2x numpy, same curve (Spark BLAS {blas}, LAPACK {lapack}); "
-        f"peak memory {mem.peak_gib:.2f} GiB"
+        f"peak memory {mem.peak_gib:.2f} GiB",
+        args.json,
     )
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
     return 0
 
 
