@@ -104,7 +104,7 @@ def fruits_local_pipeline() -> None:
         from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
         from include.config import load_config
-        from include.job_args import build_job_arguments
+        from include.job_args import CONVERTED_RUNTIMES, build_job_arguments
         from include.job_package import build_job_package
         from include.params import job_settings_from_params
 
@@ -121,10 +121,31 @@ def fruits_local_pipeline() -> None:
         config = load_config()
         # Outside the run folder: the job replaces <results>/<run id>/ as a whole.
         try:
-            package = build_job_package(config.results_dir / PACKAGES_DIRNAME / run_key)
+            settings = job_settings_from_params(context["params"])
+            package = build_job_package(
+                config.results_dir / PACKAGES_DIRNAME / run_key, runtime=settings.runtime
+            )
         except FileNotFoundError as exc:  # an incomplete checkout: a retry cannot fix it
             raise AirflowFailException(str(exc)) from exc
-        settings = job_settings_from_params(context["params"])
+        model_uri = None
+        if settings.runtime in CONVERTED_RUNTIMES:
+            # Converted once into the worker's model cache (reused while the weights and
+            # image size are unchanged); the job checks it and never imports TensorFlow.
+            from include.model_staging import local_model
+            from spark_jobs.runtimes import WeightsError
+
+            weights = settings.weights
+            weights_file = None if weights in ("imagenet", "none") else Path(weights)
+            if weights_file is not None and not weights_file.is_file():
+                raise AirflowFailException(f"weights file {weights_file} does not exist")
+            try:
+                path, _spec, converted = local_model(
+                    settings.runtime, weights, settings.image_size, weights_file=weights_file
+                )
+            except WeightsError as exc:
+                raise AirflowFailException(str(exc)) from exc
+            print(f"model {path} ({'converted now' if converted else 'from the cache'})")
+            model_uri = str(path)
         return {
             "application": str(package.entry_script),
             "py_files": str(package.py_files),
@@ -133,6 +154,7 @@ def fruits_local_pipeline() -> None:
                 input_uri=dataset["dataset_dir"],
                 output_uri=str(config.results_dir),
                 run_id=run_key,
+                model_uri=model_uri,
             ),
             # Spark's Python workers must run this environment's interpreter.
             "env_vars": {

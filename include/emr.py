@@ -33,7 +33,7 @@ from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.config import PROJECT_TAG, PipelineConfig, load_config
-from include.job_args import JobSettings, build_job_arguments, safe_run_id
+from include.job_args import CONVERTED_RUNTIMES, JobSettings, build_job_arguments, safe_run_id
 from include.staging import dataset_key_prefix
 
 if TYPE_CHECKING:
@@ -160,6 +160,7 @@ def build_spark_step(
     input_uri: str,
     output_uri: str,
     run_id: str,
+    model_uri: str | None = None,
 ) -> dict[str, Any]:
     """One ``AddJobFlowSteps`` step running the job with spark-submit (a new dict each call).
 
@@ -179,7 +180,9 @@ def build_spark_step(
         "--py-files",
         py_files_uri,
         entry_script_uri,
-        *build_job_arguments(job, input_uri=input_uri, output_uri=output_uri, run_id=run_id),
+        *build_job_arguments(
+            job, input_uri=input_uri, output_uri=output_uri, run_id=run_id, model_uri=model_uri
+        ),
     ]
     return {
         "Name": name[:256],
@@ -224,6 +227,10 @@ def build_run_plan(
         "bootstrap": f"{code_prefix}/bootstrap.sh",
         "requirements": f"{code_prefix}/requirements.txt",
     }
+    if job.runtime in CONVERTED_RUNTIMES:
+        # The converted model next to the job package (a server-side copy of the
+        # content-addressed one under models/, see include/model_staging.py).
+        code["model"] = f"{code_prefix}/model.zip"
     name = f"{PROJECT_TAG} {dag_id} {rid}"
     return {
         "aws_conn_id": config.aws_conn_id,
@@ -234,6 +241,8 @@ def build_run_plan(
         "dataset_prefix": dataset_prefix,
         "pack_dataset": settings.pack_dataset,
         "code_keys": code,
+        "models_prefix": f"{prefix}/models",
+        "job": asdict(job),
         "weights_file": weights_file,
         "weights_key": weights.removeprefix(f"s3://{bucket}/") if weights_file else None,
         "results_prefix": f"{results_base}/{rid}",
@@ -266,6 +275,7 @@ def build_run_plan(
                 input_uri=uri(dataset_prefix + "/"),
                 output_uri=uri(results_base),
                 run_id=rid,
+                model_uri=uri(code["model"]) if "model" in code else None,
             )
         ],
     }
@@ -532,15 +542,20 @@ class ResultsIncompleteError(RuntimeError):
 def upload_job_package(
     plan: Mapping[str, Any], *, source_dir: Path | None = None
 ) -> dict[str, Any]:
-    """Build the job package and upload it (and a local weights file) to the run's code keys."""
+    """Build the job package and upload it (and a local weights file) to the run's code keys;
+    stage the converted model of a litert/onnx run (``include/model_staging.py``)."""
     import tempfile
 
     from include.job_package import build_job_package
+    from include.model_staging import stage_model
     from include.staging import make_s3_hook, upload_files
 
     keys = plan["code_keys"]
+    hook = make_s3_hook(plan["aws_conn_id"])
     with tempfile.TemporaryDirectory(prefix="fruits-job-") as tmp:
-        package = build_job_package(Path(tmp), source_dir=source_dir)
+        package = build_job_package(
+            Path(tmp), source_dir=source_dir, runtime=plan["job"]["runtime"]
+        )
         files = {
             keys["entry_script"]: package.entry_script,
             keys["py_files"]: package.py_files,
@@ -552,9 +567,10 @@ def upload_job_package(
             if not weights.is_file():
                 raise FileNotFoundError(f"weights file {weights} does not exist")
             files[plan["weights_key"]] = weights
-        summary = upload_files(make_s3_hook(plan["aws_conn_id"]), files, plan["bucket"])
+        summary = upload_files(hook, files, plan["bucket"])
     summary.uri = f"s3://{plan['bucket']}/{keys['entry_script'].rsplit('/', 1)[0]}/"
-    return summary.to_dict()
+    staged = stage_model(hook, plan)
+    return {**summary.to_dict(), "model": staged.to_dict() if staged else None}
 
 
 def download_results(plan: Mapping[str, Any], *, cluster_id: str | None) -> str:

@@ -12,7 +12,12 @@ from typing import Literal
 
 Mode = Literal["mini", "full"]
 PcaSolver = Literal["gram", "mllib"]
+Runtime = Literal["litert", "onnx", "keras"]
 PCA_SOLVERS: tuple[PcaSolver, ...] = ("gram", "mllib")
+RUNTIMES: tuple[Runtime, ...] = ("litert", "onnx", "keras")
+"""= ``spark_jobs.runtimes.RUNTIMES`` (that module is not imported on the Airflow side)."""
+CONVERTED_RUNTIMES: tuple[Runtime, ...] = ("litert", "onnx")
+"""Runtimes that run a converted model file: the executors need no TensorFlow."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class JobSettings:
     weights: str = "imagenet"
     image_size: int = 224
     batch_size: int = 64
+    runtime: Runtime = "litert"
 
     def __post_init__(self) -> None:
         if self.mode not in ("mini", "full"):
@@ -53,14 +59,27 @@ class JobSettings:
             raise ValueError("weights must be 'imagenet', 'none', a file path or an s3:// URI")
         if not 32 <= self.image_size <= 512:
             raise ValueError(f"image_size must be between 32 and 512, got {self.image_size}")
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {RUNTIMES}, got {self.runtime!r}")
         if not 1 <= self.batch_size <= 1024:
             raise ValueError(f"batch_size must be between 1 and 1024, got {self.batch_size}")
 
 
 def build_job_arguments(
-    settings: JobSettings, *, input_uri: str, output_uri: str, run_id: str
+    settings: JobSettings,
+    *,
+    input_uri: str,
+    output_uri: str,
+    run_id: str,
+    model_uri: str | None = None,
 ) -> list[str]:
-    """The job's arguments as a list (never a shell string), after the entry script."""
+    """The job's arguments as a list (never a shell string), after the entry script.
+
+    ``model_uri``: the converted model staged for a litert/onnx run; without it the job's
+    driver converts the model itself (it needs TensorFlow then, as in the local DAG).
+    """
+    if model_uri and settings.runtime not in CONVERTED_RUNTIMES:
+        raise ValueError(f"runtime {settings.runtime!r} runs no converted model")
     args = [
         "--input",
         input_uri,
@@ -80,7 +99,11 @@ def build_job_arguments(
         str(settings.batch_size),
         "--pca-solver",
         settings.pca_solver,
+        "--runtime",
+        settings.runtime,
     ]
+    if model_uri:
+        args += ["--model", model_uri]
     if settings.mode == "mini":
         if settings.max_images is not None:
             args += ["--max-images", str(settings.max_images)]

@@ -3,7 +3,9 @@
 :func:`build_job_package` writes, under ``dest_dir``: ``spark_jobs.zip`` (the
 ``spark_jobs`` package, without tests and caches), ``entrypoint.py`` (the script
 spark-submit runs), ``bootstrap.sh`` (the EMR bootstrap action) and ``requirements.txt``
-(what the bootstrap installs on every node). The zip is deterministic — sorted entries,
+(what the bootstrap installs on every node: ``spark_jobs/requirements.txt`` plus the
+chosen runtime's ``spark_jobs/requirements-<runtime>.txt``, so nodes get TensorFlow only
+when ``--runtime keras`` runs). The zip is deterministic — sorted entries,
 fixed timestamps and permissions — so an unchanged package has the same bytes and its
 upload is skipped.
 """
@@ -66,7 +68,20 @@ def build_zip(package_dir: Path, dest: Path) -> Path:
     return dest
 
 
-def build_job_package(dest_dir: Path, *, source_dir: Path | None = None) -> JobPackage:
+def node_requirements(runtime: str, package_dir: Path | None = None) -> str:
+    """What the bootstrap installs on every node for ``runtime``: base + runtime pins."""
+    package_dir = Path(package_dir) if package_dir is not None else REPO_ROOT / PACKAGE_NAME
+    parts = []
+    for path in (package_dir / "requirements.txt", package_dir / f"requirements-{runtime}.txt"):
+        if not path.is_file():
+            raise FileNotFoundError(f"the Spark job package is incomplete; missing: {path}")
+        parts.append(f"# --- {path.name}\n{path.read_text().strip()}\n")
+    return "".join(parts)
+
+
+def build_job_package(
+    dest_dir: Path, *, source_dir: Path | None = None, runtime: str = "litert"
+) -> JobPackage:
     """Build the job package under ``dest_dir`` from ``source_dir`` (default: ``spark_jobs/``).
 
     Raises FileNotFoundError naming the missing file when the package is incomplete.
@@ -84,8 +99,10 @@ def build_job_package(dest_dir: Path, *, source_dir: Path | None = None) -> JobP
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
     copies = {}
-    for name in ("entrypoint.py", "bootstrap.sh", "requirements.txt"):
+    for name in ("entrypoint.py", "bootstrap.sh"):
         copies[name] = Path(shutil.copyfile(required[name], dest_dir / name))
+    copies["requirements.txt"] = dest_dir / "requirements.txt"
+    copies["requirements.txt"].write_text(node_requirements(runtime, package_dir))
     return JobPackage(
         entry_script=copies["entrypoint.py"],
         py_files=build_zip(package_dir, dest_dir / f"{PACKAGE_NAME}.zip"),

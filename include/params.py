@@ -19,7 +19,7 @@ from typing import Any
 from airflow.sdk import Param
 
 from include.config import ALLOWED_INSTANCE_TYPES, DEFAULT_RELEASE_LABEL
-from include.job_args import PCA_SOLVERS, JobSettings
+from include.job_args import PCA_SOLVERS, RUNTIMES, JobSettings
 
 RELEASE_LABEL_PATTERN = r"^emr-7\.[0-9]+\.[0-9]+$"
 """EMR 7.x only: Spark 3.5 and Python 3.11 on the nodes (the job's requirements need both)."""
@@ -98,6 +98,16 @@ def job_params() -> dict[str, Param]:
             title="MobileNetV2 weights",
             description="'imagenet' (downloaded by the job), 'none' (random init: a smoke "
             "test, features are not meaningful), a local .h5/.keras file, or an s3:// URI.",
+        ),
+        "runtime": Param(
+            "litert",
+            type="string",
+            enum=list(RUNTIMES),
+            title="Model runtime",
+            description="What runs MobileNetV2 on the executors. litert (default) or onnx: "
+            "the model converted once per run, no TensorFlow on the executors, several "
+            "times Keras's images/s; keras: TensorFlow itself (parity checks). Same features "
+            "to ~1e-6.",
         ),
         "image_size": Param(
             224,
@@ -295,8 +305,12 @@ def job_settings_from_params(params: Mapping[str, Any]) -> JobSettings:
         raise ValueError(
             f"weights must be 'imagenet', 'none', a file path or an s3:// URI, got {weights!r}"
         )
+    runtime = _get(params, "runtime", defaults)
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
     return JobSettings(
         mode=mode,
+        runtime=runtime,
         max_images=max_images,
         per_class=per_class,
         seed=seed,  # type: ignore[arg-type]

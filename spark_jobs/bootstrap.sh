@@ -19,4 +19,8 @@ workdir="$(mktemp -d)"
 trap 'rm -rf "$workdir"' EXIT
 aws s3 cp --only-show-errors "$REQUIREMENTS_URI" "$workdir/requirements.txt"
 sudo "$PYTHON" -m pip install --quiet --no-cache-dir -r "$workdir/requirements.txt"
-"$PYTHON" -c "import tensorflow, PIL, pandas, pyarrow; print('job dependencies ready:', tensorflow.__version__)"
+# Fail the bootstrap (and so the cluster, before any step is billed) when the install is
+# inconsistent, and say what the node got.
+"$PYTHON" -m pip check
+"$PYTHON" -c "import PIL, pandas, pyarrow; print('job dependencies ready')"
+"$PYTHON" -m pip list --format=freeze 2>/dev/null | grep -iE '^(ai-edge-litert|onnxruntime|tensorflow-cpu)==' || true

@@ -11,7 +11,8 @@ On EMR (or any cluster), with the package zipped for the executors::
     spark-submit --deploy-mode cluster --py-files spark_jobs.zip entrypoint.py \\
         --input s3://BUCKET/fruits/dataset/packed --output s3://BUCKET/fruits/results \\
         --run-id 2026-01-01T00-00 --mode full --pca-variance 0.95 \\
-        --weights s3://BUCKET/fruits/models/mobilenet_v2.weights.h5
+        --weights s3://BUCKET/fruits/models/mobilenet_v2.weights.h5 --runtime litert \\
+        --model s3://BUCKET/fruits/models/mobilenet_v2-litert-224px-<key>.zip
 
 Outputs under ``<output>/<run_id>/``: ``features/`` and ``pca/`` parquet, ``metrics.json``
 and, written last, ``_SUCCESS``. The run folder is emptied first, so a rerun replaces
@@ -95,6 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
         default="imagenet",
         help="imagenet | none (random, tests only) | weights file path or s3:// URI",
     )
+    p.add_argument(
+        "--runtime",
+        choices=("litert", "onnx", "keras"),  # = spark_jobs.runtimes.RUNTIMES
+        default="litert",
+        help="what runs MobileNetV2 on the executors: litert (default) or onnx (a model "
+        "converted once per run, no TensorFlow on the executors), or keras (TensorFlow)",
+    )
+    p.add_argument(
+        "--model",
+        help="litert/onnx: the converted model file (local path or s3:// URI) made from "
+        "--weights and --image-size (checked); without it the driver converts once",
+    )
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--batch-size", type=_positive_int, default=64)
     p.add_argument("--input-format", choices=("auto", "images", "packed"), default="auto")
@@ -110,6 +123,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.pca_variance = 0.95
     if not 32 <= args.image_size <= 512:
         parser.error(f"--image-size must be between 32 and 512, got {args.image_size}")
+    if args.model and args.runtime == "keras":
+        parser.error("--model is a converted model for --runtime litert/onnx, not keras")
     if args.mode == "full" and (args.max_images or args.per_class):
         parser.error("--max-images/--per-class only apply to --mode mini")
     if not args.run_id.strip() or "/" in args.run_id or args.run_id in {".", ".."}:
@@ -117,23 +132,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _versions() -> dict[str, str]:
-    import numpy
-    import pandas
-    import PIL
-    import pyarrow
-    import pyspark
-    import tensorflow
+_RUNTIME_PACKAGES = {
+    "litert": "ai-edge-litert",
+    "onnx": "onnxruntime",
+    "keras": "tensorflow-cpu",
+}
 
-    return {
-        "python": sys.version.split()[0],
-        "pyspark": pyspark.__version__,
-        "tensorflow": tensorflow.__version__,
-        "numpy": numpy.__version__,
-        "pandas": pandas.__version__,
-        "pyarrow": pyarrow.__version__,
-        "pillow": PIL.__version__,
-    }
+
+def _versions(runtime: str) -> dict[str, str]:
+    """Versions of what computed the results, from package metadata (nothing imported:
+    with litert/onnx the driver has no TensorFlow)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = ["pyspark", "numpy", "pandas", "pyarrow", "pillow", _RUNTIME_PACKAGES[runtime]]
+    found = {"python": sys.version.split()[0]}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:  # EMR's own pyspark is not a pip distribution
+            found[name] = "unknown"
+    return found
 
 
 def _now() -> str:
@@ -146,19 +164,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
     from spark_jobs import io, pca, transforms
-    from spark_jobs.features import featurize_column, load_weights
+    from spark_jobs.features import featurize_column, prepare_model
     from spark_jobs.session import build_session
 
     started_at, t0 = _now(), time.perf_counter()
     spark = build_session(master=args.master, batch_size=args.batch_size)
     input_uri, output_base = io.qualify(args.input), io.qualify(args.output)
     run_uri = f"{output_base}/{args.run_id}"
-    # Empty the run folder first: a rerun replaces it, and any failure below leaves
-    # no _SUCCESS behind (not even an old one).
+    model = prepare_model(
+        spark,
+        runtime=args.runtime,
+        weights=args.weights,
+        image_size=args.image_size,
+        model_uri=args.model,
+    )
+    bc_model = spark.sparkContext.broadcast(model.payload)
+    # Empty the run folder first (once the model is known to be usable): a rerun replaces
+    # it, and any failure below leaves no _SUCCESS behind (not even an old one).
     io.delete(spark, run_uri)
-
-    weights, weights_info = load_weights(spark, args.weights, args.image_size)
-    bc_weights = spark.sparkContext.broadcast(weights)
 
     raw, input_format = io.read_input(spark, input_uri, args.input_format)
     files = transforms.with_labels(
@@ -181,8 +204,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     # whole multiple of the cores so the last wave of tasks is not half idle.
     partitions = cores * max(1, math.ceil(total_files / (cores * IMAGES_PER_TASK)))
     t_read = time.perf_counter()
-    # TF threads per task = the cores Spark gives each task, so tasks never oversubscribe.
-    tf_threads = int(spark.conf.get("spark.task.cpus", "1"))
+    # Runtime threads per task = the cores Spark gives each task: never oversubscribed.
+    threads = int(spark.conf.get("spark.task.cpus", "1"))
 
     featurized = (
         files.repartition(partitions)
@@ -190,10 +213,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "_out",
             featurize_column(
                 F.col("content"),
-                bc_weights,
+                model,
+                bc_model,
                 image_size=args.image_size,
                 batch_size=args.batch_size,
-                threads=tf_threads,
+                threads=threads,
             ),
         )
         .select("path", "split", "label", "_out.features", "_out.error")
@@ -246,7 +270,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "output": args.output,
             "started_at": started_at,
             "finished_at": _now(),
-            "weights": weights_info.as_dict(),
+            "weights": model.weights.as_dict(),
+            "runtime": args.runtime,
+            "model": model.model or None,
             "sample": {
                 "seed": args.seed,
                 "max_images": args.max_images,
@@ -286,7 +312,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "version": spark.version,
                 "default_parallelism": cores,
             },
-            "versions": _versions(),
+            "versions": _versions(args.runtime),
             "image_size": args.image_size,
             "batch_size": args.batch_size,
             "feature_dim": FEATURE_DIM,
@@ -299,14 +325,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise
     finally:
         featurized.unpersist()
-        bc_weights.unpersist()
+        bc_model.unpersist()
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``spark-submit`` and ``python -m spark_jobs.cli``; returns the exit code."""
-    from spark_jobs.features import WeightsError
     from spark_jobs.io import NoInputFilesError
     from spark_jobs.pca import PcaInputError
+    from spark_jobs.runtimes import ModelError, WeightsError
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -319,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         NoInputFilesError,
         PcaInputError,
         WeightsError,
+        ModelError,
         FileNotFoundError,
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,10 +1,17 @@
-"""MobileNetV2 featurisation: weights loaded once on the driver, one model per Python worker.
+"""MobileNetV2 featurisation: the model prepared once on the driver, one per Python worker.
 
-The driver resolves ``--weights`` (``imagenet`` | ``none`` | a file path or ``s3://`` URI),
-builds the model once and broadcasts ``model.get_weights()`` (~9 MB). Each Python worker
-builds the architecture once, sets the broadcast weights and caches the model in this
-module (``_WORKER_MODEL``): workers are reused across tasks, so the model is not rebuilt
-per task or per batch. This module must be shipped to executors (``--py-files``) for that
+The driver prepares the model of ``--runtime`` once per run (:func:`prepare_model`):
+
+* ``litert`` / ``onnx`` (no TensorFlow on the executors): the converted model file given
+  with ``--model`` (staged by the Airflow task, checked against ``--weights`` and
+  ``--image-size``), or, without ``--model``, converted from ``--weights`` in a short-lived
+  subprocess of the driver. Its bytes (~9 MB) are broadcast.
+* ``keras``: ``--weights`` resolved (``imagenet`` | ``none`` | a file path or ``s3://`` URI)
+  and ``model.get_weights()`` (~9 MB) broadcast.
+
+Each Python worker builds its predictor once and caches it in this module
+(``_WORKER_PREDICTOR``): workers are reused across tasks, so the model is not rebuilt per
+task or per batch. This module must be shipped to executors (``--py-files``) for that
 cache to live at module level.
 
 Produce a weights file for machines without internet (EMR nodes need not download)::
@@ -19,26 +26,38 @@ import hashlib
 import io
 import os
 import tempfile
-import warnings
+import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from spark_jobs import FEATURE_DIM
+from spark_jobs.runtimes import (
+    CONVERTED_RUNTIMES,
+    ModelError,
+    ModelSpec,
+    Predictor,
+    Runtime,
+    WeightsError,
+    build_keras_model,
+    check_model,
+    convert_in_subprocess,
+    load_keras_model,
+    make_predictor,
+    predict,
+    weights_key,
+)
 
 if TYPE_CHECKING:
     from pyspark.broadcast import Broadcast
     from pyspark.sql import Column, SparkSession
 
+__all__ = ["BadImageError", "ModelError", "WeightsError", "featurize_column", "prepare_model"]
+
 FEATURES_SCHEMA = "features array<float>, error string"
-
-
-class WeightsError(RuntimeError):
-    """The requested weights could not be loaded (offline, missing or incompatible file)."""
 
 
 class BadImageError(ValueError):
@@ -57,74 +76,111 @@ class WeightsInfo:
         return {"source": self.source, "meaningful": self.meaningful, "note": self.note}
 
 
-def build_model(image_size: int, weights: str | None = None):
-    """MobileNetV2 without its classifier, average-pooled: ``(n, s, s, 3) -> (n, 1280)``."""
-    from keras.applications import MobileNetV2
-
-    return MobileNetV2(
-        input_shape=(image_size, image_size, 3),
-        include_top=False,
-        pooling="avg",
-        weights=weights,
-    )
-
-
-def load_weights(
-    spark: SparkSession, source: str, image_size: int
-) -> tuple[list[np.ndarray], WeightsInfo]:
-    """Resolve ``--weights`` on the driver; never falls back from one source to another."""
+def weights_info(source: str, where: str) -> WeightsInfo:
+    """The metrics' account of ``--weights``; ``where`` says where they were loaded."""
     if source == "imagenet":
-        try:
-            model = build_model(image_size, "imagenet")
-        except Exception as exc:  # keras raises plain Exception subclasses for URL errors
-            raise WeightsError(
-                "could not load the ImageNet weights (Keras downloads them on first use; "
-                f"this machine looks offline: {exc}). Pass --weights with a weights file "
-                "(local path or s3:// URI, made once with `python -m spark_jobs.features "
-                "export-weights mobilenet_v2.weights.h5` on a machine with internet), or "
-                "--weights none for a test run with random weights."
-            ) from exc
-        info = WeightsInfo("imagenet", True, "Keras ImageNet weights, loaded on the driver")
-    elif source == "none":
-        import keras
-
-        # A fixed seed: the same random network on every run, so reruns are comparable.
-        keras.utils.set_random_seed(0)
-        model = build_model(image_size, None)
-        info = WeightsInfo(
+        return WeightsInfo("imagenet", True, f"Keras ImageNet weights, {where}")
+    if source == "none":
+        return WeightsInfo(
             "none",
             False,
             "random initialisation (seed 0): for tests and offline demos only, "
             "features and PCA are not meaningful",
         )
-    else:
-        model = build_model(image_size, None)
-        with tempfile.TemporaryDirectory(prefix="fruits-weights-") as tmp:
-            from spark_jobs.io import copy_to_local, qualify
+    return WeightsInfo(source, True, f"weights file, {where}")
 
-            local = Path(tmp) / Path(source.rstrip("/")).name
+
+@dataclass(frozen=True)
+class PreparedModel:
+    """What the executors need to build their predictor, and what metrics.json records."""
+
+    runtime: Runtime
+    payload: Any
+    """Converted model bytes (litert, onnx) or the Keras weights arrays (keras)."""
+    digest: str
+    weights: WeightsInfo
+    model: dict[str, Any] = field(default_factory=dict)
+
+
+def _local_weights_copy(spark: SparkSession, source: str, tmp: Path) -> Path | None:
+    if source in ("imagenet", "none"):
+        return None
+    from spark_jobs.io import copy_to_local, qualify
+
+    local = tmp / Path(source.rstrip("/")).name
+    try:
+        return copy_to_local(spark, qualify(source), local)
+    except FileNotFoundError as exc:
+        raise WeightsError(f"could not load MobileNetV2 weights from {source}: {exc}") from exc
+
+
+def load_weights(
+    spark: SparkSession, source: str, image_size: int
+) -> tuple[list[np.ndarray], WeightsInfo]:
+    """Resolve ``--weights`` on the driver for the keras runtime; never falls back."""
+    with tempfile.TemporaryDirectory(prefix="fruits-weights-") as tmp:
+        local = _local_weights_copy(spark, source, Path(tmp))
+        model = load_keras_model(source, image_size, local)
+    return model.get_weights(), weights_info(source, "loaded on the driver")
+
+
+def prepare_model(
+    spark: SparkSession,
+    *,
+    runtime: Runtime,
+    weights: str,
+    image_size: int,
+    model_uri: str | None = None,
+) -> PreparedModel:
+    """The run's model, once: checked (``--model``) or converted, or the Keras weights.
+
+    Raises :class:`WeightsError` (unusable weights) or :class:`ModelError` (a missing,
+    damaged or mismatched model file): the job exits 2 and publishes nothing.
+    """
+    if runtime == "keras":
+        if model_uri:
+            raise ModelError("--model is a converted model: it is not used by --runtime keras")
+        arrays, info = load_weights(spark, weights, image_size)
+        return PreparedModel(runtime, arrays, weights_digest(arrays), info)
+    if runtime not in CONVERTED_RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}")
+    from spark_jobs.io import copy_to_local, qualify
+
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="fruits-model-") as tmp_name:
+        tmp = Path(tmp_name)
+        local_weights = _local_weights_copy(spark, weights, tmp)
+        spec = ModelSpec(runtime, weights, weights_key(weights, local_weights), image_size)
+        if model_uri:
             try:
-                copy_to_local(spark, qualify(source), local)
-                with warnings.catch_warnings():
-                    # Keras only *warns* when parts of a file match no layer ("affected layers
-                    # will retain their freshly-initialized weights"): a partial load would
-                    # give silently half-random features, so it fails like a wrong file.
-                    warnings.filterwarnings("error", message=".*freshly-initialized.*")
-                    model.load_weights(str(local))
-            except Exception as exc:
-                raise WeightsError(
-                    f"could not load MobileNetV2 weights from {source}: {exc}. Expected a "
-                    "Keras weights file (*.weights.h5) of MobileNetV2(include_top=False), "
-                    "e.g. made with `python -m spark_jobs.features export-weights`."
-                ) from exc
-        info = WeightsInfo(source, True, "weights file loaded on the driver")
-    return model.get_weights(), info
+                local_model = copy_to_local(spark, qualify(model_uri), tmp / "model.zip")
+            except FileNotFoundError as exc:
+                raise ModelError(f"converted model {model_uri} does not exist") from exc
+            origin, how = model_uri, "staged converted model"
+        else:
+            local_model = tmp / spec.file_name
+            convert_in_subprocess(runtime, weights, image_size, local_model, local_weights)
+            origin, how = "the driver's conversion", "converted on the driver"
+        model_bytes = check_model(local_model.read_bytes(), spec, origin=origin)
+    return PreparedModel(
+        runtime,
+        model_bytes,
+        hashlib.blake2b(model_bytes, digest_size=16).hexdigest(),
+        weights_info(weights, how),
+        {
+            "runtime": runtime,
+            "key": spec.key,
+            "source": model_uri or "converted on the driver",
+            "bytes": len(model_bytes),
+            "prepare_s": round(time.perf_counter() - t0, 3),
+        },
+    )
 
 
 # --- executor side ------------------------------------------------------------------
 
-_WORKER_MODEL: Any = None
-_WORKER_MODEL_KEY: tuple[int, str] | None = None
+_WORKER_PREDICTOR: Predictor | None = None
+_WORKER_KEY: tuple[str, int, str] | None = None
 
 
 def weights_digest(weights: Sequence[np.ndarray]) -> str:
@@ -136,37 +192,22 @@ def weights_digest(weights: Sequence[np.ndarray]) -> str:
     return digest.hexdigest()
 
 
-def configure_tf_threads(threads: int) -> None:
-    """Limit TensorFlow to ``threads`` intra-op threads and one inter-op thread.
-
-    Spark already runs one task per core; TF's default (all cores per process) makes the
-    tasks fight over the cores. Only takes effect before TF initialises in this process;
-    a reused worker keeps its first setting.
-    """
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:
-        pass  # TF already initialised in this (reused) worker: settings are fixed
-
-
-def _worker_model(image_size: int, weights: Broadcast, digest: str, threads: int):
-    global _WORKER_MODEL, _WORKER_MODEL_KEY
-    key = (image_size, digest)
-    if key != _WORKER_MODEL_KEY:
-        configure_tf_threads(threads)
-        if _WORKER_MODEL is not None:
+def _worker_predictor(
+    runtime: Runtime, image_size: int, payload: Broadcast, digest: str, threads: int
+) -> Predictor:
+    global _WORKER_PREDICTOR, _WORKER_KEY
+    key = (runtime, image_size, digest)
+    if key != _WORKER_KEY:
+        if _WORKER_KEY is not None and _WORKER_KEY[0] == "keras":
             import keras
 
             # A reused worker serving a new job: free the previous job's graph first.
-            _WORKER_MODEL = None
+            _WORKER_PREDICTOR = None
             keras.backend.clear_session()
-        model = build_model(image_size, None)
-        model.set_weights(weights.value)
-        _WORKER_MODEL, _WORKER_MODEL_KEY = model, key
-    return _WORKER_MODEL
+        _WORKER_PREDICTOR = make_predictor(runtime, payload.value, image_size, threads)
+        _WORKER_KEY = key
+    assert _WORKER_PREDICTOR is not None
+    return _WORKER_PREDICTOR
 
 
 def decode_image(content: bytes | bytearray | None, image_size: int) -> np.ndarray:
@@ -191,19 +232,8 @@ def decode_image(content: bytes | bytearray | None, image_size: int) -> np.ndarr
     return np.asarray(rgb, dtype=np.float32)
 
 
-def predict(model: Any, images: np.ndarray, batch_size: int) -> np.ndarray:
-    """MobileNetV2 features of decoded images, ``batch_size`` at a time (float32)."""
-    from keras.applications.mobilenet_v2 import preprocess_input
-
-    out = np.empty((len(images), FEATURE_DIM), dtype=np.float32)
-    for start in range(0, len(images), batch_size):
-        batch = preprocess_input(images[start : start + batch_size].copy())
-        out[start : start + batch_size] = model.predict_on_batch(batch)
-    return out
-
-
 def featurize_contents(
-    model: Any, contents: Sequence[bytes | None], image_size: int, batch_size: int
+    predictor: Predictor, contents: Sequence[bytes | None], image_size: int, batch_size: int
 ) -> pd.DataFrame:
     """Features for one batch of file contents: columns ``features`` and ``error``.
 
@@ -220,14 +250,16 @@ def featurize_contents(
             errors[i] = str(exc)
     features: list[np.ndarray | None] = [None] * len(contents)
     if decoded:
-        for i, vector in zip(ok_rows, predict(model, np.stack(decoded), batch_size), strict=True):
+        vectors = predict(predictor, np.stack(decoded), batch_size)
+        for i, vector in zip(ok_rows, vectors, strict=True):
             features[i] = vector
     return pd.DataFrame({"features": features, "error": errors})
 
 
 def featurize_column(
     content: Column,
-    weights: Broadcast,
+    model: PreparedModel,
+    payload: Broadcast,
     *,
     image_size: int,
     batch_size: int,
@@ -235,21 +267,21 @@ def featurize_column(
 ) -> Column:
     """A struct column ``(features array<float>, error string)`` computed from ``content``.
 
-    An iterator pandas UDF: the model is fetched (built once per worker) before the
+    An iterator pandas UDF: the predictor is fetched (built once per worker) before the
     first Arrow batch; each Arrow batch (``maxRecordsPerBatch`` rows) is one inference
-    batch.
+    batch. ``payload`` is the broadcast of ``model.payload``.
     """
     from pyspark.sql.functions import pandas_udf
 
-    # Computed on the driver: a reused worker whose cached model already holds these
-    # weights (same job, or a later job with the same weights) does not rebuild it.
-    digest = weights_digest(weights.value)
+    # Plain values only in the closure: a reused worker whose cached predictor already
+    # holds this model (same job, or a later job with the same model) does not rebuild it.
+    runtime, digest = model.runtime, model.digest
 
     @pandas_udf(FEATURES_SCHEMA)  # type: ignore[call-overload]
     def featurize(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
-        model = _worker_model(image_size, weights, digest, threads)
+        predictor = _worker_predictor(runtime, image_size, payload, digest, threads)
         for contents in batches:
-            yield featurize_contents(model, contents.tolist(), image_size, batch_size)
+            yield featurize_contents(predictor, contents.tolist(), image_size, batch_size)
 
     return featurize(content)
 
@@ -261,7 +293,7 @@ def export_weights(dest: Path, image_size: int = 224) -> Path:
     """Download the ImageNet weights (needs internet once) and save them as ``.weights.h5``."""
     if not dest.name.endswith(".weights.h5"):
         raise ValueError(f"Keras weights files must end in .weights.h5, got {dest.name}")
-    model = build_model(image_size, "imagenet")
+    model = build_keras_model(image_size, "imagenet")
     dest.parent.mkdir(parents=True, exist_ok=True)
     model.save_weights(str(dest))
     return dest

@@ -22,6 +22,8 @@ os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO_ROOT / "plugins")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"
 os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] = f"{_AIRFLOW_HOME}/logs"
+# Converted models of the local DAG / staging task: never the user's own cache.
+os.environ["FRUITS_MODEL_CACHE"] = f"{_AIRFLOW_HOME}/model-cache"
 # Never reach real AWS: fake credentials, EU default region, no instance metadata lookups.
 for _key, _value in {
     "AWS_ACCESS_KEY_ID": "testing",

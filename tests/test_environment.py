@@ -32,9 +32,15 @@ def _pins(path) -> dict[str, str]:
     return pins
 
 
-@pytest.mark.parametrize(
-    "path", ["requirements.txt", "requirements-dev.txt", "spark_jobs/requirements.txt"]
-)
+NODE_FILES = [
+    "spark_jobs/requirements.txt",
+    "spark_jobs/requirements-litert.txt",
+    "spark_jobs/requirements-onnx.txt",
+    "spark_jobs/requirements-keras.txt",
+]
+
+
+@pytest.mark.parametrize("path", ["requirements.txt", "requirements-dev.txt", *NODE_FILES])
 def test_every_requirement_is_pinned_and_agrees_with_constraints(path):
     constraints = _pins("constraints.txt")
     for name, pinned in _pins(path).items():
@@ -50,7 +56,22 @@ def test_pyspark_matches_the_spark_of_the_target_emr_release():
     assert pyspark.__version__ == pinned
 
 
-def test_emr_nodes_get_the_job_dependencies_but_not_pyspark():
-    node = _pins("spark_jobs/requirements.txt")
-    assert {"tensorflow-cpu", "numpy", "pandas", "pyarrow", "pillow"} <= set(node)
+@pytest.mark.parametrize("runtime", ["litert", "onnx", "keras"])
+def test_emr_nodes_get_the_job_dependencies_but_not_pyspark(runtime):
+    from include.job_package import node_requirements
+
+    staged = node_requirements(runtime)
+    node = {}
+    for line in staged.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, pinned = line.partition("==")
+            node[name.lower()] = pinned
+    assert {"numpy", "pandas", "pyarrow", "pillow"} <= set(node)
     assert "pyspark" not in node  # EMR provides Spark; a pip pyspark would shadow it
+    runtime_package = {"litert": "ai-edge-litert", "onnx": "onnxruntime"}
+    if runtime == "keras":
+        assert "tensorflow-cpu" in node
+    else:  # the fast runtimes' nodes get no TensorFlow at all
+        assert runtime_package[runtime] in node
+        assert not {"tensorflow-cpu", "tensorflow", "keras", "h5py"} & set(node)

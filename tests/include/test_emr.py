@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import shutil
 
 import boto3
 import pytest
@@ -233,7 +234,8 @@ def test_upload_job_package_uploads_code_and_local_weights(config, tmp_path):
 
     weights = tmp_path / "mobilenet.h5"
     weights.write_bytes(b"weights")
-    settings = emr_settings_from_params({"weights": str(weights)})
+    # keras: the weights file itself is what the nodes load (no converted model).
+    settings = emr_settings_from_params({"weights": str(weights), "runtime": "keras"})
     config = dataclasses.replace(config, bucket="fruits-unit")
     plan = build_run_plan(settings, config, dag_id="d", run_id="r1")
     with mock_aws():
@@ -278,3 +280,56 @@ def test_download_results_refuses_incomplete_and_reruns_cleanly(config, tmp_path
     assert (run_dir / "pca" / "part-0.parquet").read_bytes() == b"PAR1"
     assert not (run_dir / "features").exists()
     assert [p.name for p in (tmp_path / "res").iterdir()] == [plan["run_key"]]
+
+
+def test_the_step_runs_the_staged_model_of_a_fast_runtime(config):
+    fast = build_run_plan(emr_settings_from_params({}), config, dag_id="d", run_id="r1")
+    args = fast["steps"][0]["HadoopJarStep"]["Args"]
+    model_uri = f"s3://{config.bucket}/{fast['code_keys']['model']}"
+    assert args[args.index("--runtime") + 1] == "litert"
+    assert args[args.index("--model") + 1] == model_uri
+    assert fast["code_keys"]["model"].startswith(fast["code_keys"]["py_files"].rsplit("/", 1)[0])
+    keras = build_run_plan(
+        emr_settings_from_params({"runtime": "keras"}), config, dag_id="d", run_id="r1"
+    )
+    args = keras["steps"][0]["HadoopJarStep"]["Args"]
+    assert args[args.index("--runtime") + 1] == "keras"
+    assert "--model" not in args
+    assert "model" not in keras["code_keys"]
+
+
+@pytest.mark.slow  # converts MobileNetV2 once (TensorFlow in a subprocess)
+def test_the_model_is_converted_and_uploaded_once_then_copied_per_run(config, tmp_path):
+    from moto import mock_aws
+
+    from include.emr import upload_job_package
+    from spark_jobs.runtimes import ModelSpec, check_model
+
+    config = dataclasses.replace(config, bucket="fruits-unit")
+    settings = emr_settings_from_params({"weights": "none", "image_size": 32})
+    plans = [build_run_plan(settings, config, dag_id="d", run_id=r) for r in ("r1", "r2")]
+    cache = tmp_path / "cache"
+    with mock_aws(), pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FRUITS_MODEL_CACHE", str(cache))
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(
+            Bucket="fruits-unit", CreateBucketConfiguration={"LocationConstraint": REGION}
+        )
+        first = upload_job_package(plans[0])["model"]
+        second = upload_job_package(plans[1])["model"]
+        shutil.rmtree(cache)  # a fresh Airflow worker: S3's copy is enough
+        third = upload_job_package(plans[1])["model"]
+        staged = {
+            run: s3.get_object(Bucket="fruits-unit", Key=plan["code_keys"]["model"])
+            for run, plan in zip(("r1", "r2"), plans, strict=True)
+        }
+        cached = s3.list_objects_v2(Bucket="fruits-unit", Prefix=plans[0]["models_prefix"])
+        body = staged["r2"]["Body"].read()
+    assert (first["converted"], first["uploaded"]) == (True, True)
+    assert (second["converted"], second["uploaded"]) == (False, False)
+    assert (third["converted"], third["uploaded"]) == (False, False)
+    assert first["cache_uri"] == second["cache_uri"]
+    assert [o["Key"] for o in cached["Contents"]] == [first["cache_uri"].split("/", 3)[3]]
+    assert all(o["ServerSideEncryption"] == "AES256" for o in staged.values())
+    spec = ModelSpec("litert", "none", "none-seed0", 32)
+    assert check_model(body, spec, origin="staged")  # the job's own check accepts it

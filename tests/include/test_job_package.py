@@ -32,6 +32,7 @@ def _fake_package(root):
     (pkg / "sub").mkdir(parents=True)
     for name in ("__init__.py", "entrypoint.py", "bootstrap.sh", "requirements.txt"):
         (pkg / name).write_text(name)
+    (pkg / "requirements-litert.txt").write_text("ai-edge-litert==1\n")
     (pkg / "sub" / "mod.py").write_text("x = 1\n")
     (pkg / "__pycache__").mkdir()
     (pkg / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"\0")
@@ -61,3 +62,19 @@ def test_incomplete_package_names_the_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"bootstrap\.sh"):
         build_job_package(tmp_path / "out", source_dir=pkg)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("runtime", ["litert", "onnx", "keras"])
+def test_staged_requirements_are_the_base_plus_the_runtimes_own(tmp_path, runtime):
+    package = build_job_package(tmp_path / runtime, runtime=runtime)
+    staged = package.requirements.read_text()
+    assert "pandas==" in staged
+    assert ("tensorflow-cpu==" in staged) is (runtime == "keras")
+    assert ("ai-edge-litert==" in staged) is (runtime == "litert")
+    assert ("onnxruntime==" in staged) is (runtime == "onnx")
+
+
+def test_a_runtime_without_requirements_is_refused(tmp_path):
+    pkg = _fake_package(tmp_path / "src")
+    with pytest.raises(FileNotFoundError, match=r"requirements-onnx\.txt"):
+        build_job_package(tmp_path / "out", source_dir=pkg, runtime="onnx")

@@ -104,3 +104,36 @@ def copy_of(tmp_path):
         return dest
 
     return _copy
+
+
+@pytest.fixture(scope="session")
+def converted_models(tmp_path_factory):
+    """``make(runtime, weights="none", image_size=TEST_IMAGE_SIZE, weights_file=None)``:
+    the job's converted model file, converted once per session (in-process: fast)."""
+    from spark_jobs.runtimes import convert
+
+    folder = tmp_path_factory.mktemp("models")
+    made: dict[tuple, Path] = {}
+
+    def make(runtime="litert", weights="none", image_size=TEST_IMAGE_SIZE, weights_file=None):
+        key = (runtime, weights, image_size, str(weights_file))
+        if key not in made:
+            dest = folder / f"{len(made)}-{runtime}-{image_size}.zip"
+            convert(runtime, weights, image_size, dest, weights_file)
+            made[key] = dest
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def other_weights_file(tmp_path_factory) -> Path:
+    """A MobileNetV2 weights file other than --weights none's (another seed)."""
+    import keras
+
+    from spark_jobs.runtimes import build_keras_model
+
+    path = tmp_path_factory.mktemp("weights") / "seed7.weights.h5"
+    keras.utils.set_random_seed(7)
+    build_keras_model(TEST_IMAGE_SIZE, None).save_weights(str(path))
+    return path

@@ -1,4 +1,4 @@
-"""Decoding and featurising single images (no Spark), and resolving --weights."""
+"""Decoding and featurising single images (no Spark), and resolving --weights (keras)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spark_jobs import FEATURE_DIM
+from spark_jobs import FEATURE_DIM, runtimes
 from spark_jobs import features as feat
 from tests.spark_jobs.conftest import EXPECTED_BAD, EXTRA_VALID, TEST_IMAGE_SIZE
 
@@ -38,10 +38,17 @@ def tiny_model():
     import keras
 
     keras.utils.set_random_seed(0)
-    return feat.build_model(TEST_IMAGE_SIZE)
+    return runtimes.build_keras_model(TEST_IMAGE_SIZE)
 
 
-def test_featurize_contents_marks_bad_rows_and_never_emits_zero_vectors(bad_dataset, tiny_model):
+@pytest.fixture(scope="module")
+def tiny_predictor(tiny_model):
+    return runtimes.make_predictor("keras", tiny_model.get_weights(), TEST_IMAGE_SIZE, 1)
+
+
+def test_featurize_contents_marks_bad_rows_and_never_emits_zero_vectors(
+    bad_dataset, tiny_predictor
+):
     rels = [
         "Training/Kiwi/0_100.jpg",
         "Test/Banana/empty.jpg",
@@ -49,7 +56,10 @@ def test_featurize_contents_marks_bad_rows_and_never_emits_zero_vectors(bad_data
         "Training/Lemon/notes.jpg",
     ]
     out = feat.featurize_contents(
-        tiny_model, [(bad_dataset / r).read_bytes() for r in rels], TEST_IMAGE_SIZE, batch_size=1
+        tiny_predictor,
+        [(bad_dataset / r).read_bytes() for r in rels],
+        TEST_IMAGE_SIZE,
+        batch_size=1,
     )
     assert list(out["error"].isna()) == [True, False, True, False]
     assert out["features"][1] is None
@@ -60,19 +70,24 @@ def test_featurize_contents_marks_bad_rows_and_never_emits_zero_vectors(bad_data
         assert np.abs(vector).sum() > 0
     # Batching does not change the numbers.
     again = feat.featurize_contents(
-        tiny_model, [(bad_dataset / rels[0]).read_bytes()] * 3, TEST_IMAGE_SIZE, 2
+        tiny_predictor, [(bad_dataset / rels[0]).read_bytes()] * 3, TEST_IMAGE_SIZE, 2
     )
     np.testing.assert_allclose(again["features"][2], out["features"][0], rtol=1e-4, atol=1e-5)
 
 
-def test_preprocessing_is_mobilenet_v2s(tiny_model):
-    # A mid-grey image: preprocess_input maps 127.5 to 0, so the network sees zeros.
+def test_preprocessing_is_mobilenet_v2s_bit_for_bit():
+    """The TensorFlow-free preprocessing equals Keras's preprocess_input exactly."""
+    from keras.applications.mobilenet_v2 import preprocess_input
+
     buf = io.BytesIO()
     Image.new("RGB", (40, 40), (128, 128, 128)).save(buf, format="PNG")
     decoded = feat.decode_image(buf.getvalue(), TEST_IMAGE_SIZE)
-    from keras.applications.mobilenet_v2 import preprocess_input
-
-    np.testing.assert_allclose(preprocess_input(decoded.copy()), 128 / 127.5 - 1, atol=1e-6)
+    np.testing.assert_allclose(runtimes.preprocess(decoded), 128 / 127.5 - 1, atol=1e-6)
+    pixels = np.random.default_rng(3).integers(0, 256, (4, 9, 9, 3)).astype(np.float32)
+    ours = runtimes.preprocess(pixels)
+    assert ours.dtype == np.float32
+    assert np.array_equal(ours, preprocess_input(pixels.copy()))
+    assert pixels.max() > 1  # the input is not modified in place
 
 
 def test_weights_none_is_deterministic_and_flagged_not_meaningful(spark):
@@ -115,7 +130,7 @@ def test_partially_loaded_weights_file_fails_instead_of_keeping_random_layers(
     import keras
 
     path = tmp_path / "mobilenet.weights.h5"
-    feat.build_model(TEST_IMAGE_SIZE, None).save_weights(str(path))
+    runtimes.build_keras_model(TEST_IMAGE_SIZE, None).save_weights(str(path))
 
     def partial_load(self, filepath, *args, **kwargs):
         warnings.warn(

@@ -13,20 +13,30 @@ from spark_jobs import FEATURE_DIM, cli
 from spark_jobs import io as job_io
 from tests.spark_jobs.conftest import EXPECTED_BAD, EXTRA_VALID, TEST_IMAGE_SIZE
 
-pytestmark = pytest.mark.slow  # each run featurises with TensorFlow in Spark workers
+pytestmark = pytest.mark.slow  # each run featurises in Spark's Python workers
 
 METRICS_KEYS = {
     "run_id", "mode", "input", "output", "started_at", "finished_at", "weights", "counts",
     "bad_files", "pca", "timings_s", "throughput", "spark", "versions", "image_size",
-    "batch_size", "feature_dim",
+    "batch_size", "feature_dim", "runtime", "model",
 }  # fmt: skip
 
 
+_MODEL_ARGS: list[str] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _staged_model(converted_models):
+    """The default runtime's model, converted once (as the DAGs stage it) for every run."""
+    _MODEL_ARGS[:] = ["--model", str(converted_models("litert", "none"))]
+
+
 def job_args(input_dir: Path, output: Path, run_id: str, *extra: str) -> list[str]:
+    """The job's flags with the default runtime (litert) and its staged model."""
     return [
         "--input", str(input_dir), "--output", str(output), "--run-id", run_id,
         "--weights", "none", "--image-size", str(TEST_IMAGE_SIZE), "--batch-size", "8",
-        *extra,
+        *(_MODEL_ARGS if "--runtime" not in extra else []), *extra,
     ]  # fmt: skip
 
 
@@ -103,18 +113,38 @@ def test_features_are_1280_wide_labelled_and_never_zero(images_run):
 
 def test_features_match_plain_keras_on_the_same_images(images_run, bad_dataset, spark):
     from spark_jobs import features as feat
+    from spark_jobs.runtimes import make_predictor
 
-    run_dir, _ = images_run
+    run_dir, metrics = images_run
+    assert metrics["runtime"] == "litert"
+    assert metrics["model"]["source"] == _MODEL_ARGS[1]
     features = read_parquet(run_dir / "features").set_index("path")
     weights, _ = feat.load_weights(spark, "none", TEST_IMAGE_SIZE)
-    model = feat.build_model(TEST_IMAGE_SIZE)
-    model.set_weights(weights)
+    keras = make_predictor("keras", weights, TEST_IMAGE_SIZE, 1)
     rels = ["Test/Kiwi/0_100.jpg", "Training/Pear/cmyk.jpg", "Training/Orange/alpha.png"]
     expected = feat.featurize_contents(
-        model, [(bad_dataset / r).read_bytes() for r in rels], TEST_IMAGE_SIZE, 8
+        keras, [(bad_dataset / r).read_bytes() for r in rels], TEST_IMAGE_SIZE, 8
     )
     for rel, vector in zip(rels, expected["features"], strict=True):
-        np.testing.assert_allclose(features.loc[rel, "features"], vector, rtol=1e-3, atol=1e-4)
+        got = np.asarray(features.loc[rel, "features"])
+        assert np.abs(got - vector).max() / np.abs(vector).max() < 1e-4
+
+
+def test_keras_runtime_gives_the_same_features_and_pca_curve(images_run, bad_dataset, tmp_path):
+    run_dir, metrics = images_run
+    keras = run_job(
+        job_args(bad_dataset, tmp_path, "keras", "--runtime", "keras", "--pca-variance", "0.9")
+    )
+    assert (keras["runtime"], keras["model"]) == ("keras", None)
+    assert "tensorflow-cpu" in keras["versions"]
+    assert keras["counts"] == metrics["counts"]
+    assert keras["bad_files"] == metrics["bad_files"]
+    np.testing.assert_allclose(
+        keras["pca"]["explained_variance"], metrics["pca"]["explained_variance"], atol=1e-6
+    )
+    a = np.stack(read_parquet(run_dir / "features")["features"])
+    b = np.stack(read_parquet(tmp_path / "keras" / "features")["features"])
+    assert np.abs(a - b).max() / np.abs(b).max() < 1e-4
 
 
 def test_pca_k_comes_from_the_variance_target_and_matches_numpy(images_run):
@@ -231,3 +261,90 @@ def test_no_image_files_at_all_fails_clearly(spark, tmp_path, capsys):
     assert cli.main(job_args(tmp_path / "data", tmp_path / "out", "r0")) == cli.EXIT_BAD_INPUT
     assert "no .jpg/.jpeg/.png files" in capsys.readouterr().err
     assert not (tmp_path / "out" / "r0").exists()
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ("other-size", "another runtime, other weights or another image size"),
+        ("other-weights", "another runtime, other weights or another image size"),
+        ("missing", "does not exist"),
+        ("corrupt", "not a converted model"),
+    ],
+)
+def test_a_model_that_does_not_fit_the_run_exits_2_and_keeps_the_last_run(
+    spark, bad_dataset, tmp_path, capsys, converted_models, other_weights_file, model, message
+):
+    paths = {
+        "other-size": lambda: converted_models("litert", "none", image_size=48),
+        "other-weights": lambda: converted_models(
+            "litert", str(other_weights_file), weights_file=other_weights_file
+        ),
+        "missing": lambda: tmp_path / "absent.zip",
+        "corrupt": lambda: _write(tmp_path / "corrupt.zip", b"PK\x03\x04 not really"),
+    }
+    earlier = tmp_path / "out" / "r0"
+    earlier.mkdir(parents=True)
+    (earlier / "_SUCCESS").write_text("")  # an earlier good run of the same id
+    argv = job_args(bad_dataset, tmp_path / "out", "r0", "--runtime", "litert")
+    code = cli.main([*argv, "--model", str(paths[model]())])
+    assert code == cli.EXIT_BAD_INPUT
+    assert message in capsys.readouterr().err
+    assert (earlier / "_SUCCESS").exists()  # refused before anything was touched
+    assert sorted(p.name for p in earlier.iterdir()) == ["_SUCCESS"]
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+# A Python worker of this job that imports TensorFlow or Keras fails its task.
+_BLOCK_TENSORFLOW = """
+import sys
+
+class _NoTensorFlow:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras", "tf_keras"):
+            raise ImportError(f"{name} imported in a process of a fast-runtime job")
+        return None
+
+sys.meta_path.insert(0, _NoTensorFlow())
+"""
+
+
+@pytest.mark.parametrize("runtime", ["litert", "onnx", "keras"])
+def test_fast_runtimes_never_import_tensorflow_in_the_job(
+    runtime, bad_dataset, tmp_path, converted_models
+):
+    """Every process of the job (driver and Python workers) runs with an import hook that
+    refuses TensorFlow; keras, the control, must fail under the same hook."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_BLOCK_TENSORFLOW)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), str(REPO_ROOT)])}
+    argv = [
+        sys.executable, "-m", "spark_jobs.cli", "--master", "local[2]",
+        "--input", str(bad_dataset), "--output", str(tmp_path / "out"), "--run-id", runtime,
+        "--weights", "none", "--image-size", str(TEST_IMAGE_SIZE), "--pca-k", "2",
+        "--runtime", runtime,
+    ]  # fmt: skip
+    if runtime != "keras":
+        argv += ["--model", str(converted_models(runtime, "none"))]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    output = done.stdout + done.stderr
+    if runtime == "keras":
+        assert done.returncode != 0
+        assert "imported in a process of a fast-runtime job" in output
+        assert not (tmp_path / "out" / runtime / "_SUCCESS").exists()
+    else:
+        assert done.returncode == 0, output[-3000:]
+        metrics = json.loads((tmp_path / "out" / runtime / "metrics.json").read_text())
+        assert metrics["counts"]["valid_images"] > 0
+        assert metrics["runtime"] == runtime
