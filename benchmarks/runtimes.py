@@ -5,9 +5,9 @@ Candidates: Keras 3 ``predict_on_batch`` (TensorFlow, ``--runtime keras``), Lite
 Runtime on Keras's own ONNX export (``--runtime onnx``), each run exactly as the job's
 Python workers run it (``spark_jobs.runtimes``). Each runs in fresh processes with one
 intra-op thread: one process alone, then ``--procs`` processes at once (one per core, as
-Spark's Python workers run). Reported per candidate: images/s alone and together, peak RSS of one process (model +
-one batch), and the max relative difference of its features to Keras's
-(max |diff| / max |keras|) on the same preprocessed batch.
+Spark's Python workers run). Reported per candidate: images/s alone and together, peak
+RSS of one process (model + one batch), and the max relative difference of its features
+to Keras's (max |diff| / max |keras|) on the same preprocessed batch.
 
     python benchmarks/runtimes.py [--images 256] [--batch 64] [--procs 2] [--json out.json]
 """
