@@ -60,8 +60,65 @@ PRICE_TABLE_USD_PER_HOUR: dict[str, tuple[float, float]] = {
     "c5.2xlarge": (0.384, 0.085),
     "c6i.2xlarge": (0.384, 0.085),
     "r5.xlarge": (0.282, 0.063),
+    # Graviton (aarch64; the litert and onnx runtimes have aarch64 wheels, Keras's
+    # tensorflow-cpu has none). DERIVED, not read off the eu-west-1 price page (it could
+    # not be reached): m5's eu-west-1 figures x AWS's us-east-1 on-demand ratios,
+    # m6g/m5 = 0.154/0.192 = 0.80 and m7g/m5 = 0.1632/0.192 = 0.85. Check them against the
+    # AWS Price List API (AmazonEC2, ElasticMapReduce) before relying on them.
+    "m6g.xlarge": (0.171, 0.038),
+    "m6g.2xlarge": (0.342, 0.077),
+    "m7g.xlarge": (0.182, 0.041),
+    "m7g.2xlarge": (0.364, 0.082),
 }
 ALLOWED_INSTANCE_TYPES: tuple[str, ...] = tuple(PRICE_TABLE_USD_PER_HOUR)
+
+
+@dataclass(frozen=True)
+class InstanceType:
+    """What the executor sizing needs to know of a node (include/executor_sizing.py)."""
+
+    vcpus: int
+    memory_gib: int
+    yarn_memory_mb: int
+    """EMR's default ``yarn.nodemanager.resource.memory-mb`` (= maximum-allocation-mb)."""
+    arch: str  # "x86_64" | "aarch64"
+
+
+# vCPUs and memory: EC2 User Guide (instance type tables). YARN memory: EMR Release Guide,
+# "Task configuration" (emr-hadoop-task-config), default values for the latest release,
+# without HBase; yarn.scheduler.maximum-allocation-mb equals it for every type here.
+INSTANCE_TYPES: dict[str, InstanceType] = {
+    "m5.xlarge": InstanceType(4, 16, 12288, "x86_64"),
+    "m5.2xlarge": InstanceType(8, 32, 24576, "x86_64"),
+    "m5.4xlarge": InstanceType(16, 64, 57344, "x86_64"),
+    "m6i.xlarge": InstanceType(4, 16, 11712, "x86_64"),
+    "m6i.2xlarge": InstanceType(8, 32, 23424, "x86_64"),
+    "c5.2xlarge": InstanceType(8, 16, 12288, "x86_64"),
+    "c6i.2xlarge": InstanceType(8, 16, 11712, "x86_64"),
+    "r5.xlarge": InstanceType(4, 32, 24576, "x86_64"),
+    "m6g.xlarge": InstanceType(4, 16, 11712, "aarch64"),
+    "m6g.2xlarge": InstanceType(8, 32, 23424, "aarch64"),
+    "m7g.xlarge": InstanceType(4, 16, 11712, "aarch64"),
+    "m7g.2xlarge": InstanceType(8, 32, 23424, "aarch64"),
+}
+
+RUNTIME_ARCHES: dict[str, tuple[str, ...]] = {
+    "litert": ("x86_64", "aarch64"),
+    "onnx": ("x86_64", "aarch64"),
+    "keras": ("x86_64",),  # tensorflow-cpu 2.21 has no aarch64 wheel
+}
+"""CPU architectures each model runtime's node requirements have wheels for."""
+
+# Peak RSS of one Spark Python worker of the UDF, MB = fixed + per image of a batch at
+# 224 px (scales with the pixel count). Measured with each runtime's predictor, pandas and
+# pyarrow imported, one thread, after 3 batches (batch 16 and 64 solved for the two terms;
+# 2026-12-02, 2-core AMD EPYC, Python 3.11): litert 271/657 MB, onnx 374/1000 MB,
+# keras 945/1733 MB. See README "Executor sizing".
+PYTHON_WORKER_MEMORY_MB: dict[str, tuple[float, float]] = {
+    "litert": (143.0, 8.0),
+    "onnx": (166.0, 13.0),
+    "keras": (682.0, 16.4),
+}
 
 
 def _env(name: str, default: str) -> str:

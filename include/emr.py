@@ -33,6 +33,7 @@ from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.config import PROJECT_TAG, PipelineConfig, load_config
+from include.executor_sizing import size_executors
 from include.job_args import CONVERTED_RUNTIMES, JobSettings, build_job_arguments, safe_run_id
 from include.staging import dataset_key_prefix
 
@@ -161,8 +162,11 @@ def build_spark_step(
     output_uri: str,
     run_id: str,
     model_uri: str | None = None,
+    spark_conf: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """One ``AddJobFlowSteps`` step running the job with spark-submit (a new dict each call).
+
+    ``spark_conf``: the executors' sizing (``include/executor_sizing.py``), as ``--conf``.
 
     Arguments are a list for ``command-runner.jar`` (never a shell string). Client deploy
     mode keeps the driver's Python traceback in the step's stderr, which the sensor shows
@@ -177,6 +181,11 @@ def build_spark_step(
         "yarn",
         "--conf",
         f"spark.pyspark.python={NODE_PYTHON}",
+        *(
+            arg
+            for key, value in sorted((spark_conf or {}).items())
+            for arg in ("--conf", f"{key}={value}")
+        ),
         "--py-files",
         py_files_uri,
         entry_script_uri,
@@ -221,6 +230,13 @@ def build_run_plan(
         weights = uri(f"{code_prefix}/weights/{PurePosixPath(weights).name}")
     job = JobSettings(**{**asdict(settings.job), "weights": weights})
     tags = run_tags(dag_id=dag_id, run_id=run_id, extra=config.extra_tags)
+    executors = size_executors(
+        settings.instance_type,
+        settings.core_nodes,
+        runtime=job.runtime,
+        batch_size=job.batch_size,
+        image_size=job.image_size,
+    )
     code = {
         "entry_script": f"{code_prefix}/entrypoint.py",
         "py_files": f"{code_prefix}/spark_jobs.zip",
@@ -243,6 +259,7 @@ def build_run_plan(
         "code_keys": code,
         "models_prefix": f"{prefix}/models",
         "job": asdict(job),
+        "executors": executors.as_dict(),
         "weights_file": weights_file,
         "weights_key": weights.removeprefix(f"s3://{bucket}/") if weights_file else None,
         "results_prefix": f"{results_base}/{rid}",
@@ -276,6 +293,7 @@ def build_run_plan(
                 output_uri=uri(results_base),
                 run_id=rid,
                 model_uri=uri(code["model"]) if "model" in code else None,
+                spark_conf=executors.spark_conf(),
             )
         ],
     }

@@ -19,6 +19,7 @@ from typing import Any
 from airflow.sdk import Param
 
 from include.config import ALLOWED_INSTANCE_TYPES, DEFAULT_RELEASE_LABEL
+from include.executor_sizing import size_executors
 from include.job_args import PCA_SOLVERS, RUNTIMES, JobSettings
 
 RELEASE_LABEL_PATTERN = r"^emr-7\.[0-9]+\.[0-9]+$"
@@ -340,6 +341,15 @@ def emr_settings_from_params(params: Mapping[str, Any]) -> EmrSettings:
     assert core_nodes is not None
     if not 1 <= core_nodes <= MAX_CORE_NODES:
         raise ValueError(f"core_nodes must be between 1 and {MAX_CORE_NODES}, got {core_nodes}")
+    # The runtime must have wheels for the node's CPU and its workers must fit YARN's memory:
+    # refused here, before anything is created (SizingError is a ValueError).
+    size_executors(
+        instance_type,
+        core_nodes,
+        runtime=job.runtime,
+        batch_size=job.batch_size,
+        image_size=job.image_size,
+    )
     release_label = _get(params, "release_label", defaults)
     if not isinstance(release_label, str) or not re.fullmatch(RELEASE_LABEL_PATTERN, release_label):
         raise ValueError(

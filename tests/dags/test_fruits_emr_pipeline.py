@@ -138,6 +138,7 @@ def job_source(tmp_path_factory, monkeypatch) -> Path:
     (package / "entrypoint.py").write_text("raise SystemExit(0)\n")
     (package / "bootstrap.sh").write_text("#!/bin/bash\n")
     (package / "requirements.txt").write_text("numpy\n")
+    (package / "requirements-litert.txt").write_text("ai-edge-litert\n")
     monkeypatch.setattr("include.job_package.REPO_ROOT", root)
     return package
 
@@ -194,7 +195,13 @@ def test_happy_path_uploads_creates_downloads_and_terminates(
     dataset_keys = [k for k in keys if k.startswith(f"{PREFIX}/datasets/")]
     assert dataset_keys
     code = {k.rsplit("/", 1)[-1] for k in keys if "/code/" in k}
-    assert code == {"entrypoint.py", "spark_jobs.zip", "bootstrap.sh", "requirements.txt"}
+    assert code == {
+        "entrypoint.py",
+        "spark_jobs.zip",
+        "bootstrap.sh",
+        "requirements.txt",
+        "model.zip",  # the default runtime's converted model
+    }
 
     (cluster_id, cluster_state), *others = clusters_by_state().items()
     assert not others

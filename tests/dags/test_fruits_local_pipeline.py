@@ -7,7 +7,9 @@ driver runs this DAG).
 from __future__ import annotations
 
 import itertools
+import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -109,11 +111,17 @@ def test_prepared_arguments_come_from_the_shared_builder(
         values = {x.key: XComModel.deserialize_value(x) for x in pulled}
     run_key = safe_run_id(dag_run.run_id)
     expected_settings = job_settings_from_params({**dict(fresh_dag.params), **conf})
-    assert values["application_args"] == build_job_arguments(
+    args = values["application_args"]
+    # The default runtime's model, converted into the worker's model cache.
+    model = Path(args[args.index("--model") + 1])
+    assert model.parent == Path(os.environ["FRUITS_MODEL_CACHE"])
+    assert model.name.startswith("mobilenet_v2-litert-224px-")
+    assert args == build_job_arguments(
         expected_settings,
         input_uri=str(sample_dataset.resolve()),
         output_uri=str(local_env),
         run_id=run_key,
+        model_uri=str(model),
     )
     assert values["run_dir"] == str(local_env / run_key)
     assert values["py_files"].endswith("spark_jobs.zip")
