@@ -75,3 +75,63 @@ def test_emr_nodes_get_the_job_dependencies_but_not_pyspark(runtime):
     else:  # the fast runtimes' nodes get no TensorFlow at all
         assert runtime_package[runtime] in node
         assert not {"tensorflow-cpu", "tensorflow", "keras", "h5py"} & set(node)
+
+
+NODE_PLATFORMS = {"x86_64": "x86_64-manylinux_2_28", "aarch64": "aarch64-manylinux_2_28"}
+
+
+@pytest.mark.parametrize(
+    ("runtime", "arch"),
+    [
+        ("litert", "x86_64"),
+        ("litert", "aarch64"),
+        ("onnx", "x86_64"),
+        ("onnx", "aarch64"),
+        ("keras", "x86_64"),
+    ],
+)
+def test_node_requirements_resolve_to_wheels_for_the_nodes(runtime, arch, tmp_path):
+    """What the bootstrap installs resolves for the nodes' Python 3.11 and platform (Amazon
+    Linux 2023: glibc 2.34) from wheels only, within constraints.txt. Asks the package index."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from include.job_package import node_requirements
+
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    assert uv, "uv is installed by make setup"
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text(node_requirements(runtime))
+    cmd = [
+        uv, "pip", "compile", "--quiet", "--no-build", "--no-header", "--python-version",
+        "3.11", "--python-platform", NODE_PLATFORMS[arch], str(reqs),
+        "-c", str(REPO_ROOT / "constraints.txt"),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    resolved = {line.split("==")[0] for line in done.stdout.splitlines() if "==" in line}
+    assert {"numpy", "pandas", "pyarrow", "pillow"} <= resolved
+    assert ("tensorflow-cpu" in resolved) is (runtime == "keras")
+
+
+def test_keras_node_requirements_have_no_graviton_wheels(tmp_path):
+    """Why the keras runtime is refused on m6g/m7g (include/config.py RUNTIME_ARCHES)."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from include.job_package import node_requirements
+
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text(node_requirements("keras"))
+    cmd = [
+        uv, "pip", "compile", "--quiet", "--no-build", "--python-version", "3.11",
+        "--python-platform", NODE_PLATFORMS["aarch64"], str(reqs),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "tensorflow-cpu" in done.stderr
