@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._output import emit  # noqa: E402
-from include.job_package import node_requirements  # noqa: E402
+from benchmarks._output import emit
+from include.job_package import node_requirements
 
 REPO = Path(__file__).resolve().parent.parent
 # Amazon Linux 2023 has glibc 2.34: every manylinux tag up to it is installable.
