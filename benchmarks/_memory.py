@@ -1,4 +1,4 @@
-"""Peak resident memory of this process and all its children (JVM, Python workers)."""
+"""Peak resident memory of a process tree (this process or a given one, and all children)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,18 @@ import psutil
 class PeakMemory:
     """Sample the whole process tree's RSS every ``interval`` seconds while in ``with``."""
 
-    def __init__(self, interval: float = 0.2) -> None:
+    def __init__(self, interval: float = 0.2, pid: int | None = None) -> None:
         self.interval = interval
+        self.pid = pid  # the tree's root: this process by default
         self.peak_bytes = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> int:
-        root = psutil.Process()
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.NoSuchProcess:
+            return 0
         total = 0
         for proc in [root, *root.children(recursive=True)]:
             try:
