@@ -32,7 +32,7 @@ from typing import Any
 from airflow.sdk import TriggerRule, chain, dag, task
 
 from include.config import DAG_START_DATE, dag_default_args, emr_schedule
-from include.emr import (
+from include.emr.operators import (
     EmrAddStepOnceOperator,
     EmrCreateClusterOperator,
     EmrStepSensorWithLogs,
@@ -61,7 +61,7 @@ def fruits_emr_pipeline() -> None:
         from airflow.sdk.exceptions import AirflowFailException
 
         from include.config import load_config
-        from include.emr import build_run_plan
+        from include.emr.plan import build_run_plan
         from include.params import emr_settings_from_params
 
         try:
@@ -109,7 +109,7 @@ def fruits_emr_pipeline() -> None:
     @task
     def upload_job_package(plan: dict[str, Any]) -> dict[str, Any]:
         """Upload the Spark job (zip + entry script), bootstrap, requirements, weights file."""
-        from include.emr import upload_job_package
+        from include.emr.tasks import upload_job_package
 
         return upload_job_package(plan)
 
@@ -118,7 +118,7 @@ def fruits_emr_pipeline() -> None:
         """Download metrics, PCA (and optionally features) and cluster.json; return the folder."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.emr import ResultsIncompleteError, download_results
+        from include.emr.tasks import ResultsIncompleteError, download_results
 
         try:
             return download_results(plan, cluster_id=cluster_id)

@@ -60,7 +60,7 @@ def fruits_emr_sweeper() -> None:
         from airflow.providers.amazon.aws.hooks.emr import EmrHook
 
         from include.config import PROJECT_TAG, load_config
-        from include.emr import find_clusters
+        from include.emr.clusters import find_clusters
 
         config = load_config()
         ttl = context["params"].get("ttl_hours") or config.cluster_ttl_hours

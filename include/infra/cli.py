@@ -261,7 +261,7 @@ def cmd_create_bucket(args: argparse.Namespace) -> int:
 
 def dag_dataset_prefix(config: PipelineConfig, data_dir: Path, *, pack: bool) -> str:
     """The key prefix the EMR DAG reads this dataset from (so the DAG finds it uploaded)."""
-    from include.emr import build_run_plan
+    from include.emr.plan import build_run_plan
     from include.params import emr_settings_from_params
 
     settings = emr_settings_from_params({"dataset_dir": str(data_dir), "pack_dataset": pack})

@@ -233,16 +233,16 @@ def test_happy_path_uploads_creates_downloads_and_terminates(
 
 def spy_failure_reports(monkeypatch) -> list[str]:
     """Record what the step sensor writes to the task log about a failed step."""
-    import include.emr
+    import include.emr.operators
 
     reports: list[str] = []
-    original = include.emr.describe_step_failure
+    original = include.emr.operators.describe_step_failure
 
     def spy(*args, **kwargs):
         reports.append(original(*args, **kwargs))
         return reports[-1]
 
-    monkeypatch.setattr(include.emr, "describe_step_failure", spy)
+    monkeypatch.setattr(include.emr.operators, "describe_step_failure", spy)
     return reports
 
 

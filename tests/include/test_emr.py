@@ -9,15 +9,9 @@ import boto3
 import pytest
 
 from include.config import PROJECT_TAG, PipelineConfig
-from include.emr import (
-    build_job_flow_overrides,
-    build_run_plan,
-    build_spark_step,
-    describe_step_failure,
-    find_clusters,
-    redact,
-    step_stderr_uri,
-)
+from include.emr.clusters import find_clusters
+from include.emr.logs import describe_step_failure, redact, step_stderr_uri
+from include.emr.plan import build_job_flow_overrides, build_run_plan, build_spark_step
 from include.job_args import safe_run_id
 from include.params import emr_settings_from_params
 from tests.emr_fakes import start_cluster
@@ -221,7 +215,7 @@ def test_failed_step_report_without_logs_says_so(moto_emr):
     ("value", "expected"), [(True, True), (False, False), ("True", True), ("False", False)]
 )
 def test_templated_deferrable_flag_is_read_as_bool(value, expected):
-    from include.emr import _as_bool
+    from include.emr.operators import _as_bool
 
     assert _as_bool(value) is expected
 
@@ -229,7 +223,7 @@ def test_templated_deferrable_flag_is_read_as_bool(value, expected):
 def test_upload_job_package_uploads_code_and_local_weights(config, tmp_path):
     from moto import mock_aws
 
-    from include.emr import upload_job_package
+    from include.emr.tasks import upload_job_package
 
     weights = tmp_path / "mobilenet.h5"
     weights.write_bytes(b"weights")
@@ -252,7 +246,7 @@ def test_upload_job_package_uploads_code_and_local_weights(config, tmp_path):
 def test_download_results_refuses_incomplete_and_reruns_cleanly(config, tmp_path):
     from moto import mock_aws
 
-    from include.emr import ResultsIncompleteError, download_results
+    from include.emr.tasks import ResultsIncompleteError, download_results
 
     config = dataclasses.replace(config, bucket="fruits-unit", results_dir=tmp_path / "res")
     plan = build_run_plan(emr_settings_from_params({}), config, dag_id="d", run_id="r1")
