@@ -26,12 +26,11 @@ run time (`include/config.py`). Clusters orphaned by a dead Airflow are removed 
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import TriggerRule, chain, dag, task
 
-from include.config import DAG_START_DATE, dag_default_args, emr_schedule
+from include.config import DAG_START_DATE, EMR_RETRY_DELAY, dag_default_args, emr_schedule
 from include.emr.operators import (
     EmrAddStepOnceOperator,
     EmrCreateClusterOperator,
@@ -47,7 +46,7 @@ from include.params import emr_params
     start_date=DAG_START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args=dag_default_args(retry_delay=timedelta(minutes=2)),
+    default_args=dag_default_args(retry_delay=EMR_RETRY_DELAY),
     params=emr_params(),
     tags=["fruits", "emr", "spark", "features"],
     doc_md=__doc__,

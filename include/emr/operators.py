@@ -21,7 +21,17 @@ from airflow.sdk.exceptions import AirflowFailException
 from include.config import load_config
 from include.emr.clusters import find_clusters
 from include.emr.logs import describe_step_failure
-from include.emr.plan import run_tags
+from include.emr.plan import REQUEST_DIGEST_TAG, run_tags
+
+ENDED_STATES = ("TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS")
+"""Cluster states from which no step will ever run."""
+
+
+def _reason(cluster: Mapping[str, Any]) -> str:
+    reason = cluster.get("Status", {}).get("StateChangeReason") or {}
+    text = ": ".join(str(reason[k]) for k in ("Code", "Message") if reason.get(k))
+    return text or "no StateChangeReason given"
+
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -59,7 +69,56 @@ class EmrCreateClusterOperator(EmrCreateJobFlowOperator):
                 existing[0]["Status"]["State"],
             )
             return cluster_id
-        return super().execute(context)
+        self._refuse_repeat_of_failed_request(tags)
+        cluster_id = super().execute(context)  # returns only when not deferred
+        self._check_started(cluster_id)
+        return cluster_id
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
+        cluster_id = super().execute_complete(context, event)
+        self._check_started(cluster_id)
+        return cluster_id
+
+    def _refuse_repeat_of_failed_request(self, tags: Mapping[str, str]) -> None:
+        """Fail at once when this run's same request already ended TERMINATED_WITH_ERRORS.
+
+        The provider terminates a cluster whose create waiter failed, so the retry finds no
+        live cluster and would pay for the same failure again (bootstrap error, bad subnet).
+        A changed request (other subnet, instance type, bootstrap) has another digest and is
+        created anew, so clearing the task after fixing the configuration works.
+        """
+        overrides = self.job_flow_overrides if isinstance(self.job_flow_overrides, dict) else {}
+        digest = {t["Key"]: t["Value"] for t in overrides.get("Tags", [])}.get(REQUEST_DIGEST_TAG)
+        if not digest:
+            return
+        failed = find_clusters(
+            self.hook.conn,
+            tags={**tags, REQUEST_DIGEST_TAG: digest},
+            states=("TERMINATED_WITH_ERRORS",),
+        )
+        if failed:
+            cluster = failed[0]
+            raise AirflowFailException(
+                f"cluster {cluster['Id']} of this run, made from this same request, ended "
+                f"TERMINATED_WITH_ERRORS ({_reason(cluster)}); not creating it again. Fix the "
+                "cause (preflight lists the usual ones), then clear the task or trigger a new run"
+            )
+
+    def _check_started(self, cluster_id: str | None) -> None:
+        """Fail when the cluster ended instead of starting.
+
+        The provider's ``job_flow_waiting`` waiter counts TERMINATED as success, so a cluster
+        that terminated straight away would otherwise reach the add-step task.
+        """
+        if not cluster_id:
+            return
+        cluster = self.hook.conn.describe_cluster(ClusterId=cluster_id)["Cluster"]
+        state = cluster["Status"]["State"]
+        if state in ENDED_STATES:
+            raise AirflowFailException(
+                f"cluster {cluster_id} is {state} instead of running: {_reason(cluster)}"
+            )
+        self.log.info("Cluster %s is %s", cluster_id, state)
 
 
 class EmrAddStepOnceOperator(EmrAddStepsOperator):
@@ -93,7 +152,8 @@ class EmrAddStepOnceOperator(EmrAddStepsOperator):
 class EmrStepSensorWithLogs(EmrStepSensor):
     """``EmrStepSensor`` that explains a failed step in the task log and does not retry it.
 
-    ``wait`` (templated; ``{"poke_interval": s, "timeout": s}``) sizes the wait at run time,
+    ``wait`` (templated; ``{"poke_interval": s, "timeout": s, "log_wait": s}``) sizes the
+    wait at run time (``log_wait``: how long to wait for a failed step's stderr.gz),
     ``deferrable`` is templated too, and ``step_id`` may be the one-element list that
     ``EmrAddStepsOperator`` returns. When the step ends FAILED/CANCELLED/INTERRUPTED, the
     log shows its FailureDetails and the tail of its stderr (from ``log_uri``), and the task
@@ -112,6 +172,7 @@ class EmrStepSensorWithLogs(EmrStepSensor):
         super().__init__(**kwargs)
         self.log_uri = log_uri
         self.wait = wait
+        self.log_wait_seconds = 0.0
 
     def _prepare(self) -> None:
         self.deferrable = _as_bool(self.deferrable)
@@ -124,6 +185,7 @@ class EmrStepSensorWithLogs(EmrStepSensor):
             self.timeout = float(self.wait["timeout"])
             # Deferrable mode counts attempts, not seconds.
             self.max_attempts = max(1, int(self.timeout // max(self.poke_interval, 1)))
+            self.log_wait_seconds = float(self.wait.get("log_wait", 0))
 
     def execute(self, context: Context) -> None:
         self._prepare()
@@ -140,6 +202,8 @@ class EmrStepSensorWithLogs(EmrStepSensor):
             s3_hook=S3Hook(aws_conn_id=self.aws_conn_id, region_name=self.region_name),
             log_uri=log_uri,
             cluster_id=self.job_flow_id,
+            wait_seconds=self.log_wait_seconds,
+            log=self.log.info,
         )
         self.log.error("%s", report)
         raise AirflowFailException(f"{reason}; see the step's failure details above")

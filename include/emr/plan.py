@@ -10,12 +10,20 @@ No AWS calls and no operator imports here: the DAG file and the CLI import this 
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from include.config import PROJECT_TAG, PipelineConfig
+from include.config import (
+    CREATE_WAIT_SECONDS,
+    EMR_MANAGED_POLICY_TAG,
+    PROJECT_TAG,
+    PipelineConfig,
+)
 from include.job_args import JobSettings, build_job_arguments, safe_run_id
 from include.staging import dataset_key_prefix
 
@@ -28,9 +36,48 @@ NODE_PYTHON = "/usr/bin/python3.11"
 _WEIGHTS_BUILTIN = ("imagenet", "none")
 
 
+REQUEST_DIGEST_TAG = "request_sha256"
+"""Tag with a digest of the ``RunJobFlow`` request (tags aside): a retry of a failed create
+is refused only while the request is the same one that already failed."""
+
+# EMR tag values: letters and digits of any language, spaces and _ . : / = + - @, at most
+# 256 characters (EMR Management Guide, "Restrictions that apply to tagging resources").
+_TAG_VALUE_REFUSED = re.compile(r"[^\w .:/=+@-]")
+_TAG_VALUE_MAX = 256
+
+
+def tag_value(value: str) -> str:
+    """``value`` as an EMR tag value: refused characters become ``_``, cut to 256 characters.
+
+    Airflow run ids made through the API may hold any character (``manual__x#1``, quotes);
+    RunJobFlow would refuse the whole request. The ``aws:`` prefix is reserved, so it is
+    masked too. Deterministic, so every task of a run finds the same tags.
+    """
+    cleaned = _TAG_VALUE_REFUSED.sub("_", value)[:_TAG_VALUE_MAX]
+    if cleaned[:4].lower() == "aws:":
+        cleaned = "_" + cleaned[1:]
+    return cleaned
+
+
 def run_tags(*, dag_id: str, run_id: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Tags that identify a run's clusters: the sweeper and the terminate task look for them."""
-    return {**(extra or {}), "Project": PROJECT_TAG, "dag_id": dag_id, "run_id": run_id}
+    """Tags of a run's clusters: the sweeper and the terminate task look for them.
+
+    Always carries ``for-use-with-amazon-emr-managed-policies=true``: the v2 service policy
+    that ``create-roles`` attaches acts only on resources with it (see ``include.config``).
+    """
+    return {
+        **(extra or {}),
+        EMR_MANAGED_POLICY_TAG: "true",
+        "Project": PROJECT_TAG,
+        "dag_id": tag_value(dag_id),
+        "run_id": tag_value(run_id),
+    }
+
+
+def request_digest(overrides: Mapping[str, Any]) -> str:
+    """A digest of a ``RunJobFlow`` request without its ``Tags`` (what decides the outcome)."""
+    body = {key: value for key, value in overrides.items() if key != "Tags"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
 def build_job_flow_overrides(
@@ -73,7 +120,7 @@ def build_job_flow_overrides(
     if config.subnet_id:
         instances["Ec2SubnetId"] = config.subnet_id
     python_env = {"PYSPARK_PYTHON": NODE_PYTHON, "PYSPARK_DRIVER_PYTHON": NODE_PYTHON}
-    return {
+    request: dict[str, Any] = {
         "Name": name[:256],
         "ReleaseLabel": settings.release_label,
         "Applications": [{"Name": "Spark"}, {"Name": "Livy"}],
@@ -117,8 +164,10 @@ def build_job_flow_overrides(
         "ServiceRole": config.emr_service_role,
         "VisibleToAllUsers": True,
         "StepConcurrencyLevel": 1,
-        "Tags": [{"Key": key, "Value": value} for key, value in sorted(tags.items())],
     }
+    all_tags = {**tags, REQUEST_DIGEST_TAG: request_digest(request)}
+    request["Tags"] = [{"Key": key, "Value": value} for key, value in sorted(all_tags.items())]
+    return request
 
 
 def build_spark_step(
@@ -214,10 +263,11 @@ def build_run_plan(
         "deferrable": settings.deferrable,
         "poke_interval": settings.poke_interval_seconds,
         # A cluster takes ~10 minutes to start and bootstrap; allow it 45.
-        "create_max_attempts": max(1, (45 * 60) // settings.poke_interval_seconds),
+        "create_max_attempts": max(1, CREATE_WAIT_SECONDS // settings.poke_interval_seconds),
         "wait": {
             "poke_interval": settings.poke_interval_seconds,
             "timeout": settings.step_timeout_seconds,
+            "log_wait": settings.step_log_wait_seconds,
         },
         "job_flow_overrides": build_job_flow_overrides(
             settings,

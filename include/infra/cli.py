@@ -146,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--ttl-hours",
         type=_positive_float,
-        help="exit 3 if a cluster is older (default: FRUITS_CLUSTER_TTL_HOURS or 6)",
+        help="exit 3 if a cluster is older (default: FRUITS_CLUSTER_TTL_HOURS, or "
+        "create wait + full-mode step timeout + 1 h)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=cmd_status)
@@ -329,7 +330,7 @@ def _role_settings(args: argparse.Namespace, config: PipelineConfig) -> RoleSett
 
 def cmd_create_roles(args: argparse.Namespace) -> int:
     """Create or update the IAM roles and print the settings the pipeline needs."""
-    from include.infra.iam import EMR_MANAGED_POLICY_TAG, create_roles
+    from include.infra.iam import create_roles
 
     config = _config()
     settings = _role_settings(args, config)
@@ -341,11 +342,11 @@ def cmd_create_roles(args: argparse.Namespace) -> int:
     print(f"instance profile {result['instance_profile']}: ready")
     print(f"Airflow policy {result['airflow_policy_arn']}: attach it to the IAM user or role")
     print("  that Airflow's AWS connection uses (aws iam attach-user-policy ...).")
-    print("Add to your environment (.env); the extra tag lets AmazonEMRServicePolicy_v2 act on")
-    print("the cluster's resources (append it to any FRUITS_EXTRA_TAGS you already set):")
+    print("These are the pipeline's default role names; with other names, add to .env:")
     print(f"export FRUITS_EMR_SERVICE_ROLE={result['service_role']}")
     print(f"export FRUITS_EMR_INSTANCE_PROFILE={result['instance_profile']}")
-    print(f"export FRUITS_EXTRA_TAGS={EMR_MANAGED_POLICY_TAG}=true")
+    print("Every cluster carries the tag AmazonEMRServicePolicy_v2 needs; the subnet")
+    print("(FRUITS_SUBNET_ID) must carry it too: `python -m include.infra preflight` checks.")
     return EXIT_OK
 
 
