@@ -5,7 +5,9 @@ Extracts MobileNetV2 features from a Fruits-360-style image folder and fits a PC
 transient EMR cluster (Spark + Livy) that this DAG creates and **always** terminates.
 
 1. `validate_params` — checks the trigger form (fails before anything costs money) and
-   plans the run: S3 keys, cluster request, Spark step.
+   plans the run: S3 keys, cluster request, Spark step. `preflight` then checks the account
+   for that request (roles, tagged subnet, instance type in the AZ, vCPU quota, bucket,
+   route to the install source); each failure names what to change.
 2. `validate_dataset` — the local folder exists and has `<split>/<label>/<image>` images.
 3. `upload_dataset` (parquet shards by default; unchanged objects are skipped) and
    `upload_job_package` (job zip, entry script, bootstrap, requirements, weights file).
@@ -77,6 +79,35 @@ def fruits_emr_pipeline() -> None:
         return plan
 
     @task
+    def preflight(plan: dict[str, Any]) -> list[dict[str, Any]]:
+        """Check roles, subnet, instance type, vCPU quota, bucket and network before paying."""
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.infra.preflight import ClusterRequest, failures, run_preflight
+
+        def client(service: str) -> Any:
+            return AwsBaseHook(
+                aws_conn_id=plan["aws_conn_id"], region_name=plan["region"], client_type=service
+            ).conn
+
+        request = ClusterRequest.from_overrides(
+            plan["job_flow_overrides"],
+            region=plan["region"],
+            bucket=plan["bucket"],
+            install_from_s3_only=False,
+        )
+        checks = run_preflight(client, request)
+        for check in checks:
+            print(check.line())
+        failed = failures(checks)
+        if failed:
+            raise AirflowFailException(
+                "preflight failed, nothing was created: " + "; ".join(c.line() for c in failed)
+            )
+        return [c.to_dict() for c in checks]
+
+    @task
     def validate_dataset(dataset_dir: str) -> dict[str, Any]:
         """Fail fast when the dataset folder is missing, empty or laid out wrongly."""
         from airflow.sdk.exceptions import AirflowFailException
@@ -141,6 +172,7 @@ def fruits_emr_pipeline() -> None:
         raise AirflowFailException("a task of this run failed; the cluster was terminated")
 
     plan = validate_params()
+    checked = preflight(plan)
     dataset = validate_dataset(plan["dataset_dir"])
     staged_dataset = upload_dataset(plan)
     staged_code = upload_job_package(plan)
@@ -184,6 +216,7 @@ def fruits_emr_pipeline() -> None:
 
     chain(
         plan,
+        checked,
         dataset,
         [staged_dataset, staged_code],
         create_emr_cluster,
@@ -197,6 +230,7 @@ def fruits_emr_pipeline() -> None:
     wait_for_feature_step >> terminate_emr_cluster
     [
         plan,
+        checked,
         dataset,
         staged_dataset,
         staged_code,

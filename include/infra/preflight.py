@@ -10,7 +10,9 @@ Evidence for each rule is cited at the check.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import argparse
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -351,12 +353,12 @@ def check_install_source(ec2: Any, request: ClusterRequest) -> Check:
     )
 
 
-def run_preflight(session: Any, request: ClusterRequest) -> list[Check]:
-    """Every check, in order, with clients from ``session`` (boto3 or the provider's)."""
+def run_preflight(client: Callable[[str], Any], request: ClusterRequest) -> list[Check]:
+    """Every check, in order; ``client(service)`` gives a boto3 client in the run's region.
 
-    def client(name: str) -> Any:
-        return session.client(name, region_name=request.region)
-
+    The CLI passes ``AwsContext.client``; the DAG the provider's ``AwsBaseHook`` clients
+    (which honour the Airflow connection's endpoint and credentials).
+    """
     ec2 = client("ec2")
     roles, v2_policy = check_roles(client("iam"), request)
     checks = [roles, check_subnet(ec2, request, v2_policy=v2_policy)]
@@ -370,3 +372,56 @@ def run_preflight(session: Any, request: ClusterRequest) -> list[Check]:
 def failures(checks: list[Check]) -> list[Check]:
     """The failed checks (warnings are not failures)."""
     return [c for c in checks if c.ok is False]
+
+
+# --- python -m include.infra preflight --------------------------------------------------
+
+
+def add_preflight_arguments(parser: argparse.ArgumentParser) -> None:
+    """The cluster shape to check (the EMR DAG's Params of the same names)."""
+    from include.config import ALLOWED_INSTANCE_TYPES
+
+    parser.add_argument("--instance-type", choices=ALLOWED_INSTANCE_TYPES)
+    parser.add_argument("--core-nodes", type=int, help="core nodes (default: the DAG's)")
+    parser.add_argument("--spot", action="store_true", help="core nodes on the spot market")
+    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    """Run the checks for the DAG's default run (or the given shape); exit 1 on a failure."""
+    import json
+
+    from include.config import load_config
+    from include.emr.plan import build_run_plan
+    from include.infra.aws import make_context
+    from include.infra.errors import EXIT_FAILURE, EXIT_OK, RefusedError
+    from include.params import emr_settings_from_params
+
+    try:
+        config = load_config()
+        if args.bucket:
+            config = replace(config, bucket=args.bucket)
+        if args.region:
+            config = replace(config, region=args.region)
+        shape: dict[str, Any] = {"spot_core_nodes": bool(args.spot)}
+        if args.instance_type:
+            shape["instance_type"] = args.instance_type
+        if args.core_nodes is not None:
+            shape["core_nodes"] = args.core_nodes
+        settings = emr_settings_from_params(shape)
+    except ValueError as exc:
+        raise RefusedError(str(exc)) from None
+    plan = build_run_plan(settings, config, dag_id="preflight", run_id="preflight")
+    ctx = make_context(config.region, profile=args.profile, aws_conn_id=args.aws_conn_id)
+    request = ClusterRequest.from_overrides(
+        plan["job_flow_overrides"],
+        region=config.region,
+        bucket=config.bucket,
+        install_from_s3_only=False,
+    )
+    checks = run_preflight(ctx.client, request)
+    if args.json:
+        print(json.dumps([c.to_dict() for c in checks], indent=2))
+    else:
+        print("\n".join(c.line() for c in checks))
+    return EXIT_FAILURE if failures(checks) else EXIT_OK

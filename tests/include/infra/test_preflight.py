@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import boto3
 import pytest
 
@@ -68,7 +70,7 @@ def _by_name(checks):
 
 
 def _only_failure(account, request=None):
-    checks = run_preflight(account["session"], request or account["request"])
+    checks = run_preflight(account["session"].client, request or account["request"])
     failed = failures(checks)
     assert len(failed) == 1, [c.line() for c in checks]
     assert failed[0].fix  # every failure says what to change
@@ -93,7 +95,7 @@ def ec2_quota(monkeypatch):
 
 
 def test_ready_account_passes_and_unknown_quota_is_a_warning(account):
-    checks = _by_name(run_preflight(account["session"], account["request"]))
+    checks = _by_name(run_preflight(account["session"].client, account["request"]))
     assert not failures(list(checks.values())), [c.line() for c in checks.values()]
     assert checks["roles"].ok is True
     assert "AmazonEMRServicePolicy_v2" in checks["roles"].reason
@@ -121,7 +123,7 @@ def test_default_emr_roles_that_do_not_exist_fail(account):
     from dataclasses import replace
 
     request = replace(account["request"], service_role="EMR_DefaultRole")
-    checks = run_preflight(account["session"], request)
+    checks = run_preflight(account["session"].client, request)
     assert _by_name(checks)["roles"].ok is False
     assert "EMR_DefaultRole" in _by_name(checks)["roles"].reason
 
@@ -138,7 +140,7 @@ def test_untagged_subnet_fails_under_the_v2_policy(account):
 def test_no_subnet_under_the_v2_policy_fails(account):
     from dataclasses import replace
 
-    checks = run_preflight(account["session"], replace(account["request"], subnet_id=""))
+    checks = run_preflight(account["session"].client, replace(account["request"], subnet_id=""))
     assert _by_name(checks)["subnet"].ok is False
     assert "FRUITS_SUBNET_ID" in _by_name(checks)["subnet"].fix
 
@@ -172,7 +174,7 @@ def test_instance_type_not_offered_in_the_az_fails(account):
 
 def test_vcpu_quota_covers_or_not(account, ec2_quota):
     ec2_quota["L-1216C47A"] = 12.0
-    checks = _by_name(run_preflight(account["session"], account["request"]))
+    checks = _by_name(run_preflight(account["session"].client, account["request"]))
     assert checks["on-demand vCPU quota"].ok is True
     ec2_quota["L-1216C47A"] = 8.0
     failed = _only_failure(account)
@@ -210,7 +212,9 @@ def test_bucket_missing_unencrypted_or_elsewhere_fails(account):
         CreateBucketConfiguration={"LocationConstraint": "eu-central-1"},
     )
     elsewhere = _by_name(
-        run_preflight(account["session"], replace(account["request"], bucket="fruits-frankfurt"))
+        run_preflight(
+            account["session"].client, replace(account["request"], bucket="fruits-frankfurt")
+        )
     )["bucket"]
     assert elsewhere.ok is False
     assert "is in eu-central-1" in elsewhere.reason
@@ -238,6 +242,30 @@ def test_s3_gateway_endpoint_is_enough_for_the_wheelhouse(account):
         VpcEndpointType="Gateway",
         RouteTableIds=[account["table"]],
     )
-    checks = _by_name(run_preflight(account["session"], offline))
+    checks = _by_name(run_preflight(account["session"].client, offline))
     assert checks["network"].ok is True
     assert "reaches S3 via vpce-" in checks["network"].reason
+
+
+def test_cli_preflight_exits_1_with_reasons_then_0_once_ready(aws, cli, monkeypatch):
+    """``python -m include.infra preflight``: an empty account fails with one line per
+    problem; after the account is prepared (no subnet, v1-style roles) it passes."""
+    from tests.emr_fakes import prepare_account
+    from tests.include.infra.conftest import BUCKET as CLI_BUCKET
+
+    monkeypatch.setenv("FRUITS_BUCKET", CLI_BUCKET)
+    monkeypatch.delenv("FRUITS_SUBNET_ID", raising=False)
+    empty = cli("preflight")
+    assert empty.code == 1, empty.err
+    assert "FAIL roles: service role 'fruits-features-emr-service'" in empty.out
+    assert "FAIL bucket:" in empty.out
+    assert "-> run `python -m include.infra create-bucket`" in empty.out
+
+    prepare_account(CLI_BUCKET, REGION)
+    ready = cli("preflight", "--core-nodes", "3", "--json")
+    assert ready.code == 0, ready.out
+    # Airflow's logging (imported with the Params) may put a botocore line first.
+    body = ready.out[ready.out.index("[\n") :]
+    checks = {c["name"]: c for c in json.loads(body)}
+    assert checks["on-demand vCPU quota"]["ok"] is None  # moto: could not check
+    assert "16 vCPUs" in checks["on-demand vCPU quota"]["reason"]  # (1 + 3) x 4
