@@ -35,6 +35,10 @@ NODE_PYTHON = "/usr/bin/python3.11"
 
 _WEIGHTS_BUILTIN = ("imagenet", "none")
 
+ROOT_VOLUME_GIB = 32
+"""EbsRootVolumeSize of every node: the AMI's own use plus the job's install (wheels copied,
+then unpacked ~3x); ``include.wheelhouse.check_fits`` refuses a wheelhouse that needs more."""
+
 
 REQUEST_DIGEST_TAG = "request_sha256"
 """Tag with a digest of the ``RunJobFlow`` request (tags aside): a retry of a failed create
@@ -88,12 +92,15 @@ def build_job_flow_overrides(
     tags: Mapping[str, str],
     bootstrap_uri: str,
     requirements_uri: str,
+    wheelhouse_uri: str | None = None,
 ) -> dict[str, Any]:
     """The ``RunJobFlow`` request of one run's cluster (a new dict each call).
 
     Spark + Livy on an emr-7.x release, 1 on-demand master + N core nodes (spot or
     on-demand), logs to ``config.log_uri``, a bootstrap action installing the job's
-    requirements with Python 3.11, idle auto-termination as a cost backstop, and tags.
+    requirements with Python 3.11 (from ``wheelhouse_uri`` with ``--no-index`` when given,
+    else from PyPI), a root volume sized for that install, idle auto-termination as a cost
+    backstop, and tags.
     The cluster stays up between steps (``KeepJobFlowAliveWhenNoSteps``): the DAG's
     terminate task ends it, or the idle timeout does if Airflow never gets there.
     """
@@ -129,7 +136,10 @@ def build_job_flow_overrides(
         "BootstrapActions": [
             {
                 "Name": "install-job-requirements",
-                "ScriptBootstrapAction": {"Path": bootstrap_uri, "Args": [requirements_uri]},
+                "ScriptBootstrapAction": {
+                    "Path": bootstrap_uri,
+                    "Args": [requirements_uri, *([wheelhouse_uri] if wheelhouse_uri else [])],
+                },
             }
         ],
         "Configurations": [
@@ -159,6 +169,7 @@ def build_job_flow_overrides(
                 },
             },
         ],
+        "EbsRootVolumeSize": ROOT_VOLUME_GIB,
         "AutoTerminationPolicy": {"IdleTimeout": settings.idle_timeout_minutes * 60},
         "JobFlowRole": config.emr_instance_profile,
         "ServiceRole": config.emr_service_role,
@@ -213,11 +224,14 @@ def build_run_plan(
     *,
     dag_id: str,
     run_id: str,
+    wheelhouse_digest: str | None = None,
 ) -> dict[str, Any]:
     """Everything one run needs, as JSON data: where things go in S3, the cluster and the step.
 
     Pure: the same inputs give the same plan, so every task of a run (and its retries)
     agree on the keys. Local dataset/weights paths are checked by the tasks that read them.
+    With ``wheelhouse_digest`` (``include.wheelhouse.wheelhouse_digest`` of the node
+    requirements), the nodes install from ``<prefix>/wheelhouse/<digest>/`` without PyPI.
     """
     rid = safe_run_id(run_id)
     prefix = config.prefix.strip("/")
@@ -244,6 +258,10 @@ def build_run_plan(
         "requirements": f"{code_prefix}/requirements.txt",
     }
     name = f"{PROJECT_TAG} {dag_id} {rid}"
+    wheelhouse = None
+    if wheelhouse_digest:
+        key_prefix = f"{prefix}/wheelhouse/{wheelhouse_digest}"
+        wheelhouse = {"digest": wheelhouse_digest, "key_prefix": key_prefix, "uri": uri(key_prefix)}
     return {
         "aws_conn_id": config.aws_conn_id,
         "region": config.region,
@@ -259,6 +277,8 @@ def build_run_plan(
         "results_dir": str(config.results_dir / rid),
         "download_features": settings.download_features,
         "log_uri": config.log_uri,
+        "wheelhouse": wheelhouse,
+        "root_volume_gib": ROOT_VOLUME_GIB,
         "tags": tags,
         "deferrable": settings.deferrable,
         "poke_interval": settings.poke_interval_seconds,
@@ -276,6 +296,7 @@ def build_run_plan(
             tags=tags,
             bootstrap_uri=uri(code["bootstrap"]),
             requirements_uri=uri(code["requirements"]),
+            wheelhouse_uri=wheelhouse["uri"] if wheelhouse else None,
         ),
         "steps": [
             build_spark_step(
