@@ -5,7 +5,9 @@ Extracts MobileNetV2 features from a Fruits-360-style image folder and fits a PC
 transient EMR cluster (Spark + Livy) that this DAG creates and **always** terminates.
 
 1. `validate_params` — checks the trigger form (fails before anything costs money) and
-   plans the run: S3 keys, cluster request, Spark step.
+   plans the run: S3 keys, cluster request, Spark step. `preflight` then checks the account
+   for that request (roles, tagged subnet, instance type in the AZ, vCPU quota, bucket,
+   route to the install source); each failure names what to change.
 2. `validate_dataset` — the local folder exists and has `<split>/<label>/<image>` images.
 3. `upload_dataset` (parquet shards by default; unchanged objects are skipped) and
    `upload_job_package` (job zip, entry script, bootstrap, requirements, weights file).
@@ -26,13 +28,12 @@ run time (`include/config.py`). Clusters orphaned by a dead Airflow are removed 
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import TriggerRule, chain, dag, task
 
-from include.config import DAG_START_DATE, dag_default_args, emr_schedule
-from include.emr import (
+from include.config import DAG_START_DATE, EMR_RETRY_DELAY, dag_default_args, emr_schedule
+from include.emr.operators import (
     EmrAddStepOnceOperator,
     EmrCreateClusterOperator,
     EmrStepSensorWithLogs,
@@ -47,7 +48,7 @@ from include.params import emr_params
     start_date=DAG_START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args=dag_default_args(retry_delay=timedelta(minutes=2)),
+    default_args=dag_default_args(retry_delay=EMR_RETRY_DELAY),
     params=emr_params(),
     tags=["fruits", "emr", "spark", "features"],
     doc_md=__doc__,
@@ -61,7 +62,7 @@ def fruits_emr_pipeline() -> None:
         from airflow.sdk.exceptions import AirflowFailException
 
         from include.config import load_config
-        from include.emr import build_run_plan
+        from include.emr.plan import build_run_plan
         from include.params import emr_settings_from_params
 
         try:
@@ -76,6 +77,35 @@ def fruits_emr_pipeline() -> None:
                 f"Invalid run settings: weights file {plan['weights_file']} does not exist"
             )
         return plan
+
+    @task
+    def preflight(plan: dict[str, Any]) -> list[dict[str, Any]]:
+        """Check roles, subnet, instance type, vCPU quota, bucket and network before paying."""
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.infra.preflight import ClusterRequest, failures, run_preflight
+
+        def client(service: str) -> Any:
+            return AwsBaseHook(
+                aws_conn_id=plan["aws_conn_id"], region_name=plan["region"], client_type=service
+            ).conn
+
+        request = ClusterRequest.from_overrides(
+            plan["job_flow_overrides"],
+            region=plan["region"],
+            bucket=plan["bucket"],
+            install_from_s3_only=False,
+        )
+        checks = run_preflight(client, request)
+        for check in checks:
+            print(check.line())
+        failed = failures(checks)
+        if failed:
+            raise AirflowFailException(
+                "preflight failed, nothing was created: " + "; ".join(c.line() for c in failed)
+            )
+        return [c.to_dict() for c in checks]
 
     @task
     def validate_dataset(dataset_dir: str) -> dict[str, Any]:
@@ -109,7 +139,7 @@ def fruits_emr_pipeline() -> None:
     @task
     def upload_job_package(plan: dict[str, Any]) -> dict[str, Any]:
         """Upload the Spark job (zip + entry script), bootstrap, requirements, weights file."""
-        from include.emr import upload_job_package
+        from include.emr.tasks import upload_job_package
 
         return upload_job_package(plan)
 
@@ -118,7 +148,7 @@ def fruits_emr_pipeline() -> None:
         """Download metrics, PCA (and optionally features) and cluster.json; return the folder."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.emr import ResultsIncompleteError, download_results
+        from include.emr.tasks import ResultsIncompleteError, download_results
 
         try:
             return download_results(plan, cluster_id=cluster_id)
@@ -142,6 +172,7 @@ def fruits_emr_pipeline() -> None:
         raise AirflowFailException("a task of this run failed; the cluster was terminated")
 
     plan = validate_params()
+    checked = preflight(plan)
     dataset = validate_dataset(plan["dataset_dir"])
     staged_dataset = upload_dataset(plan)
     staged_code = upload_job_package(plan)
@@ -185,6 +216,7 @@ def fruits_emr_pipeline() -> None:
 
     chain(
         plan,
+        checked,
         dataset,
         [staged_dataset, staged_code],
         create_emr_cluster,
@@ -198,6 +230,7 @@ def fruits_emr_pipeline() -> None:
     wait_for_feature_step >> terminate_emr_cluster
     [
         plan,
+        checked,
         dataset,
         staged_dataset,
         staged_code,

@@ -8,10 +8,14 @@ own idle auto-termination is the other backstop). Clusters without the project t
 never touched.
 
 - `find_stale_clusters` lists live (STARTING/BOOTSTRAPPING/RUNNING/WAITING) clusters
-  created before *now − TTL* and keeps the tagged ones.
+  created before *now − TTL*, keeps the tagged ones, and **drops every cluster whose DAG
+  run is still queued or running** (its `dag_id`/`run_id` tags, looked up through Airflow's
+  own API): a long healthy run is never cut short, whatever its age.
 - `terminate_stale_clusters` terminates them, or only logs them with the `dry_run` Param.
 
-TTL: the `ttl_hours` Param, or `FRUITS_CLUSTER_TTL_HOURS` (default 6) when left empty.
+TTL: the `ttl_hours` Param, or `FRUITS_CLUSTER_TTL_HOURS` when left empty; its default is
+the longest run the EMR DAG allows by default (create wait 45 min + full-mode step timeout
+6 h + 1 h margin, rounded up: 8 h).
 Schedule: `FRUITS_SWEEPER_SCHEDULE` (default `@hourly`).
 """
 
@@ -44,8 +48,8 @@ from include.config import DAG_START_DATE, dag_default_args, sweeper_schedule
             type=["null", "number"],
             exclusiveMinimum=0,
             title="TTL (hours)",
-            description="Terminate tagged clusters older than this. "
-            "Empty = FRUITS_CLUSTER_TTL_HOURS (default 6).",
+            description="Terminate tagged clusters older than this whose run is over. "
+            "Empty = FRUITS_CLUSTER_TTL_HOURS (default: the longest allowed run, 8 h).",
         ),
     },
     tags=["fruits", "emr", "cost"],
@@ -54,13 +58,13 @@ from include.config import DAG_START_DATE, dag_default_args, sweeper_schedule
 def fruits_emr_sweeper() -> None:
     @task
     def find_stale_clusters(**context: Any) -> list[dict[str, str]]:
-        """This project's live clusters created before now - TTL: id, name, age."""
+        """This project's live clusters created before now - TTL whose run is over."""
         from datetime import UTC, datetime
 
         from airflow.providers.amazon.aws.hooks.emr import EmrHook
 
         from include.config import PROJECT_TAG, load_config
-        from include.emr import find_clusters
+        from include.emr.clusters import find_clusters, run_is_active
 
         config = load_config()
         ttl = context["params"].get("ttl_hours") or config.cluster_ttl_hours
@@ -75,6 +79,7 @@ def fruits_emr_sweeper() -> None:
                 "created": str(cluster["Status"]["Timeline"]["CreationDateTime"]),
             }
             for cluster in find_clusters(emr, tags={"Project": PROJECT_TAG}, created_before=cutoff)
+            if not run_is_active(cluster, context["ti"].get_dagrun_state, log=print)
         ]
         print(f"{len(stale)} cluster(s) tagged Project={PROJECT_TAG} older than {ttl} h: {stale}")
         return stale

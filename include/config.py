@@ -23,6 +23,46 @@ PROJECT_TAG = "fruits-features"
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+DEFAULT_SERVICE_ROLE = f"{PROJECT_TAG}-emr-service"
+DEFAULT_INSTANCE_ROLE = f"{PROJECT_TAG}-emr-ec2"
+"""Role names ``python -m include.infra create-roles`` makes, and the config's defaults.
+
+Project-specific on purpose: the account's ``EMR_DefaultRole``/``EMR_EC2_DefaultRole`` may
+serve other workloads (and may carry the v1 policy); the pipeline uses the roles it made.
+"""
+
+EMR_MANAGED_POLICY_TAG = "for-use-with-amazon-emr-managed-policies"
+"""Tag the v2 managed policies need: ``key = "true"`` on the cluster, its subnet and its SGs.
+
+``AmazonEMRServicePolicy_v2`` (which ``create-roles`` attaches) allows ``ec2:RunInstances``
+and ``ec2:CreateNetworkInterface`` only on subnets and security groups tagged with it
+(statement ``CreateInTaggedNetwork``), and expects it on the cluster, which EMR propagates to
+what it creates (AWS Managed Policy reference: AmazonEMRServicePolicy_v2; EMR Management
+Guide: "IAM managed policy for full access (v2 managed default policy)").
+"""
+
+EMR_RETRY_DELAY = timedelta(minutes=2)
+"""``retry_delay`` of the EMR DAG's tasks: a failed add-step waits this long to try again."""
+
+CREATE_WAIT_SECONDS = 45 * 60
+"""How long the create task waits for a cluster: ~10 minutes are normal, 45 the bound."""
+
+FULL_STEP_TIMEOUT_SECONDS = 6 * 60 * 60
+"""Default step timeout of a full run (~90k images can take hours on a small cluster)."""
+
+SWEEPER_TTL_MARGIN_SECONDS = 60 * 60
+
+
+def default_cluster_ttl_hours() -> int:
+    """The sweeper's default TTL: longer than the longest run the Params allow by default.
+
+    Create wait + full-mode step timeout + a margin for retries and terminate, rounded up to
+    whole hours: a cluster of a run that is still within its own limits is never "stale".
+    """
+    seconds = CREATE_WAIT_SECONDS + FULL_STEP_TIMEOUT_SECONDS + SWEEPER_TTL_MARGIN_SECONDS
+    return -(-seconds // 3600)
+
+
 DAG_OWNER = "fruits-data-team"
 """Owner of every task of the project's DAGs (shown in the UI; the integrity tests check it)."""
 DAG_START_DATE = pendulum.datetime(2025, 1, 1, tz="UTC")
@@ -145,13 +185,13 @@ class PipelineConfig:
     bucket: str = "fruits-features-bucket"
     prefix: str = "fruits"
     emr_log_uri: str = ""
-    emr_service_role: str = "EMR_DefaultRole"
-    emr_instance_profile: str = "EMR_EC2_DefaultRole"
+    emr_service_role: str = DEFAULT_SERVICE_ROLE
+    emr_instance_profile: str = DEFAULT_INSTANCE_ROLE
     subnet_id: str = ""
     extra_tags: dict[str, str] = field(default_factory=dict)
     data_dir: Path = REPO_ROOT / "data" / "fruits-360-sample"
     results_dir: Path = REPO_ROOT / "data" / "results"
-    cluster_ttl_hours: int = 6
+    cluster_ttl_hours: int = field(default_factory=default_cluster_ttl_hours)
 
     def __post_init__(self) -> None:
         if self.region not in ALLOWED_REGIONS:
@@ -191,13 +231,13 @@ def load_config() -> PipelineConfig:
         bucket=_env("FRUITS_BUCKET", "fruits-features-bucket"),
         prefix=_env("FRUITS_PREFIX", "fruits"),
         emr_log_uri=_env("FRUITS_EMR_LOG_URI", ""),
-        emr_service_role=_env("FRUITS_EMR_SERVICE_ROLE", "EMR_DefaultRole"),
-        emr_instance_profile=_env("FRUITS_EMR_INSTANCE_PROFILE", "EMR_EC2_DefaultRole"),
+        emr_service_role=_env("FRUITS_EMR_SERVICE_ROLE", DEFAULT_SERVICE_ROLE),
+        emr_instance_profile=_env("FRUITS_EMR_INSTANCE_PROFILE", DEFAULT_INSTANCE_ROLE),
         subnet_id=_env("FRUITS_SUBNET_ID", ""),
         extra_tags=_parse_tags(os.environ.get("FRUITS_EXTRA_TAGS", "")),
         data_dir=Path(_env("FRUITS_DATA_DIR", str(REPO_ROOT / "data" / "fruits-360-sample"))),
         results_dir=Path(_env("FRUITS_RESULTS_DIR", str(REPO_ROOT / "data" / "results"))),
-        cluster_ttl_hours=_env_int("FRUITS_CLUSTER_TTL_HOURS", 6),
+        cluster_ttl_hours=_env_int("FRUITS_CLUSTER_TTL_HOURS", default_cluster_ttl_hours()),
     )
 
 

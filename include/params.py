@@ -18,7 +18,12 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from include.config import ALLOWED_INSTANCE_TYPES, DEFAULT_RELEASE_LABEL
+from include.config import (
+    ALLOWED_INSTANCE_TYPES,
+    DEFAULT_RELEASE_LABEL,
+    EMR_RETRY_DELAY,
+    FULL_STEP_TIMEOUT_SECONDS,
+)
 from include.executor_sizing import size_executors
 from include.job_args import PCA_SOLVERS, RUNTIMES, JobSettings
 
@@ -31,7 +36,23 @@ MAX_IDLE_TIMEOUT_MINUTES = 7 * 24 * 60  # EMR's AutoTerminationPolicy allows up 
 # Sensor sizing by mode when the Params leave it open: a mini run is a few minutes of
 # work, a full run (~90k images) can take hours on a small cluster.
 POKE_INTERVAL_BY_MODE = {"mini": 30, "full": 60}
-STEP_TIMEOUT_BY_MODE = {"mini": 60 * 60, "full": 6 * 60 * 60}
+STEP_TIMEOUT_BY_MODE = {"mini": 60 * 60, "full": FULL_STEP_TIMEOUT_SECONDS}
+
+DEFAULT_STEP_LOG_WAIT_SECONDS = 7 * 60
+"""EMR archives logs to S3 every five minutes: 7 minutes cover one upload plus slack."""
+MAX_STEP_LOG_WAIT_SECONDS = 30 * 60
+SCHEDULING_MARGIN_SECONDS = 60
+"""Scheduler/worker latency between the create task ending and the add-step task running."""
+
+
+def min_idle_timeout_seconds(poke_interval_seconds: int) -> int:
+    """The shortest idle timeout that cannot end a healthy cluster before its step arrives.
+
+    Between the cluster becoming WAITING (idle) and the step being added lie: up to one
+    poke of the create waiter, the scheduling latency, and one retry delay when the
+    add-step task fails once. A shorter AutoTerminationPolicy terminates the cluster first.
+    """
+    return poke_interval_seconds + SCHEDULING_MARGIN_SECONDS + int(EMR_RETRY_DELAY.total_seconds())
 
 
 def job_params() -> dict[str, Param]:
@@ -170,7 +191,8 @@ def emr_params() -> dict[str, Param]:
                 maximum=MAX_IDLE_TIMEOUT_MINUTES,
                 title="Idle auto-termination (minutes)",
                 description="EMR terminates the cluster itself after this long without work: "
-                "a cost backstop if Airflow never reaches the terminate task.",
+                "a cost backstop if Airflow never reaches the terminate task. Must exceed "
+                "the create-to-add-step time (poll interval + retry delay + 1 min).",
             ),
             "dataset_dir": Param(
                 None,
@@ -218,6 +240,15 @@ def emr_params() -> dict[str, Param]:
                 f"Empty = by mode (mini {STEP_TIMEOUT_BY_MODE['mini']} s, "
                 f"full {STEP_TIMEOUT_BY_MODE['full']} s).",
             ),
+            "step_log_wait_seconds": Param(
+                DEFAULT_STEP_LOG_WAIT_SECONDS,
+                type="integer",
+                minimum=0,
+                maximum=MAX_STEP_LOG_WAIT_SECONDS,
+                title="Wait for a failed step's log (s)",
+                description="After a step fails, wait up to this long for its stderr.gz to "
+                "reach S3 (EMR uploads logs every ~5 minutes) to show its tail. 0 = don't wait.",
+            ),
         }
     )
     return params
@@ -239,6 +270,7 @@ class EmrSettings:
     deferrable: bool
     poke_interval_seconds: int
     step_timeout_seconds: int
+    step_log_wait_seconds: int = DEFAULT_STEP_LOG_WAIT_SECONDS
 
 
 def _get(params: Mapping[str, Any], name: str, defaults: Mapping[str, Param]) -> Any:
@@ -374,6 +406,22 @@ def emr_settings_from_params(params: Mapping[str, Any]) -> EmrSettings:
     for name, value in (("poke_interval_seconds", poke), ("step_timeout_seconds", timeout)):
         if value is not None and value < 1:
             raise ValueError(f"{name} must be >= 1 second when set, got {value}")
+    poke = poke or POKE_INTERVAL_BY_MODE[job.mode]
+    shortest = min_idle_timeout_seconds(poke)
+    if idle * 60 < shortest:
+        raise ValueError(
+            f"idle_timeout_minutes={idle} would let EMR terminate the healthy cluster before "
+            f"its step is added (up to {shortest} s: poll {poke} s + retry delay "
+            f"{int(EMR_RETRY_DELAY.total_seconds())} s + {SCHEDULING_MARGIN_SECONDS} s); "
+            f"use at least {-(-shortest // 60)} minutes"
+        )
+    log_wait = _check_int("step_log_wait_seconds", _get(params, "step_log_wait_seconds", defaults))
+    assert log_wait is not None
+    if not 0 <= log_wait <= MAX_STEP_LOG_WAIT_SECONDS:
+        raise ValueError(
+            f"step_log_wait_seconds must be between 0 and {MAX_STEP_LOG_WAIT_SECONDS}, "
+            f"got {log_wait}"
+        )
     return EmrSettings(
         job=job,
         instance_type=instance_type,
@@ -387,6 +435,7 @@ def emr_settings_from_params(params: Mapping[str, Any]) -> EmrSettings:
             "download_features", _get(params, "download_features", defaults)
         ),
         deferrable=_check_bool("deferrable", _get(params, "deferrable", defaults)),
-        poke_interval_seconds=poke or POKE_INTERVAL_BY_MODE[job.mode],
+        poke_interval_seconds=poke,
         step_timeout_seconds=timeout or STEP_TIMEOUT_BY_MODE[job.mode],
+        step_log_wait_seconds=log_wait,
     )

@@ -16,7 +16,7 @@ from include.infra.errors import InfraError, RefusedError
 from include.infra.policies import policy_json, render_policy
 
 BUCKET_LAYOUT: tuple[str, ...] = ("datasets/", "runs/", "results/", "logs/")
-"""Folders under ``s3://<bucket>/<prefix>/`` the EMR DAG writes (see ``include.emr``):
+"""Folders under ``s3://<bucket>/<prefix>/`` the EMR DAG writes (see ``include.emr.plan``):
 ``datasets/<name>/packed|images`` (uploaded dataset), ``runs/<run id>/code`` (job package),
 ``results/<run id>/`` (job output), ``logs/emr/`` (cluster and step logs). Documented, not
 created: S3 has no folders, and empty marker objects would show up as zero-byte "files"."""

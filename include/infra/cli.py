@@ -10,6 +10,7 @@ Commands (``--help`` on each for its options)::
     terminate         --cluster-id ID... or --all (only clusters tagged Project=fruits-features)
     download-results  one run's results from S3 to a local folder (--list shows the runs)
     cleanup           clusters, bucket and roles; refuses without --yes-i-am-sure
+    preflight         the EMR DAG's checks before a cluster exists (roles, subnet, quota, ...)
 
 Exit codes: 0 done, 1 an AWS call or the command failed, 2 invalid input or refused (nothing
 changed), 3 ``status`` found a cluster older than the TTL.
@@ -146,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--ttl-hours",
         type=_positive_float,
-        help="exit 3 if a cluster is older (default: FRUITS_CLUSTER_TTL_HOURS or 6)",
+        help="exit 3 if a cluster is older (default: FRUITS_CLUSTER_TTL_HOURS, or "
+        "create wait + full-mode step timeout + 1 h)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=cmd_status)
@@ -185,6 +187,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-bucket", action="store_true", help="leave the bucket and its data")
     p.add_argument("--keep-roles", action="store_true", help="leave the IAM roles and policy")
     p.set_defaults(handler=cmd_cleanup)
+
+    from include.infra.preflight import add_preflight_arguments, cmd_preflight
+
+    p = sub.add_parser(
+        "preflight",
+        parents=[common],
+        help="check roles, subnet, instance type, vCPU quota, bucket and network (read-only)",
+        description="The EMR DAG's preflight for a run with these settings, before anything "
+        "is created or billed. Exit 1 when a check fails; warnings do not fail.",
+    )
+    add_preflight_arguments(p)
+    p.set_defaults(handler=cmd_preflight)
     return parser
 
 
@@ -261,7 +275,7 @@ def cmd_create_bucket(args: argparse.Namespace) -> int:
 
 def dag_dataset_prefix(config: PipelineConfig, data_dir: Path, *, pack: bool) -> str:
     """The key prefix the EMR DAG reads this dataset from (so the DAG finds it uploaded)."""
-    from include.emr import build_run_plan
+    from include.emr.plan import build_run_plan
     from include.params import emr_settings_from_params
 
     settings = emr_settings_from_params({"dataset_dir": str(data_dir), "pack_dataset": pack})
@@ -329,7 +343,7 @@ def _role_settings(args: argparse.Namespace, config: PipelineConfig) -> RoleSett
 
 def cmd_create_roles(args: argparse.Namespace) -> int:
     """Create or update the IAM roles and print the settings the pipeline needs."""
-    from include.infra.iam import EMR_MANAGED_POLICY_TAG, create_roles
+    from include.infra.iam import create_roles
 
     config = _config()
     settings = _role_settings(args, config)
@@ -341,11 +355,11 @@ def cmd_create_roles(args: argparse.Namespace) -> int:
     print(f"instance profile {result['instance_profile']}: ready")
     print(f"Airflow policy {result['airflow_policy_arn']}: attach it to the IAM user or role")
     print("  that Airflow's AWS connection uses (aws iam attach-user-policy ...).")
-    print("Add to your environment (.env); the extra tag lets AmazonEMRServicePolicy_v2 act on")
-    print("the cluster's resources (append it to any FRUITS_EXTRA_TAGS you already set):")
+    print("These are the pipeline's default role names; with other names, add to .env:")
     print(f"export FRUITS_EMR_SERVICE_ROLE={result['service_role']}")
     print(f"export FRUITS_EMR_INSTANCE_PROFILE={result['instance_profile']}")
-    print(f"export FRUITS_EXTRA_TAGS={EMR_MANAGED_POLICY_TAG}=true")
+    print("Every cluster carries the tag AmazonEMRServicePolicy_v2 needs; the subnet")
+    print("(FRUITS_SUBNET_ID) must carry it too: `python -m include.infra preflight` checks.")
     return EXIT_OK
 
 

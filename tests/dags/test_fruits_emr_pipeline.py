@@ -26,7 +26,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.emr_fakes import moto_clusters, step_arg, write_job_outputs
+from tests.emr_fakes import moto_clusters, prepare_account, step_arg, write_job_outputs
 
 REGION = "eu-west-1"
 BUCKET = "fruits-test-bucket"
@@ -121,9 +121,7 @@ def moto_aws(aws_env) -> Iterator[None]:
     from moto import mock_aws
 
     with mock_aws():
-        boto3.client("s3", region_name=REGION).create_bucket(
-            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
-        )
+        prepare_account(BUCKET, REGION)
         yield
 
 
@@ -240,16 +238,16 @@ def test_happy_path_uploads_creates_downloads_and_terminates(
 
 def spy_failure_reports(monkeypatch) -> list[str]:
     """Record what the step sensor writes to the task log about a failed step."""
-    import include.emr
+    import include.emr.operators
 
     reports: list[str] = []
-    original = include.emr.describe_step_failure
+    original = include.emr.operators.describe_step_failure
 
     def spy(*args, **kwargs):
         reports.append(original(*args, **kwargs))
         return reports[-1]
 
-    monkeypatch.setattr(include.emr, "describe_step_failure", spy)
+    monkeypatch.setattr(include.emr.operators, "describe_step_failure", spy)
     return reports
 
 
@@ -294,7 +292,7 @@ def _fail_add_steps(monkeypatch):
 FAULTS = {
     # name: (how to inject, EMR behaviour, extra Params, the task that must fail)
     "validation": (None, "complete", {"dataset_dir": "/nonexistent/fruits"}, "validate_dataset"),
-    "upload": (None, "complete", {"_bucket": "no-such-bucket"}, "upload_dataset"),
+    "preflight": (None, "complete", {"_bucket": "no-such-bucket"}, "preflight"),
     "create": (_cluster_fails_to_start, "complete", {}, "create_emr_cluster"),
     "add_step": (_fail_add_steps, "complete", {}, "add_feature_step"),
     "step_failed": (None, "fail", {}, "wait_for_feature_step"),
@@ -327,13 +325,15 @@ def test_fault_matrix_terminates_cluster_and_fails_run(
     assert tasks["fail_run_if_any_task_failed"] == "failed", summary
     clusters = clusters_by_state()
     assert not [c for c, s in clusters.items() if s in ACTIVE], clusters
-    created_cluster = fault not in ("validation", "upload")
+    created_cluster = fault not in ("validation", "preflight")
     assert bool(clusters) == created_cluster, clusters
     if fault == "step_failed":
         (report,) = failure_reports
         assert "is FAILED" in report
         assert "ValueError: zero valid images" in report  # the stderr tail reaches the log
         assert "abcdefSECRET123" not in report  # secrets are masked
+    if fault == "preflight":  # the one-line reason and the fix reach the failed task
+        assert not any(tasks[t] == "success" for t in ("upload_dataset", "upload_job_package"))
 
 
 @pytest.mark.slow
@@ -467,9 +467,7 @@ def test_deferrable_run_against_moto_server(emr_dag, aws_env, sample_dataset, mo
                 {"conn_type": "aws", "extra": {"region_name": REGION, "endpoint_url": endpoint}}
             ),
         )
-        boto3.client("s3", region_name=REGION, endpoint_url=endpoint).create_bucket(
-            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
-        )
+        prepare_account(BUCKET, REGION, endpoint_url=endpoint)
         with FakeEmrJob("complete", endpoint_url=endpoint) as job:
             state, tasks = run_dag(
                 emr_dag, dataset_dir=str(sample_dataset), deferrable=True, **FAST

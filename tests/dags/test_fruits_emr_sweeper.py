@@ -94,3 +94,40 @@ def test_sweeper_ttl_param_overrides_config(sweeper, clusters):
     assert states["old_ours"] == "TERMINATED"
     assert states["new_ours"] == "TERMINATED"  # 1 h old > 0.5 h TTL
     assert states["old_other_project"] == "WAITING"
+
+
+@pytest.mark.slow
+def test_sweeper_never_terminates_a_cluster_whose_run_is_still_running(sweeper, clusters):
+    """A cluster far past the TTL is left alone while Airflow says its run is running.
+
+    The running run is the sweeper's own test run (its run id is known in advance from
+    the fixed run_after); the "old_ours" cluster's run r1 is unknown to Airflow: an orphan.
+    """
+    from datetime import UTC, datetime
+
+    emr, ids = clusters
+    run_after = datetime.now(UTC).replace(microsecond=0)
+    running = _create_cluster(
+        emr,
+        "long healthy run",
+        {"Project": PROJECT_TAG, "dag_id": DAG_ID, "run_id": f"manual__{run_after.isoformat()}"},
+        age_hours=30,
+    )
+    dag_run = sweeper.test(
+        run_after=run_after,
+        logical_date=run_after,
+        run_conf={"dry_run": False, "ttl_hours": None},
+    )
+    assert str(dag_run.state) == "success", _ti_states(dag_run)
+    assert dag_run.run_id == f"manual__{run_after.isoformat()}"
+    assert _states(emr, {"running": running})["running"] == "WAITING"
+    assert _states(emr, ids)["old_ours"] == "TERMINATED"
+
+
+def test_default_ttl_outlasts_the_longest_allowed_run():
+    from include.config import CREATE_WAIT_SECONDS, PipelineConfig
+    from include.params import STEP_TIMEOUT_BY_MODE
+
+    longest = CREATE_WAIT_SECONDS + max(STEP_TIMEOUT_BY_MODE.values())
+    assert PipelineConfig().cluster_ttl_hours * 3600 > longest
+    assert PipelineConfig().cluster_ttl_hours == 8

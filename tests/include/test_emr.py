@@ -10,14 +10,16 @@ import boto3
 import pytest
 
 from include.config import PROJECT_TAG, PipelineConfig
-from include.emr import (
+from include.emr.clusters import find_clusters
+from include.emr.logs import describe_step_failure, redact, step_stderr_uri
+from include.emr.plan import (
+    REQUEST_DIGEST_TAG,
     build_job_flow_overrides,
     build_run_plan,
     build_spark_step,
-    describe_step_failure,
-    find_clusters,
-    redact,
-    step_stderr_uri,
+    request_digest,
+    run_tags,
+    tag_value,
 )
 from include.job_args import safe_run_id
 from include.params import emr_settings_from_params
@@ -50,7 +52,15 @@ def test_overrides_have_spark_livy_bootstrap_logs_tags_and_backstop(plan, config
     ]
     assert overrides["AutoTerminationPolicy"] == {"IdleTimeout": 30 * 60}
     tags = {t["Key"]: t["Value"] for t in overrides["Tags"]}
-    assert tags == {"Project": PROJECT_TAG, "dag_id": "fruits_emr_pipeline", "run_id": RUN_ID}
+    digest = tags.pop(REQUEST_DIGEST_TAG)
+    assert tags == {
+        "Project": PROJECT_TAG,
+        "dag_id": "fruits_emr_pipeline",
+        "run_id": RUN_ID,
+        # AmazonEMRServicePolicy_v2 acts only on resources tagged so (CreateInTaggedNetwork).
+        "for-use-with-amazon-emr-managed-policies": "true",
+    }
+    assert digest == request_digest(overrides)
     instances = overrides["Instances"]
     assert instances["KeepJobFlowAliveWhenNoSteps"] is True  # the step is added afterwards
     assert instances["Ec2SubnetId"] == "subnet-1"
@@ -222,7 +232,7 @@ def test_failed_step_report_without_logs_says_so(moto_emr):
     ("value", "expected"), [(True, True), (False, False), ("True", True), ("False", False)]
 )
 def test_templated_deferrable_flag_is_read_as_bool(value, expected):
-    from include.emr import _as_bool
+    from include.emr.operators import _as_bool
 
     assert _as_bool(value) is expected
 
@@ -230,7 +240,7 @@ def test_templated_deferrable_flag_is_read_as_bool(value, expected):
 def test_upload_job_package_uploads_code_and_local_weights(config, tmp_path):
     from moto import mock_aws
 
-    from include.emr import upload_job_package
+    from include.emr.tasks import upload_job_package
 
     weights = tmp_path / "mobilenet.h5"
     weights.write_bytes(b"weights")
@@ -254,7 +264,7 @@ def test_upload_job_package_uploads_code_and_local_weights(config, tmp_path):
 def test_download_results_refuses_incomplete_and_reruns_cleanly(config, tmp_path):
     from moto import mock_aws
 
-    from include.emr import ResultsIncompleteError, download_results
+    from include.emr.tasks import ResultsIncompleteError, download_results
 
     config = dataclasses.replace(config, bucket="fruits-unit", results_dir=tmp_path / "res")
     plan = build_run_plan(emr_settings_from_params({}), config, dag_id="d", run_id="r1")
@@ -302,7 +312,7 @@ def test_the_step_runs_the_staged_model_of_a_fast_runtime(config):
 def test_the_model_is_converted_and_uploaded_once_then_copied_per_run(config, tmp_path):
     from moto import mock_aws
 
-    from include.emr import upload_job_package
+    from include.emr.tasks import upload_job_package
     from spark_jobs.runtimes import ModelSpec, check_model
 
     config = dataclasses.replace(config, bucket="fruits-unit")
@@ -333,3 +343,54 @@ def test_the_model_is_converted_and_uploaded_once_then_copied_per_run(config, tm
     assert all(o["ServerSideEncryption"] == "AES256" for o in staged.values())
     spec = ModelSpec("litert", "none", "none-seed0", 32)
     assert check_model(body, spec, origin="staged")  # the job's own check accepts it
+
+
+def test_v2_policy_tag_is_on_every_cluster_even_with_extra_tags(config):
+    config = dataclasses.replace(
+        config, extra_tags={"for-use-with-amazon-emr-managed-policies": "false", "Team": "x"}
+    )
+    plan = build_run_plan(emr_settings_from_params({}), config, dag_id="d", run_id="r")
+    tags = {t["Key"]: t["Value"] for t in plan["job_flow_overrides"]["Tags"]}
+    assert tags["for-use-with-amazon-emr-managed-policies"] == "true"  # not overridable
+    assert tags["Team"] == "x"
+
+
+@pytest.mark.parametrize(
+    ("run_id", "expected"),
+    [
+        ("manual__2026-01-02T03:04:05.678+00:00", "manual__2026-01-02T03:04:05.678+00:00"),
+        ("api run #1 (retry)!", "api run _1 _retry__"),
+        ('quo"te*s?', "quo_te_s_"),
+        ("AWS:reserved", "_WS:reserved"),
+        ("fräulein-é", "fräulein-é"),  # letters of any language are allowed
+        ("x" * 300, "x" * 256),
+    ],
+)
+def test_run_id_tag_values_are_what_emr_accepts(run_id, expected):
+    assert tag_value(run_id) == expected
+    assert run_tags(dag_id="d", run_id=run_id)["run_id"] == expected
+
+
+def test_run_with_odd_run_id_creates_a_cluster_found_by_its_tags(config):
+    """RunJobFlow (moto validates tag shapes only) gets sanitized tags the lookup agrees on."""
+    from moto import mock_aws
+
+    run_id = "api run #1 (retry)!"
+    plan = build_run_plan(emr_settings_from_params({}), config, dag_id="d", run_id=run_id)
+    with mock_aws():
+        emr = boto3.client("emr", region_name=REGION)
+        cluster_id = emr.run_job_flow(
+            **{**plan["job_flow_overrides"], "JobFlowRole": "r", "ServiceRole": "s"}
+        )["JobFlowId"]
+        found = find_clusters(emr, tags=run_tags(dag_id="d", run_id=run_id))
+    assert [c["Id"] for c in found] == [cluster_id]
+
+
+def test_request_digest_ignores_tags_and_changes_with_the_request(config):
+    settings = emr_settings_from_params({})
+    kwargs = {"name": "n", "bootstrap_uri": "s3://b/x", "requirements_uri": "s3://b/r"}
+    a = build_job_flow_overrides(settings, config, tags={"a": "1"}, **kwargs)
+    b = build_job_flow_overrides(settings, config, tags={"a": "2"}, **kwargs)
+    other_subnet = dataclasses.replace(config, subnet_id="subnet-2")
+    c = build_job_flow_overrides(settings, other_subnet, tags={"a": "1"}, **kwargs)
+    assert request_digest(a) == request_digest(b) != request_digest(c)

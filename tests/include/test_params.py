@@ -12,6 +12,7 @@ from include.params import (
     emr_settings_from_params,
     job_params,
     job_settings_from_params,
+    min_idle_timeout_seconds,
 )
 
 
@@ -95,9 +96,39 @@ def test_blank_dataset_dir_means_config_default():
         ({"release_label": "emr-6.15.0"}, "release_label must be an emr-7.x label"),
         ({"idle_timeout_minutes": 0}, "idle_timeout_minutes must be between"),
         ({"poke_interval_seconds": 0}, "poke_interval_seconds must be >= 1"),
+        ({"step_log_wait_seconds": -1}, "step_log_wait_seconds must be between 0 and"),
+        ({"step_log_wait_seconds": 10**6}, "step_log_wait_seconds must be between 0 and"),
         ({"dataset_dir": 3}, "dataset_dir must be a folder path"),
     ],
 )
 def test_bad_values_raise_clear_errors(params, message):
     with pytest.raises(ValueError, match=message):
         emr_settings_from_params(params)
+
+
+@pytest.mark.parametrize(
+    ("params", "shortest_minutes"),
+    [
+        # poll 30 s (mini) + retry delay 120 s + 60 s margin = 210 s -> 4 min
+        ({"idle_timeout_minutes": 3}, 4),
+        # poll 60 s (full) + 120 s + 60 s = 240 s -> 4 min
+        ({"mode": "full", "idle_timeout_minutes": 3}, 4),
+        # a slow poll of 10 min makes even 12 minutes too short: 600 + 120 + 60 = 780 s
+        ({"poke_interval_seconds": 600, "idle_timeout_minutes": 12}, 13),
+    ],
+)
+def test_idle_timeout_shorter_than_create_to_add_step_is_refused(params, shortest_minutes):
+    with pytest.raises(ValueError, match=f"use at least {shortest_minutes} minutes"):
+        emr_settings_from_params(params)
+    ok = emr_settings_from_params({**params, "idle_timeout_minutes": shortest_minutes})
+    assert ok.idle_timeout_minutes * 60 >= min_idle_timeout_seconds(ok.poke_interval_seconds)
+
+
+def test_step_log_wait_defaults_to_seven_minutes_and_reaches_the_plan(tmp_path):
+    from include.config import PipelineConfig
+    from include.emr.plan import build_run_plan
+
+    settings = emr_settings_from_params({"step_log_wait_seconds": 5})
+    plan = build_run_plan(settings, PipelineConfig(results_dir=tmp_path), dag_id="d", run_id="r")
+    assert plan["wait"]["log_wait"] == 5
+    assert emr_settings_from_params({}).step_log_wait_seconds == 7 * 60

@@ -43,13 +43,14 @@ def test_status_exits_3_when_a_cluster_is_older_than_the_ttl(aws, cli, emr, monk
     young = start_cluster(emr)
     old = start_cluster(emr, name="forgotten")
     age_cluster(young, 1.0)
-    age_cluster(old, 7.0)
+    age_cluster(old, 9.0)
     result = cli("status")
     assert result.code == 3
-    assert f"cluster {old} is 7.0 h old, past the TTL of 6 h" in result.err
+    # Default TTL: create wait 45 min + full step timeout 6 h + 1 h margin, rounded up: 8 h.
+    assert f"cluster {old} is 9.0 h old, past the TTL of 8 h" in result.err
     assert young not in result.err
     # The TTL comes from config (FRUITS_CLUSTER_TTL_HOURS) or --ttl-hours.
-    monkeypatch.setenv("FRUITS_CLUSTER_TTL_HOURS", "8")
+    monkeypatch.setenv("FRUITS_CLUSTER_TTL_HOURS", "10")
     assert cli("status").code == 0
     assert cli("status", "--ttl-hours", "0.5").code == 3
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from include.config import PROJECT_TAG, _parse_tags
+from include.config import PROJECT_TAG, PipelineConfig
 from include.infra.iam import AIRFLOW_POLICY_NAME, DEFAULT_INSTANCE_ROLE, DEFAULT_SERVICE_ROLE
 from include.infra.policies import POLICY_DIR, POLICY_FILES, render_policy
 from tests.include.infra.conftest import ACCOUNT_ID, BUCKET
@@ -86,9 +86,13 @@ def test_create_roles_creates_scoped_roles_profile_and_policy(aws_iam, cli, iam)
     assert result.code == 0, result.err
     assert f"export FRUITS_EMR_SERVICE_ROLE={DEFAULT_SERVICE_ROLE}" in result.out
     assert f"export FRUITS_EMR_INSTANCE_PROFILE={DEFAULT_INSTANCE_ROLE}" in result.out
-    # The tag AmazonEMRServicePolicy_v2 needs, in the form config's FRUITS_EXTRA_TAGS parses.
-    extra = result.out.split("export FRUITS_EXTRA_TAGS=")[1].splitlines()[0]
-    assert _parse_tags(extra) == {"for-use-with-amazon-emr-managed-policies": "true"}
+    # The pipeline's defaults are the roles create-roles makes (no export needed).
+    defaults = PipelineConfig()
+    assert (defaults.emr_service_role, defaults.emr_instance_profile) == (
+        DEFAULT_SERVICE_ROLE,
+        DEFAULT_INSTANCE_ROLE,
+    )
+    assert "FRUITS_EXTRA_TAGS" not in result.out
 
     # The EMR service role: trusted by EMR only, in this account; AWS's v2 policy + PassRole.
     service = iam.get_role(RoleName=DEFAULT_SERVICE_ROLE)["Role"]

@@ -1,0 +1,340 @@
+"""Pure builders of one EMR run: the run plan, the ``RunJobFlow`` request and the Spark step.
+
+* :func:`build_run_plan` turns validated settings + configuration + run id into everything
+  a run needs (S3 keys, the cluster request, the Spark step) as plain JSON data.
+* :func:`build_job_flow_overrides` and :func:`build_spark_step` are pure: they return new
+  dicts (``RunJobFlow`` request and ``AddJobFlowSteps`` step) and never mutate shared data.
+
+No AWS calls and no operator imports here: the DAG file and the CLI import this cheaply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from include.config import (
+    CREATE_WAIT_SECONDS,
+    EMR_MANAGED_POLICY_TAG,
+    PROJECT_TAG,
+    PipelineConfig,
+)
+from include.executor_sizing import size_executors
+from include.job_args import CONVERTED_RUNTIMES, JobSettings, build_job_arguments, safe_run_id
+from include.staging import dataset_key_prefix
+
+if TYPE_CHECKING:
+    from include.params import EmrSettings
+
+NODE_PYTHON = "/usr/bin/python3.11"
+"""EMR 7.x nodes carry Python 3.9 (default) and 3.11; the job and its wheels need 3.11."""
+
+_WEIGHTS_BUILTIN = ("imagenet", "none")
+
+ROOT_VOLUME_GIB = 32
+"""EbsRootVolumeSize of every node: the AMI's own use plus the job's install (wheels copied,
+then unpacked ~3x); ``include.wheelhouse.check_fits`` refuses a wheelhouse that needs more."""
+
+
+REQUEST_DIGEST_TAG = "request_sha256"
+"""Tag with a digest of the ``RunJobFlow`` request (tags aside): a retry of a failed create
+is refused only while the request is the same one that already failed."""
+
+# EMR tag values: letters and digits of any language, spaces and _ . : / = + - @, at most
+# 256 characters (EMR Management Guide, "Restrictions that apply to tagging resources").
+_TAG_VALUE_REFUSED = re.compile(r"[^\w .:/=+@-]")
+_TAG_VALUE_MAX = 256
+
+
+def tag_value(value: str) -> str:
+    """``value`` as an EMR tag value: refused characters become ``_``, cut to 256 characters.
+
+    Airflow run ids made through the API may hold any character (``manual__x#1``, quotes);
+    RunJobFlow would refuse the whole request. The ``aws:`` prefix is reserved, so it is
+    masked too. Deterministic, so every task of a run finds the same tags.
+    """
+    cleaned = _TAG_VALUE_REFUSED.sub("_", value)[:_TAG_VALUE_MAX]
+    if cleaned[:4].lower() == "aws:":
+        cleaned = "_" + cleaned[1:]
+    return cleaned
+
+
+def run_tags(*, dag_id: str, run_id: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Tags of a run's clusters: the sweeper and the terminate task look for them.
+
+    Always carries ``for-use-with-amazon-emr-managed-policies=true``: the v2 service policy
+    that ``create-roles`` attaches acts only on resources with it (see ``include.config``).
+    """
+    return {
+        **(extra or {}),
+        EMR_MANAGED_POLICY_TAG: "true",
+        "Project": PROJECT_TAG,
+        "dag_id": tag_value(dag_id),
+        "run_id": tag_value(run_id),
+    }
+
+
+def request_digest(overrides: Mapping[str, Any]) -> str:
+    """A digest of a ``RunJobFlow`` request without its ``Tags`` (what decides the outcome)."""
+    body = {key: value for key, value in overrides.items() if key != "Tags"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def build_job_flow_overrides(
+    settings: EmrSettings,
+    config: PipelineConfig,
+    *,
+    name: str,
+    tags: Mapping[str, str],
+    bootstrap_uri: str,
+    requirements_uri: str,
+    wheelhouse_uri: str | None = None,
+) -> dict[str, Any]:
+    """The ``RunJobFlow`` request of one run's cluster (a new dict each call).
+
+    Spark + Livy on an emr-7.x release, 1 on-demand master + N core nodes (spot or
+    on-demand), logs to ``config.log_uri``, a bootstrap action installing the job's
+    requirements with Python 3.11 (from ``wheelhouse_uri`` with ``--no-index`` when given,
+    else from PyPI), a root volume sized for that install, idle auto-termination as a cost
+    backstop, and tags.
+    The cluster stays up between steps (``KeepJobFlowAliveWhenNoSteps``): the DAG's
+    terminate task ends it, or the idle timeout does if Airflow never gets there.
+    """
+    instances: dict[str, Any] = {
+        "InstanceGroups": [
+            {
+                "Name": "Primary",
+                "Market": "ON_DEMAND",
+                "InstanceRole": "MASTER",
+                "InstanceType": settings.instance_type,
+                "InstanceCount": 1,
+            },
+            {
+                "Name": "Core",
+                "Market": "SPOT" if settings.spot_core_nodes else "ON_DEMAND",
+                "InstanceRole": "CORE",
+                "InstanceType": settings.instance_type,
+                "InstanceCount": settings.core_nodes,
+            },
+        ],
+        "KeepJobFlowAliveWhenNoSteps": True,
+        "TerminationProtected": False,
+    }
+    if config.subnet_id:
+        instances["Ec2SubnetId"] = config.subnet_id
+    python_env = {"PYSPARK_PYTHON": NODE_PYTHON, "PYSPARK_DRIVER_PYTHON": NODE_PYTHON}
+    request: dict[str, Any] = {
+        "Name": name[:256],
+        "ReleaseLabel": settings.release_label,
+        "Applications": [{"Name": "Spark"}, {"Name": "Livy"}],
+        "LogUri": config.log_uri,
+        "Instances": instances,
+        "BootstrapActions": [
+            {
+                "Name": "install-job-requirements",
+                "ScriptBootstrapAction": {
+                    "Path": bootstrap_uri,
+                    "Args": [requirements_uri, *([wheelhouse_uri] if wheelhouse_uri else [])],
+                },
+            }
+        ],
+        "Configurations": [
+            {
+                "Classification": "spark-env",
+                "Properties": {},
+                "Configurations": [
+                    {"Classification": "export", "Properties": dict(python_env)},
+                ],
+            },
+            {
+                "Classification": "spark-defaults",
+                "Properties": {
+                    "spark.pyspark.python": NODE_PYTHON,
+                    "spark.pyspark.driver.python": NODE_PYTHON,
+                    "spark.sql.execution.arrow.pyspark.enabled": "true",
+                    # One Arrow batch per model call: a decoded 224x224 image is ~0.6 MB.
+                    "spark.sql.execution.arrow.maxRecordsPerBatch": str(settings.job.batch_size),
+                    "spark.executorEnv.TF_CPP_MIN_LOG_LEVEL": "2",
+                },
+            },
+            {
+                "Classification": "livy-conf",
+                "Properties": {
+                    "livy.server.session.timeout-check": "true",
+                    "livy.server.session.timeout": "1h",
+                },
+            },
+        ],
+        "EbsRootVolumeSize": ROOT_VOLUME_GIB,
+        "AutoTerminationPolicy": {"IdleTimeout": settings.idle_timeout_minutes * 60},
+        "JobFlowRole": config.emr_instance_profile,
+        "ServiceRole": config.emr_service_role,
+        "VisibleToAllUsers": True,
+        "StepConcurrencyLevel": 1,
+    }
+    all_tags = {**tags, REQUEST_DIGEST_TAG: request_digest(request)}
+    request["Tags"] = [{"Key": key, "Value": value} for key, value in sorted(all_tags.items())]
+    return request
+
+
+def build_spark_step(
+    job: JobSettings,
+    *,
+    name: str,
+    entry_script_uri: str,
+    py_files_uri: str,
+    input_uri: str,
+    output_uri: str,
+    run_id: str,
+    model_uri: str | None = None,
+    spark_conf: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """One ``AddJobFlowSteps`` step running the job with spark-submit (a new dict each call).
+
+    ``spark_conf``: the executors' sizing (``include/executor_sizing.py``), as ``--conf``.
+
+    Arguments are a list for ``command-runner.jar`` (never a shell string). Client deploy
+    mode keeps the driver's Python traceback in the step's stderr, which the sensor shows
+    in the Airflow log when the step fails. ``CONTINUE`` on failure: the DAG's terminate
+    task ends the cluster after the failure was logged.
+    """
+    args = [
+        "spark-submit",
+        "--deploy-mode",
+        "client",
+        "--master",
+        "yarn",
+        "--conf",
+        f"spark.pyspark.python={NODE_PYTHON}",
+        *(
+            arg
+            for key, value in sorted((spark_conf or {}).items())
+            for arg in ("--conf", f"{key}={value}")
+        ),
+        "--py-files",
+        py_files_uri,
+        entry_script_uri,
+        *build_job_arguments(
+            job, input_uri=input_uri, output_uri=output_uri, run_id=run_id, model_uri=model_uri
+        ),
+    ]
+    return {
+        "Name": name[:256],
+        "ActionOnFailure": "CONTINUE",
+        "HadoopJarStep": {"Jar": "command-runner.jar", "Args": args},
+    }
+
+
+def build_run_plan(
+    settings: EmrSettings,
+    config: PipelineConfig,
+    *,
+    dag_id: str,
+    run_id: str,
+    wheelhouse_digest: str | None = None,
+) -> dict[str, Any]:
+    """Everything one run needs, as JSON data: where things go in S3, the cluster and the step.
+
+    Pure: the same inputs give the same plan, so every task of a run (and its retries)
+    agree on the keys. Local dataset/weights paths are checked by the tasks that read them.
+    With ``wheelhouse_digest`` (``include.wheelhouse.wheelhouse_digest`` of the node
+    requirements), the nodes install from ``<prefix>/wheelhouse/<digest>/`` without PyPI.
+    """
+    rid = safe_run_id(run_id)
+    prefix = config.prefix.strip("/")
+    bucket = config.bucket
+    dataset_dir = settings.dataset_dir or str(config.data_dir)
+    dataset_prefix = dataset_key_prefix(prefix, dataset_dir, pack=settings.pack_dataset)
+    code_prefix = f"{prefix}/runs/{rid}/code"
+    results_base = f"{prefix}/results"
+
+    def uri(key: str) -> str:
+        return f"s3://{bucket}/{key}"
+
+    weights = settings.job.weights
+    weights_file = None
+    if weights not in _WEIGHTS_BUILTIN and not weights.startswith("s3://"):
+        weights_file = weights
+        weights = uri(f"{code_prefix}/weights/{PurePosixPath(weights).name}")
+    job = JobSettings(**{**asdict(settings.job), "weights": weights})
+    tags = run_tags(dag_id=dag_id, run_id=run_id, extra=config.extra_tags)
+    executors = size_executors(
+        settings.instance_type,
+        settings.core_nodes,
+        runtime=job.runtime,
+        batch_size=job.batch_size,
+        image_size=job.image_size,
+    )
+    code = {
+        "entry_script": f"{code_prefix}/entrypoint.py",
+        "py_files": f"{code_prefix}/spark_jobs.zip",
+        "bootstrap": f"{code_prefix}/bootstrap.sh",
+        "requirements": f"{code_prefix}/requirements.txt",
+    }
+    if job.runtime in CONVERTED_RUNTIMES:
+        # The converted model next to the job package (a server-side copy of the
+        # content-addressed one under models/, see include/model_staging.py).
+        code["model"] = f"{code_prefix}/model.zip"
+    name = f"{PROJECT_TAG} {dag_id} {rid}"
+    wheelhouse = None
+    if wheelhouse_digest:
+        key_prefix = f"{prefix}/wheelhouse/{wheelhouse_digest}"
+        wheelhouse = {"digest": wheelhouse_digest, "key_prefix": key_prefix, "uri": uri(key_prefix)}
+    return {
+        "aws_conn_id": config.aws_conn_id,
+        "region": config.region,
+        "bucket": bucket,
+        "run_key": rid,
+        "dataset_dir": dataset_dir,
+        "dataset_prefix": dataset_prefix,
+        "pack_dataset": settings.pack_dataset,
+        "code_keys": code,
+        "models_prefix": f"{prefix}/models",
+        "job": asdict(job),
+        "executors": executors.as_dict(),
+        "weights_file": weights_file,
+        "weights_key": weights.removeprefix(f"s3://{bucket}/") if weights_file else None,
+        "results_prefix": f"{results_base}/{rid}",
+        "results_dir": str(config.results_dir / rid),
+        "download_features": settings.download_features,
+        "log_uri": config.log_uri,
+        "wheelhouse": wheelhouse,
+        "root_volume_gib": ROOT_VOLUME_GIB,
+        "tags": tags,
+        "deferrable": settings.deferrable,
+        "poke_interval": settings.poke_interval_seconds,
+        # A cluster takes ~10 minutes to start and bootstrap; allow it 45.
+        "create_max_attempts": max(1, CREATE_WAIT_SECONDS // settings.poke_interval_seconds),
+        "wait": {
+            "poke_interval": settings.poke_interval_seconds,
+            "timeout": settings.step_timeout_seconds,
+            "log_wait": settings.step_log_wait_seconds,
+        },
+        "job_flow_overrides": build_job_flow_overrides(
+            settings,
+            config,
+            name=name,
+            tags=tags,
+            bootstrap_uri=uri(code["bootstrap"]),
+            requirements_uri=uri(code["requirements"]),
+            wheelhouse_uri=wheelhouse["uri"] if wheelhouse else None,
+        ),
+        "steps": [
+            build_spark_step(
+                job,
+                name=f"extract features + PCA ({settings.job.mode})",
+                entry_script_uri=uri(code["entry_script"]),
+                py_files_uri=uri(code["py_files"]),
+                input_uri=uri(dataset_prefix + "/"),
+                output_uri=uri(results_base),
+                run_id=rid,
+                model_uri=uri(code["model"]) if "model" in code else None,
+                spark_conf=executors.spark_conf(),
+            )
+        ],
+    }

@@ -1,0 +1,427 @@
+"""Preflight: what would make a cluster fail or cost money, checked before one exists.
+
+Each check reads the account (IAM, EC2, Service Quotas, S3) for the run's ``RunJobFlow``
+request and returns a :class:`Check`: passed, failed (a one-line reason and what to change)
+or unknown (the service could not answer: a warning, never a silent pass). The EMR DAG runs
+them in its ``preflight`` task; ``python -m include.infra preflight`` runs them by hand.
+
+Evidence for each rule is cited at the check.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from include.config import EMR_MANAGED_POLICY_TAG
+
+V2_SERVICE_POLICY = "AmazonEMRServicePolicy_v2"
+
+# Service Quotas codes of the EC2 vCPU limits for the standard families (A, C, D, H, I, M, R,
+# T, Z), which every allowed instance type belongs to (AWS CLI reference, service-quotas
+# get-aws-default-service-quota --service-code ec2 --quota-code L-1216C47A).
+ON_DEMAND_QUOTA = "L-1216C47A"
+"""Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances (vCPUs)."""
+SPOT_QUOTA = "L-34B43A08"
+"""All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests (vCPUs)."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One preflight result: ``ok`` True (passed), False (failed) or None (could not check)."""
+
+    name: str
+    ok: bool | None
+    reason: str
+    fix: str = ""
+
+    def line(self) -> str:
+        mark = {True: "ok  ", False: "FAIL", None: "WARN"}[self.ok]
+        return f"{mark} {self.name}: {self.reason}" + (f" -> {self.fix}" if self.fix else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ClusterRequest:
+    """What the checks need from a ``RunJobFlow`` request (see :meth:`from_overrides`)."""
+
+    region: str
+    bucket: str
+    service_role: str
+    instance_profile: str
+    subnet_id: str
+    instance_types: tuple[tuple[str, int, str], ...]
+    """(instance type, count, market) per instance group."""
+    install_from_s3_only: bool = False
+    """True when the bootstrap installs from a wheelhouse in S3 (no internet needed)."""
+
+    @classmethod
+    def from_overrides(
+        cls, overrides: dict[str, Any], *, region: str, bucket: str, install_from_s3_only: bool
+    ) -> ClusterRequest:
+        instances = overrides.get("Instances", {})
+        return cls(
+            region=region,
+            bucket=bucket,
+            service_role=overrides.get("ServiceRole", ""),
+            instance_profile=overrides.get("JobFlowRole", ""),
+            subnet_id=instances.get("Ec2SubnetId", ""),
+            instance_types=tuple(
+                (g["InstanceType"], int(g["InstanceCount"]), g.get("Market", "ON_DEMAND"))
+                for g in instances.get("InstanceGroups", [])
+            ),
+            install_from_s3_only=install_from_s3_only,
+        )
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def check_roles(iam: Any, request: ClusterRequest) -> tuple[Check, bool]:
+    """The service role and instance profile exist; also returns whether v2 is attached."""
+    fix = (
+        "run `python -m include.infra create-roles`, or set FRUITS_EMR_SERVICE_ROLE / "
+        "FRUITS_EMR_INSTANCE_PROFILE to roles that exist"
+    )
+    missing = []
+    v2 = False
+    try:
+        attached = iam.list_attached_role_policies(RoleName=request.service_role)
+        v2 = any(p["PolicyName"] == V2_SERVICE_POLICY for p in attached["AttachedPolicies"])
+    except ClientError as exc:
+        if _code(exc) != "NoSuchEntity":
+            raise
+        missing.append(f"service role {request.service_role!r}")
+    try:
+        iam.get_instance_profile(InstanceProfileName=request.instance_profile)
+    except ClientError as exc:
+        if _code(exc) != "NoSuchEntity":
+            raise
+        missing.append(f"instance profile {request.instance_profile!r}")
+    if missing:
+        return Check("roles", False, f"{' and '.join(missing)} not found", fix), v2
+    policy = V2_SERVICE_POLICY if v2 else "not the v2 policy"
+    return Check(
+        "roles", True, f"{request.service_role} ({policy}), {request.instance_profile}"
+    ), v2
+
+
+def _subnet(ec2: Any, subnet_id: str) -> dict[str, Any] | None:
+    try:
+        return ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]
+    except ClientError as exc:
+        if "NotFound" in _code(exc):
+            return None
+        raise
+
+
+def check_subnet(ec2: Any, request: ClusterRequest, *, v2_policy: bool) -> Check:
+    """The subnet exists, and carries the v2 tag when the v2 service policy is in use.
+
+    ``AmazonEMRServicePolicy_v2`` allows ``ec2:RunInstances`` only in subnets tagged
+    ``for-use-with-amazon-emr-managed-policies=true`` (statement ``CreateInTaggedNetwork``).
+    Without a subnet EMR launches into the default VPC's subnet, which nobody tagged.
+    """
+    tag_fix = f"tag the subnet {EMR_MANAGED_POLICY_TAG}=true (aws ec2 create-tags)"
+    if not request.subnet_id:
+        if v2_policy:
+            return Check(
+                "subnet",
+                False,
+                f"no FRUITS_SUBNET_ID: EMR would use a default subnet, and {V2_SERVICE_POLICY} "
+                "launches only into tagged ones",
+                f"set FRUITS_SUBNET_ID to a subnet tagged {EMR_MANAGED_POLICY_TAG}=true",
+            )
+        return Check("subnet", True, "none set: EMR uses the default VPC (v1 policy)")
+    subnet = _subnet(ec2, request.subnet_id)
+    if subnet is None:
+        return Check(
+            "subnet",
+            False,
+            f"{request.subnet_id} does not exist in {request.region}",
+            "set FRUITS_SUBNET_ID to a subnet of this region",
+        )
+    tags = {t["Key"]: t["Value"] for t in subnet.get("Tags", [])}
+    if v2_policy and tags.get(EMR_MANAGED_POLICY_TAG) != "true":
+        return Check(
+            "subnet",
+            False,
+            f"{request.subnet_id} lacks the tag {EMR_MANAGED_POLICY_TAG}=true that "
+            f"{V2_SERVICE_POLICY} needs to launch instances in it",
+            tag_fix,
+        )
+    return Check("subnet", True, f"{request.subnet_id} in {subnet['AvailabilityZone']}")
+
+
+def check_instance_types(ec2: Any, request: ClusterRequest) -> Check:
+    """Every instance type is offered in the subnet's AZ (or the region without a subnet)."""
+    subnet = _subnet(ec2, request.subnet_id) if request.subnet_id else None
+    if subnet is not None:
+        location_type, location = "availability-zone", subnet["AvailabilityZone"]
+    else:
+        location_type, location = "region", request.region
+    wanted = sorted({t for t, _, _ in request.instance_types})
+    offered = {
+        offer["InstanceType"]
+        for page in ec2.get_paginator("describe_instance_type_offerings").paginate(
+            LocationType=location_type,
+            Filters=[
+                {"Name": "instance-type", "Values": wanted},
+                {"Name": "location", "Values": [location]},
+            ],
+        )
+        for offer in page["InstanceTypeOfferings"]
+    }
+    missing = [t for t in wanted if t not in offered]
+    if missing:
+        return Check(
+            "instance type",
+            False,
+            f"{', '.join(missing)} not offered in {location}",
+            "pick another instance_type, or a subnet in an AZ that offers it",
+        )
+    return Check("instance type", True, f"{', '.join(wanted)} offered in {location}")
+
+
+def check_vcpu_quota(ec2: Any, quotas: Any, request: ClusterRequest) -> list[Check]:
+    """The account's vCPU quotas (on-demand, spot) cover the cluster's vCPUs.
+
+    Compares the request with the quota value; instances already running count against the
+    same quota, so a pass with little headroom can still fail on a busy account.
+    """
+    types = sorted({t for t, _, _ in request.instance_types})
+    vcpus = {
+        t["InstanceType"]: int(t["VCpuInfo"]["DefaultVCpus"])
+        for t in ec2.describe_instance_types(InstanceTypes=types)["InstanceTypes"]
+    }
+    need = {"ON_DEMAND": 0, "SPOT": 0}
+    for instance_type, count, market in request.instance_types:
+        need[market] += vcpus[instance_type] * count
+    checks = []
+    for market, code in (("ON_DEMAND", ON_DEMAND_QUOTA), ("SPOT", SPOT_QUOTA)):
+        if not need[market]:
+            continue
+        name = f"{market.lower().replace('_', '-')} vCPU quota"
+        try:
+            quota = quotas.get_service_quota(ServiceCode="ec2", QuotaCode=code)["Quota"]
+        except ClientError as exc:
+            checks.append(
+                Check(
+                    name,
+                    None,
+                    f"could not check quota {code} ({_code(exc) or exc}); the cluster needs "
+                    f"{need[market]} vCPUs",
+                    "look it up in the Service Quotas console before a large run",
+                )
+            )
+            continue
+        limit = float(quota["Value"])
+        if need[market] > limit:
+            checks.append(
+                Check(
+                    name,
+                    False,
+                    f"the cluster needs {need[market]} vCPUs, the quota {code} is {limit:g}",
+                    "use fewer/smaller nodes or request a quota increase (Service Quotas)",
+                )
+            )
+        else:
+            checks.append(
+                Check(
+                    name, True, f"{need[market]} vCPUs needed, quota {limit:g} (running count too)"
+                )
+            )
+    return checks
+
+
+def check_bucket(s3: Any, request: ClusterRequest) -> Check:
+    """The bucket exists, is in the run's region and has default encryption."""
+    try:
+        location = s3.get_bucket_location(Bucket=request.bucket)["LocationConstraint"]
+    except ClientError as exc:
+        if _code(exc) in ("NoSuchBucket", "404", "AccessDenied", "403"):
+            return Check(
+                "bucket",
+                False,
+                f"s3://{request.bucket} not found or not yours ({_code(exc)})",
+                "run `python -m include.infra create-bucket` or fix FRUITS_BUCKET",
+            )
+        raise
+    region = location or "us-east-1"  # S3 reports us-east-1 as no constraint
+    if region != request.region:
+        return Check(
+            "bucket",
+            False,
+            f"s3://{request.bucket} is in {region}, the cluster in {request.region}",
+            "use a bucket in the cluster's region (FRUITS_BUCKET / FRUITS_REGION)",
+        )
+    try:
+        rules = s3.get_bucket_encryption(Bucket=request.bucket)[
+            "ServerSideEncryptionConfiguration"
+        ]["Rules"]
+    except ClientError as exc:
+        if _code(exc) != "ServerSideEncryptionConfigurationNotFoundError":
+            raise
+        rules = []
+    if not rules:
+        return Check(
+            "bucket",
+            False,
+            f"s3://{request.bucket} has no default encryption",
+            "run `python -m include.infra create-bucket --bucket ...` to re-harden it",
+        )
+    algorithm = rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"]
+    return Check("bucket", True, f"s3://{request.bucket} in {region}, {algorithm}")
+
+
+def _route_table(ec2: Any, subnet: dict[str, Any]) -> dict[str, Any] | None:
+    """The subnet's route table: its explicit association, else the VPC's main table."""
+    explicit = ec2.describe_route_tables(
+        Filters=[{"Name": "association.subnet-id", "Values": [subnet["SubnetId"]]}]
+    )["RouteTables"]
+    if explicit:
+        return explicit[0]
+    main = ec2.describe_route_tables(
+        Filters=[
+            {"Name": "vpc-id", "Values": [subnet["VpcId"]]},
+            {"Name": "association.main", "Values": ["true"]},
+        ]
+    )["RouteTables"]
+    return main[0] if main else None
+
+
+def check_install_source(ec2: Any, request: ClusterRequest) -> Check:
+    """The nodes can reach what the bootstrap installs from.
+
+    From PyPI: a default route through an internet or NAT gateway. From a wheelhouse in S3
+    (``install_from_s3_only``): that, or an S3 gateway endpoint on the subnet's route table.
+    """
+    if not request.subnet_id:
+        return Check("network", True, "default VPC: its subnets route to the internet")
+    subnet = _subnet(ec2, request.subnet_id)
+    if subnet is None:
+        return Check("network", False, f"{request.subnet_id} does not exist", "see subnet")
+    table = _route_table(ec2, subnet)
+    routes = table.get("Routes", []) if table else []
+    internet = [
+        r.get("GatewayId") or r.get("NatGatewayId")
+        for r in routes
+        if r.get("DestinationCidrBlock") == "0.0.0.0/0"
+        and (str(r.get("GatewayId", "")).startswith("igw-") or r.get("NatGatewayId"))
+        and r.get("State", "active") == "active"
+    ]
+    if internet:
+        return Check(
+            "network", True, f"{request.subnet_id} routes to the internet via {internet[0]}"
+        )
+    s3_service = f"com.amazonaws.{request.region}.s3"
+    endpoints = ec2.describe_vpc_endpoints(
+        Filters=[
+            {"Name": "vpc-id", "Values": [subnet["VpcId"]]},
+            {"Name": "service-name", "Values": [s3_service]},
+        ]
+    )["VpcEndpoints"]
+    table_id = table.get("RouteTableId") if table else None
+    gateway = [
+        e["VpcEndpointId"]
+        for e in endpoints
+        if e.get("VpcEndpointType", "Gateway") == "Gateway"
+        and table_id in e.get("RouteTableIds", [])
+    ]
+    if request.install_from_s3_only and gateway:
+        return Check("network", True, f"{request.subnet_id} reaches S3 via {gateway[0]}")
+    if request.install_from_s3_only:
+        return Check(
+            "network",
+            False,
+            f"{request.subnet_id} has no route to S3 (no internet/NAT route, no S3 gateway "
+            "endpoint): the bootstrap cannot fetch the wheelhouse",
+            f"add a gateway VPC endpoint for {s3_service} to route table {table_id}",
+        )
+    return Check(
+        "network",
+        False,
+        f"{request.subnet_id} has no internet or NAT route: the bootstrap cannot reach PyPI",
+        "add a NAT gateway route (0.0.0.0/0) to its route table, or install from the wheelhouse",
+    )
+
+
+def run_preflight(client: Callable[[str], Any], request: ClusterRequest) -> list[Check]:
+    """Every check, in order; ``client(service)`` gives a boto3 client in the run's region.
+
+    The CLI passes ``AwsContext.client``; the DAG the provider's ``AwsBaseHook`` clients
+    (which honour the Airflow connection's endpoint and credentials).
+    """
+    ec2 = client("ec2")
+    roles, v2_policy = check_roles(client("iam"), request)
+    checks = [roles, check_subnet(ec2, request, v2_policy=v2_policy)]
+    checks.append(check_instance_types(ec2, request))
+    checks.extend(check_vcpu_quota(ec2, client("service-quotas"), request))
+    checks.append(check_bucket(client("s3"), request))
+    checks.append(check_install_source(ec2, request))
+    return checks
+
+
+def failures(checks: list[Check]) -> list[Check]:
+    """The failed checks (warnings are not failures)."""
+    return [c for c in checks if c.ok is False]
+
+
+# --- python -m include.infra preflight --------------------------------------------------
+
+
+def add_preflight_arguments(parser: argparse.ArgumentParser) -> None:
+    """The cluster shape to check (the EMR DAG's Params of the same names)."""
+    from include.config import ALLOWED_INSTANCE_TYPES
+
+    parser.add_argument("--instance-type", choices=ALLOWED_INSTANCE_TYPES)
+    parser.add_argument("--core-nodes", type=int, help="core nodes (default: the DAG's)")
+    parser.add_argument("--spot", action="store_true", help="core nodes on the spot market")
+    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    """Run the checks for the DAG's default run (or the given shape); exit 1 on a failure."""
+    import json
+
+    from include.config import load_config
+    from include.emr.plan import build_run_plan
+    from include.infra.aws import make_context
+    from include.infra.errors import EXIT_FAILURE, EXIT_OK, RefusedError
+    from include.params import emr_settings_from_params
+
+    try:
+        config = load_config()
+        if args.bucket:
+            config = replace(config, bucket=args.bucket)
+        if args.region:
+            config = replace(config, region=args.region)
+        shape: dict[str, Any] = {"spot_core_nodes": bool(args.spot)}
+        if args.instance_type:
+            shape["instance_type"] = args.instance_type
+        if args.core_nodes is not None:
+            shape["core_nodes"] = args.core_nodes
+        settings = emr_settings_from_params(shape)
+    except ValueError as exc:
+        raise RefusedError(str(exc)) from None
+    plan = build_run_plan(settings, config, dag_id="preflight", run_id="preflight")
+    ctx = make_context(config.region, profile=args.profile, aws_conn_id=args.aws_conn_id)
+    request = ClusterRequest.from_overrides(
+        plan["job_flow_overrides"],
+        region=config.region,
+        bucket=config.bucket,
+        install_from_s3_only=False,
+    )
+    checks = run_preflight(ctx.client, request)
+    if args.json:
+        print(json.dumps([c.to_dict() for c in checks], indent=2))
+    else:
+        print("\n".join(c.line() for c in checks))
+    return EXIT_FAILURE if failures(checks) else EXIT_OK

@@ -1,0 +1,183 @@
+"""The retry-safe operators against moto: a failed create is not paid twice, late step logs."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+import time
+from types import SimpleNamespace
+from unittest import mock
+
+import boto3
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from include.config import PipelineConfig
+from include.emr.logs import describe_step_failure, wait_for_log
+from include.emr.operators import EmrCreateClusterOperator
+from include.emr.plan import build_run_plan
+from include.params import emr_settings_from_params
+from tests.emr_fakes import moto_clusters
+
+REGION = "eu-west-1"
+DAG_ID = "fruits_emr_pipeline"
+RUN_ID = "manual__2026-01-02T03:04:05+00:00"
+
+
+@pytest.fixture
+def aws():
+    from moto import mock_aws
+
+    with mock_aws():
+        yield boto3.client("emr", region_name=REGION)
+
+
+def _plan(tmp_path, **config):
+    cfg = PipelineConfig(bucket="b", results_dir=tmp_path, **config)
+    return build_run_plan(emr_settings_from_params({}), cfg, dag_id=DAG_ID, run_id=RUN_ID)
+
+
+def _create_task(overrides) -> EmrCreateClusterOperator:
+    return EmrCreateClusterOperator(
+        task_id="create_emr_cluster",
+        emr_conn_id=None,
+        aws_conn_id=None,
+        region_name=REGION,
+        job_flow_overrides=overrides,
+        wait_for_completion=True,
+        waiter_delay=1,
+        waiter_max_attempts=3,
+        deferrable=False,
+    )
+
+
+def _context():
+    # The operator reads dag_id and run_id; the provider's console links need a ti.
+    return {"dag": SimpleNamespace(dag_id=DAG_ID), "run_id": RUN_ID, "ti": mock.MagicMock()}
+
+
+def _fail_cluster(cluster_id: str, message: str) -> None:
+    """What EMR does when a bootstrap action fails (moto never does it on its own)."""
+    (cluster,) = [c for c in moto_clusters() if c.id == cluster_id]
+    cluster.state = "TERMINATED_WITH_ERRORS"
+    cluster.last_state_change_reason = message
+
+
+def test_retry_after_terminated_with_errors_fails_at_once_with_the_reason(aws, tmp_path):
+    overrides = _plan(tmp_path)["job_flow_overrides"]
+    first = _create_task(overrides).execute(_context())
+    _fail_cluster(first, "bootstrap action 1 returned a non-zero return code")
+
+    with pytest.raises(AirflowFailException, match="non-zero return code") as refused:
+        _create_task(overrides).execute(_context())
+    assert first in str(refused.value)
+    assert len(aws.list_clusters()["Clusters"]) == 1  # no second cluster was paid for
+
+
+def test_retry_with_a_fixed_request_creates_a_new_cluster(aws, tmp_path):
+    first = _create_task(_plan(tmp_path)["job_flow_overrides"]).execute(_context())
+    _fail_cluster(first, "subnet has no route to the bootstrap source")
+    fixed = _plan(tmp_path, subnet_id="subnet-fixed")["job_flow_overrides"]
+    second = _create_task(fixed).execute(_context())
+    assert second != first
+    assert aws.describe_cluster(ClusterId=second)["Cluster"]["Status"]["State"] == "WAITING"
+
+
+def test_cluster_that_went_straight_to_terminated_fails_the_create(aws, tmp_path):
+    overrides = _plan(tmp_path)["job_flow_overrides"]
+    # moto ends a cluster without steps at once when it is not kept alive: the provider's
+    # job_flow_waiting waiter counts TERMINATED as success.
+    ends_at_once = {**overrides, "Instances": {**overrides["Instances"]}}
+    ends_at_once["Instances"]["KeepJobFlowAliveWhenNoSteps"] = False
+    with pytest.raises(AirflowFailException, match="is TERMINATED instead of running"):
+        _create_task(ends_at_once).execute(_context())
+
+
+# ------------------------------------------------------------------------- late step logs
+
+
+@pytest.fixture
+def s3_hook(aws):
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    boto3.client("s3", region_name=REGION).create_bucket(
+        Bucket="fruits-logs", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    return S3Hook(aws_conn_id=None, region_name=REGION)
+
+
+STEP = {"Id": "s-1", "Name": "extract", "Status": {"State": "FAILED"}}
+STDERR_KEY = "emr/j-1/steps/s-1/stderr.gz"
+
+
+def test_sensor_report_waits_for_a_late_stderr_and_says_so(s3_hook):
+    """EMR uploads the log minutes after the failure: a thread plays that upload."""
+
+    first_miss = threading.Event()
+    said: list[str] = []
+
+    def log(line: str) -> None:
+        said.append(line)
+        first_miss.set()
+
+    def late_upload():
+        first_miss.wait(timeout=30)  # upload only after the sensor found nothing once
+        time.sleep(0.3)
+        boto3.client("s3", region_name=REGION).put_object(
+            Bucket="fruits-logs",
+            Key=STDERR_KEY,
+            Body=gzip.compress(b"Traceback\nValueError: boom\n"),
+        )
+
+    uploader = threading.Thread(target=late_upload)
+    uploader.start()
+    try:
+        report = describe_step_failure(
+            STEP,
+            s3_hook=s3_hook,
+            log_uri="s3://fruits-logs/emr/",
+            cluster_id="j-1",
+            wait_seconds=10,
+            poll_seconds=0.1,
+            log=log,
+        )
+    finally:
+        uploader.join()
+    assert "ValueError: boom" in report
+    assert said  # it said it was waiting
+    assert all("not there yet" in line for line in said)
+
+
+def test_log_wait_is_bounded_and_reports_the_missing_log(s3_hook):
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:  # an injected clock: no real waiting
+        slept.append(seconds)
+        now[0] += seconds
+
+    report = describe_step_failure(
+        STEP,
+        s3_hook=s3_hook,
+        log_uri="s3://fruits-logs/emr/",
+        cluster_id="j-1",
+        wait_seconds=420,
+        poll_seconds=15,
+        log=lambda _: None,
+        sleep=sleep,
+        clock=lambda: now[0],
+    )
+    assert sum(slept) == pytest.approx(420)
+    assert max(slept) <= 15
+    assert "not there yet after waiting 420 s" in report
+
+
+def test_no_wait_when_the_log_is_already_there(s3_hook):
+    boto3.client("s3", region_name=REGION).put_object(
+        Bucket="fruits-logs", Key=STDERR_KEY, Body=b"x"
+    )
+
+    def never(_seconds: float) -> None:
+        raise AssertionError("slept although the log was there")
+
+    assert wait_for_log(s3_hook, f"s3://fruits-logs/{STDERR_KEY}", wait_seconds=420, sleep=never)
