@@ -54,6 +54,8 @@ def test_run_publishes_every_output_and_replaces_the_stale_run(images_run):
     run_dir, metrics = images_run
     assert (run_dir / "_SUCCESS").exists()
     assert not (run_dir / "features" / "part-old.parquet").exists()
+    assert not (run_dir / cli.STAGED_DIR).exists()
+    assert [p.name for p in run_dir.parent.iterdir()] == ["r1"]  # the attempt folder is gone
     on_disk = json.loads((run_dir / "metrics.json").read_text())
     assert on_disk == json.loads(json.dumps(metrics))
     assert set(on_disk) >= METRICS_KEYS
@@ -63,6 +65,7 @@ def test_run_publishes_every_output_and_replaces_the_stale_run(images_run):
     assert on_disk["input_format"] == "images"
     assert set(on_disk["timings_s"]) == {"read", "featurize", "pca", "write", "total"}
     assert on_disk["throughput"]["cores"] == 2
+    assert on_disk["spark"]["task_slots"] == 2  # local[2]: defaultParallelism
 
 
 def test_counts_labels_and_splits(images_run, bad_dataset):
@@ -188,24 +191,28 @@ def test_mini_sample_is_the_seeded_sample_of_the_dataset(spark, sample_dataset, 
     assert got == sorted(r.path for r in expected.collect())
 
 
-def test_failure_before_publishing_leaves_no_success_marker(
+def test_a_failed_rerun_leaves_the_previous_good_run_untouched(
     spark, bad_dataset, tmp_path, monkeypatch
 ):
     def broken(*args, **kwargs):
-        raise RuntimeError("injected failure while writing metrics")
+        raise RuntimeError("injected failure while publishing")
 
-    # After features/ and pca/ are written, before metrics.json and _SUCCESS.
-    monkeypatch.setattr(job_io, "write_metrics_and_mark_success", broken)
-    (tmp_path / "r1").mkdir()
-    (tmp_path / "r1" / "_SUCCESS").write_text("")  # an earlier successful run
+    # After features/ and pca/ are written (in the attempt folder), before publishing.
+    monkeypatch.setattr(job_io, "publish_run", broken)
+    previous = tmp_path / "r1"
+    (previous / "pca").mkdir(parents=True)
+    (previous / "pca" / "part-0.parquet").write_text("the previous good run")
+    (previous / "metrics.json").write_text("{}")
+    (previous / "_SUCCESS").write_text("")
+    before = {p: p.read_bytes() for p in previous.rglob("*") if p.is_file()}
     with pytest.raises(RuntimeError, match="injected"):
         run_job(
             job_args(
                 bad_dataset, tmp_path, "r1", "--mode", "mini", "--max-images", "6", "--pca-k", "2"
             )
         )
-    assert not (tmp_path / "r1" / "_SUCCESS").exists()
-    assert not (tmp_path / "r1").exists()
+    assert {p: p.read_bytes() for p in previous.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r1"]  # no attempt folder left
 
 
 def test_zero_valid_images_fails_clearly_and_publishes_nothing(spark, tmp_path, capsys):
