@@ -62,6 +62,18 @@ PRICE_TABLE_USD_PER_HOUR: dict[str, tuple[float, float]] = {
     "r5.xlarge": (0.282, 0.063),
 }
 ALLOWED_INSTANCE_TYPES: tuple[str, ...] = tuple(PRICE_TABLE_USD_PER_HOUR)
+# vCPUs of each allowed instance type (EC2 instance type pages; EMR gives YARN one vcore
+# per vCPU): the task slots of a cluster are core nodes x vCPUs (include/spark_sizing.py).
+INSTANCE_VCPUS: dict[str, int] = {
+    "m5.xlarge": 4,
+    "m5.2xlarge": 8,
+    "m5.4xlarge": 16,
+    "m6i.xlarge": 4,
+    "m6i.2xlarge": 8,
+    "c5.2xlarge": 8,
+    "c6i.2xlarge": 8,
+    "r5.xlarge": 4,
+}
 
 
 def _env(name: str, default: str) -> str:

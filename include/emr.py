@@ -34,6 +34,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from include.config import PROJECT_TAG, PipelineConfig, load_config
 from include.job_args import JobSettings, build_job_arguments, safe_run_id
+from include.spark_sizing import cluster_layout
 from include.staging import dataset_key_prefix
 
 if TYPE_CHECKING:
@@ -160,8 +161,12 @@ def build_spark_step(
     input_uri: str,
     output_uri: str,
     run_id: str,
+    spark_conf: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """One ``AddJobFlowSteps`` step running the job with spark-submit (a new dict each call).
+
+    ``spark_conf`` becomes ``--conf key=value`` pairs (the executor layout of
+    ``include/spark_sizing.py``), in key order.
 
     Arguments are a list for ``command-runner.jar`` (never a shell string). Client deploy
     mode keeps the driver's Python traceback in the step's stderr, which the sensor shows
@@ -176,6 +181,11 @@ def build_spark_step(
         "yarn",
         "--conf",
         f"spark.pyspark.python={NODE_PYTHON}",
+        *(
+            arg
+            for key in sorted(spark_conf or {})
+            for arg in ("--conf", f"{key}={spark_conf[key]}")
+        ),
         "--py-files",
         py_files_uri,
         entry_script_uri,
@@ -216,7 +226,10 @@ def build_run_plan(
     if weights not in _WEIGHTS_BUILTIN and not weights.startswith("s3://"):
         weights_file = weights
         weights = uri(f"{code_prefix}/weights/{PurePosixPath(weights).name}")
-    job = JobSettings(**{**asdict(settings.job), "weights": weights})
+    layout = cluster_layout(settings.instance_type, settings.core_nodes)
+    job = JobSettings(
+        **{**asdict(settings.job), "weights": weights, "task_slots": layout.task_slots}
+    )
     tags = run_tags(dag_id=dag_id, run_id=run_id, extra=config.extra_tags)
     code = {
         "entry_script": f"{code_prefix}/entrypoint.py",
@@ -241,6 +254,7 @@ def build_run_plan(
         "download_features": settings.download_features,
         "log_uri": config.log_uri,
         "tags": tags,
+        "executor_layout": asdict(layout),
         "deferrable": settings.deferrable,
         "poke_interval": settings.poke_interval_seconds,
         # A cluster takes ~10 minutes to start and bootstrap; allow it 45.
@@ -266,6 +280,7 @@ def build_run_plan(
                 input_uri=uri(dataset_prefix + "/"),
                 output_uri=uri(results_base),
                 run_id=rid,
+                spark_conf=layout.spark_conf(),
             )
         ],
     }

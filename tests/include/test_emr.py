@@ -109,6 +109,21 @@ def test_spark_step_is_an_argument_list_naming_the_uploaded_script(plan):
     assert step["ActionOnFailure"] == "CONTINUE"
 
 
+def test_step_passes_the_clusters_slots_and_pins_its_executors(plan):
+    args = plan["steps"][0]["HadoopJarStep"]["Args"]
+    entry = "s3://b/" + plan["code_keys"]["entry_script"]
+    submit, job_args = args[: args.index(entry)], args[args.index(entry) + 1 :]
+    # Default instance type with 3 core nodes: 3 x its vCPUs, one executor pinned per node.
+    layout = plan["executor_layout"]
+    assert layout["task_slots"] == 3 * layout["vcpus_per_node"]
+    assert job_args[job_args.index("--task-slots") + 1] == str(layout["task_slots"])
+    confs = {submit[i + 1] for i, a in enumerate(submit) if a == "--conf"}
+    assert {
+        "spark.dynamicAllocation.minExecutors=3",
+        "spark.dynamicAllocation.initialExecutors=3",
+    } <= confs
+
+
 def test_step_builder_keeps_mode_specific_flags(plan):
     settings = emr_settings_from_params({"mode": "full", "pca_k": 7, "weights": "none"})
     step = build_spark_step(

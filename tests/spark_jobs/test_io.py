@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from spark_jobs import io as job_io
@@ -84,10 +82,12 @@ def test_publishing_replaces_the_previous_run_only_at_the_end(spark, tmp_path):
     assert attempt == f"{base}/r1.tmp-app-1-abcd"
     job_io.write_text(spark, f"{attempt}/pca/part-new.parquet", "new")
     # Until publish_run, readers of r1/ see the old run, whole and marked.
-    assert (old / "_SUCCESS").exists() and (old / "features" / "part-old.parquet").exists()
+    assert (old / "_SUCCESS").exists()
+    assert (old / "features" / "part-old.parquet").exists()
     assert job_io.stale_attempts(spark, f"{base}/r1") == [attempt.replace("file://", "file:")]
     job_io.publish_run(spark, attempt, f"{base}/r1", {"k": 3, "label": "pomme é"})
-    assert sorted(p.relative_to(old).as_posix() for p in old.rglob("*") if p.is_file() and p.suffix != ".crc") == [
+    published = [p for p in old.rglob("*") if p.is_file() and p.suffix != ".crc"]
+    assert sorted(p.relative_to(old).as_posix() for p in published) == [
         "_SUCCESS", "metrics.json", "pca/part-new.parquet",
     ]  # fmt: skip
     assert (old / "metrics.json").read_text(encoding="utf-8").count("pomme é") == 1
