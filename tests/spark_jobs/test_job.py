@@ -238,3 +238,27 @@ def test_no_image_files_at_all_fails_clearly(spark, tmp_path, capsys):
     assert cli.main(job_args(tmp_path / "data", tmp_path / "out", "r0")) == cli.EXIT_BAD_INPUT
     assert "no .jpg/.jpeg/.png files" in capsys.readouterr().err
     assert not (tmp_path / "out" / "r0").exists()
+
+
+def test_losing_an_executor_after_featurisation_never_featurises_again(sample_dataset, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "PYSPARK_PYTHON": sys.executable}
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.spark_jobs.cluster_job",
+         str(sample_dataset), str(tmp_path / "out"), str(markers)],
+        capture_output=True, text=True, timeout=900, env=env, cwd=root, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(result["executors_before"]) == 2
+    assert result["executors_before"][0] not in result["executors_after"]
+    assert result["valid_images"] == result["total_files"] == 48
+    # One UDF input row per image: the PCA and the projection read features/ back.
+    assert result["markers"] == 48
+    assert (tmp_path / "out" / "lost" / "_SUCCESS").exists()
