@@ -39,6 +39,9 @@ class JobSettings:
     image_size: int = 224
     batch_size: int = 64
     runtime: Runtime = "litert"
+    task_slots: int | None = None
+    """Task slots of the cluster (``include/executor_sizing.py``); None: the job uses Spark's
+    defaultParallelism (right for local[N])."""
 
     def __post_init__(self) -> None:
         if self.mode not in ("mini", "full"):
@@ -51,7 +54,7 @@ class JobSettings:
             raise ValueError(f"pca_k must be between 1 and 1280, got {self.pca_k}")
         if self.pca_solver not in PCA_SOLVERS:
             raise ValueError(f"pca_solver must be one of {PCA_SOLVERS}, got {self.pca_solver!r}")
-        for name in ("max_images", "per_class"):
+        for name in ("max_images", "per_class", "task_slots"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 when set, got {value}")
@@ -109,6 +112,8 @@ def build_job_arguments(
             args += ["--max-images", str(settings.max_images)]
         if settings.per_class is not None:
             args += ["--per-class", str(settings.per_class)]
+    if settings.task_slots is not None:
+        args += ["--task-slots", str(settings.task_slots)]
     if settings.pca_k is not None:
         args += ["--pca-k", str(settings.pca_k)]
     else:

@@ -15,8 +15,9 @@ On EMR (or any cluster), with the package zipped for the executors::
         --model s3://BUCKET/fruits/models/mobilenet_v2-litert-224px-<key>.zip
 
 Outputs under ``<output>/<run_id>/``: ``features/`` and ``pca/`` parquet, ``metrics.json``
-and, written last, ``_SUCCESS``. The run folder is emptied first, so a rerun replaces
-it; a failed run leaves no ``_SUCCESS``. Exit codes: 0 success, 2 no usable input
+and, written last, ``_SUCCESS``. An attempt writes to ``<output>/<run_id>.tmp-<attempt>/``
+and replaces ``<run_id>/`` only once it succeeded: a failed rerun leaves the previous run
+(and its ``_SUCCESS``) untouched. Exit codes: 0 success, 2 no usable input
 (no valid images, bad weights, bad arguments), 1 anything else.
 """
 
@@ -28,6 +29,7 @@ import logging
 import math
 import sys
 import time
+import uuid
 from typing import Any
 
 from spark_jobs import FEATURE_DIM
@@ -38,6 +40,11 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 IMAGES_PER_TASK = 2000
+# Featurised rows (good and bad) of an attempt, read back for counts, PCA and projection.
+STAGED_DIR = "_featurized"
+# The reason spark_jobs.features.decode_image gives an empty file (a test checks they
+# agree): zero-byte files never reach the UDF, binaryFile's scan drops them.
+EMPTY_FILE_REASON = "empty file (0 bytes)"
 
 
 class NoValidImagesError(RuntimeError):
@@ -111,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--batch-size", type=_positive_int, default=64)
     p.add_argument("--input-format", choices=("auto", "images", "packed"), default="auto")
+    p.add_argument(
+        "--task-slots",
+        type=_positive_int,
+        help="task slots of the cluster (executors x cores each), from the DAG's plan; "
+        "default: Spark's defaultParallelism (right for local[N], too low under YARN "
+        "dynamic allocation while executors are still registering)",
+    )
     p.add_argument("--master", help="Spark master (only outside spark-submit, e.g. local[2])")
     return p
 
@@ -158,12 +172,31 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the job; returns the metrics also written to ``metrics.json``."""
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
+def plan_partitions(total_files: int, task_slots: int) -> int:
+    """Featurisation tasks for ``total_files`` images on ``task_slots`` slots.
 
-    from spark_jobs import io, pca, transforms
+    One task per slot (measured fastest: fewer, equal tasks), more only for large inputs
+    so that a lost task on a cluster costs at most ~``IMAGES_PER_TASK`` images to redo;
+    always a whole multiple of the slots so the last wave of tasks is not half idle.
+    """
+    slots = max(1, task_slots)
+    return slots * max(1, math.ceil(total_files / (slots * IMAGES_PER_TASK)))
+
+
+def _attempt_name(spark: Any) -> str:
+    # Unique per attempt (a retried EMR step is a new Spark application).
+    return f"{spark.sparkContext.applicationId}-{uuid.uuid4().hex[:8]}".replace("/", "_")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the job; returns the metrics also written to ``metrics.json``.
+
+    Reads the input once (one listing; image files are read only by the featurising
+    scan), writes every featurised row to the attempt folder first and reads it back for
+    the counts, the PCA and the projection (a lost executor never re-featurises), and
+    publishes by replacing ``<output>/<run-id>/`` only after everything succeeded.
+    """
+    from spark_jobs import io
     from spark_jobs.features import featurize_column, prepare_model
     from spark_jobs.session import build_session
 
@@ -171,6 +204,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     spark = build_session(master=args.master, batch_size=args.batch_size)
     input_uri, output_base = io.qualify(args.input), io.qualify(args.output)
     run_uri = f"{output_base}/{args.run_id}"
+    # Everything is written aside, to <run>.tmp-<attempt>/: a failed (re)run leaves the
+    # previous run's folder, and its _SUCCESS, exactly as they were.
+    attempt = io.attempt_uri(run_uri, _attempt_name(spark))
+    # Under YARN dynamic allocation, defaultParallelism only counts the executors
+    # registered so far: the DAG passes the cluster's slots instead.
+    slots = args.task_slots or spark.sparkContext.defaultParallelism
+
     model = prepare_model(
         spark,
         runtime=args.runtime,
@@ -179,153 +219,226 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         model_uri=args.model,
     )
     bc_model = spark.sparkContext.broadcast(model.payload)
-    # Empty the run folder first (once the model is known to be usable): a rerun replaces
-    # it, and any failure below leaves no _SUCCESS behind (not even an old one).
-    io.delete(spark, run_uri)
+    try:
+        return _run(
+            args,
+            spark,
+            featurize_column,
+            model,
+            bc_model,
+            input_uri=input_uri,
+            run_uri=run_uri,
+            attempt=attempt,
+            slots=slots,
+            started_at=started_at,
+            t0=t0,
+        )
+    except BaseException:
+        # Nothing half-written: the attempt folder goes, the previous run stays.
+        io.delete(spark, attempt)
+        raise
+    finally:
+        bc_model.unpersist()
 
-    raw, input_format = io.read_input(spark, input_uri, args.input_format)
-    files = transforms.with_labels(
-        raw.withColumn("path", transforms.relative_path(F.col("uri")))
-    ).transform(transforms.image_files_only)
-    if args.mode == "mini" and (args.max_images or args.per_class):
-        chosen = transforms.deterministic_sample(
+
+def _select_input(
+    args: argparse.Namespace, spark: Any, input_uri: str
+) -> tuple[Any, str, set[str] | None]:
+    """(files frame with path/split/label/content, format, expected relative paths or None)."""
+    from pyspark.sql import functions as F
+
+    from spark_jobs import io, transforms
+
+    source = io.read_input(spark, input_uri, args.input_format)
+
+    def labelled(frame):
+        return transforms.with_labels(
+            frame.withColumn("path", transforms.relative_path(F.col("uri")))
+        ).transform(transforms.image_files_only)
+
+    sampling = args.mode == "mini" and (args.max_images or args.per_class)
+    if source.input_format == "images":
+        assert source.uris is not None
+        # The listing as a small frame of names: the sample is drawn from it and only the
+        # chosen files are read (a semi-join on the scan is not pushed into binaryFile:
+        # every file would be read to keep 20).
+        listing = labelled(spark.createDataFrame([(u,) for u in source.uris], "uri string"))
+        if sampling:
+            listing = transforms.deterministic_sample(
+                listing, seed=args.seed, per_class=args.per_class, max_images=args.max_images
+            )
+        chosen = {r["path"]: r["uri"] for r in listing.select("path", "uri").collect()}
+        if not chosen:
+            raise NoValidImagesError(f"no image files under {args.input}")
+        frame = io.read_image_files(spark, sorted(chosen.values())) if sampling else source.frame
+        return labelled(frame), "images", set(chosen)
+    files = labelled(source.frame)
+    if sampling:
+        chosen_rows = transforms.deterministic_sample(
             files.select("path", "label"),
             seed=args.seed,
             per_class=args.per_class,
             max_images=args.max_images,
-        ).select("path")
-        files = files.join(F.broadcast(chosen), on="path", how="left_semi")
-    total_files = files.count()
-    if total_files == 0:
-        raise NoValidImagesError(f"no image files under {args.input}")
-    cores = spark.sparkContext.defaultParallelism
-    # One partition per core (measured fastest: fewer, equal tasks), more only for large
-    # inputs so that a lost task on a cluster costs at most ~2000 images to redo; always a
-    # whole multiple of the cores so the last wave of tasks is not half idle.
-    partitions = cores * max(1, math.ceil(total_files / (cores * IMAGES_PER_TASK)))
+        ).collect()
+        # A filter on the shards' own `path` column is pushed into the parquet scan
+        # (row groups whose path range holds no chosen image are skipped).
+        files = files.filter(F.col("path").isin([r["path"] for r in chosen_rows]))
+    return files, "packed", None
+
+
+def _run(
+    args: argparse.Namespace,
+    spark: Any,
+    featurize_column: Any,
+    model: Any,
+    bc_model: Any,
+    *,
+    input_uri: str,
+    run_uri: str,
+    attempt: str,
+    slots: int,
+    started_at: str,
+    t0: float,
+) -> dict[str, Any]:
+    from pyspark.sql import functions as F
+
+    from spark_jobs import io, pca
+
+    files, input_format, expected = _select_input(args, spark, input_uri)
+    # Featurise straight from the scan, no repartition: a shuffle would move the raw
+    # JPEG bytes across the cluster and make reading wait for the whole input. The scan
+    # is split into `partitions` pieces by minPartitionNum (packed shards split by row
+    # group, image files are packed by size + openCostInBytes).
+    # (For shards, counting reads only the `path` column: a few MB for 90k images.)
+    size_hint = len(expected) if expected is not None else files.count()
+    partitions = plan_partitions(size_hint, slots)
+    spark.conf.set("spark.sql.files.minPartitionNum", str(partitions))
     t_read = time.perf_counter()
     # Runtime threads per task = the cores Spark gives each task: never oversubscribed.
     threads = int(spark.conf.get("spark.task.cpus", "1"))
+    featurized = files.withColumn(
+        "_out",
+        featurize_column(
+            F.col("content"),
+            model,
+            bc_model,
+            image_size=args.image_size,
+            batch_size=args.batch_size,
+            threads=threads,
+        ),
+    ).select("path", "split", "label", "_out.features", "_out.error")
+    # The one action that featurises. Every later step reads these files back, so losing
+    # an executor (a spot node) afterwards costs a re-read, never a re-featurisation.
+    staged_uri = f"{attempt}/{STAGED_DIR}"
+    io.write_parquet(featurized, staged_uri)
+    t_feat = time.perf_counter()
+    staged = spark.read.parquet(staged_uri)
 
-    featurized = (
-        files.repartition(partitions)
-        .withColumn(
-            "_out",
-            featurize_column(
-                F.col("content"),
-                model,
-                bc_model,
-                image_size=args.image_size,
-                batch_size=args.batch_size,
-                threads=threads,
-            ),
-        )
-        .select("path", "split", "label", "_out.features", "_out.error")
-        .persist(StorageLevel.MEMORY_AND_DISK)
+    counts_rows = (
+        staged.groupBy("split", "label", F.col("error").isNull().alias("ok")).count().collect()
     )
-    try:
-        # The one action that featurises: every later step reads the persisted rows.
-        counts_rows = (
-            featurized.groupBy("split", "label", F.col("error").isNull().alias("ok"))
-            .count()
-            .collect()
+    bad_files = [
+        {"path": r["path"], "reason": r["error"]}
+        for r in staged.filter(F.col("error").isNotNull()).select("path", "error").collect()
+    ]
+    seen = sum(r["count"] for r in counts_rows)
+    if expected is not None and seen < len(expected):
+        # binaryFile's scan drops zero-byte files: the listing still has them.
+        featurised = {r["path"] for r in staged.select("path").collect()}
+        bad_files += [{"path": p, "reason": EMPTY_FILE_REASON} for p in expected - featurised]
+    bad_files.sort(key=lambda b: b["path"])
+    total_files = len(expected) if expected is not None else seen
+    by_split_label: dict[str, dict[str, int]] = {}
+    for row in counts_rows:
+        if row["ok"]:
+            by_split_label.setdefault(row["split"], {})[row["label"]] = row["count"]
+    valid = sum(sum(v.values()) for v in by_split_label.values())
+    if total_files == 0:
+        raise NoValidImagesError(f"no image files under {args.input}")
+    if valid == 0:
+        raise NoValidImagesError(
+            f"none of the {total_files} image files under {args.input} could be decoded "
+            f"(first reasons: {sorted({b['reason'] for b in bad_files})[:3]}); "
+            "nothing published"
         )
-        t_feat = time.perf_counter()
-        bad_rows = featurized.filter(F.col("error").isNotNull()).select("path", "error").collect()
-        by_split_label: dict[str, dict[str, int]] = {}
-        for row in counts_rows:
-            if row["ok"]:
-                by_split_label.setdefault(row["split"], {})[row["label"]] = row["count"]
-        valid = sum(sum(v.values()) for v in by_split_label.values())
-        if valid == 0:
-            raise NoValidImagesError(
-                f"none of the {total_files} image files under {args.input} could be decoded "
-                f"(first reasons: {sorted({r['error'] for r in bad_rows})[:3]}); nothing published"
-            )
-        good = featurized.filter(F.col("error").isNull()).select(
-            "path", "split", "label", "features"
-        )
-        projected, pca_result = pca.fit_transform(
-            good,
-            target_variance=args.pca_variance,
-            fixed_k=args.pca_k,
-            solver=args.pca_solver,
-        )
-        t_pca = time.perf_counter()
+    features_uri = f"{attempt}/features"
+    io.write_parquet(
+        staged.filter(F.col("error").isNull()).select("path", "split", "label", "features"),
+        features_uri,
+    )
+    good = spark.read.parquet(features_uri)
+    projected, pca_result = pca.fit_transform(
+        good,
+        target_variance=args.pca_variance,
+        fixed_k=args.pca_k,
+        solver=args.pca_solver,
+    )
+    t_pca = time.perf_counter()
+    io.write_parquet(projected.select("path", "split", "label", "pca"), f"{attempt}/pca")
+    io.delete(spark, staged_uri)
+    t_write = time.perf_counter()
 
-        io.write_tables(
-            run_uri, features=good, pca=projected.select("path", "split", "label", "pca")
-        )
-        t_write = time.perf_counter()
-        by_label: dict[str, int] = {}
-        for labels in by_split_label.values():
-            for label, n in labels.items():
-                by_label[label] = by_label.get(label, 0) + n
-        featurize_s = t_feat - t_read
-        metrics: dict[str, Any] = {
-            "run_id": args.run_id,
-            "mode": args.mode,
-            "input": args.input,
-            "input_format": input_format,
-            "output": args.output,
-            "started_at": started_at,
-            "finished_at": _now(),
-            "weights": model.weights.as_dict(),
-            "runtime": args.runtime,
-            "model": model.model or None,
-            "sample": {
-                "seed": args.seed,
-                "max_images": args.max_images,
-                "per_class": args.per_class,
-            }
-            if args.mode == "mini"
-            else None,
-            "counts": {
-                "total_files": total_files,
-                "valid_images": valid,
-                "bad_files": len(bad_rows),
-                "by_label": dict(sorted(by_label.items())),
-                "by_split": {s: sum(v.values()) for s, v in sorted(by_split_label.items())},
-                "by_split_label": {
-                    s: dict(sorted(v.items())) for s, v in sorted(by_split_label.items())
-                },
-            },
-            "bad_files": [
-                {"path": r["path"], "reason": r["error"]}
-                for r in sorted(bad_rows, key=lambda r: r["path"])
-            ],
-            "pca": pca_result.as_dict(),
-            "timings_s": {
-                "read": round(t_read - t0, 3),
-                "featurize": round(featurize_s, 3),
-                "pca": round(t_pca - t_feat, 3),
-                "write": round(t_write - t_pca, 3),
-                "total": round(time.perf_counter() - t0, 3),
-            },
-            "throughput": {
-                "images_per_s_featurize": round(total_files / featurize_s, 2),
-                "images_per_s_end_to_end": round(valid / (time.perf_counter() - t0), 2),
-                "cores": cores,
-            },
-            "spark": {
-                "master": spark.sparkContext.master,
-                "version": spark.version,
-                "default_parallelism": cores,
-            },
-            "versions": _versions(args.runtime),
-            "image_size": args.image_size,
-            "batch_size": args.batch_size,
-            "feature_dim": FEATURE_DIM,
+    by_label: dict[str, int] = {}
+    for labels in by_split_label.values():
+        for label, n in labels.items():
+            by_label[label] = by_label.get(label, 0) + n
+    featurize_s = t_feat - t_read
+    metrics: dict[str, Any] = {
+        "run_id": args.run_id,
+        "mode": args.mode,
+        "input": args.input,
+        "input_format": input_format,
+        "output": args.output,
+        "started_at": started_at,
+        "finished_at": _now(),
+        "weights": model.weights.as_dict(),
+        "runtime": args.runtime,
+        "model": model.model or None,
+        "sample": {
+            "seed": args.seed,
+            "max_images": args.max_images,
+            "per_class": args.per_class,
         }
-        io.write_metrics_and_mark_success(spark, run_uri, metrics)
-        return metrics
-    except BaseException:
-        # Nothing half-written: a failed run leaves no folder, hence no _SUCCESS.
-        io.delete(spark, run_uri)
-        raise
-    finally:
-        featurized.unpersist()
-        bc_model.unpersist()
+        if args.mode == "mini"
+        else None,
+        "counts": {
+            "total_files": total_files,
+            "valid_images": valid,
+            "bad_files": len(bad_files),
+            "by_label": dict(sorted(by_label.items())),
+            "by_split": {s: sum(v.values()) for s, v in sorted(by_split_label.items())},
+            "by_split_label": {
+                s: dict(sorted(v.items())) for s, v in sorted(by_split_label.items())
+            },
+        },
+        "bad_files": bad_files,
+        "pca": pca_result.as_dict(),
+        "timings_s": {
+            "read": round(t_read - t0, 3),
+            "featurize": round(featurize_s, 3),
+            "pca": round(t_pca - t_feat, 3),
+            "write": round(t_write - t_pca, 3),
+            "total": round(time.perf_counter() - t0, 3),
+        },
+        "throughput": {
+            "images_per_s_featurize": round(total_files / featurize_s, 2),
+            "images_per_s_end_to_end": round(valid / (time.perf_counter() - t0), 2),
+            "cores": slots,
+        },
+        "spark": {
+            "master": spark.sparkContext.master,
+            "version": spark.version,
+            "default_parallelism": spark.sparkContext.defaultParallelism,
+            "task_slots": slots,
+            "featurize_partitions": partitions,
+        },
+        "versions": _versions(args.runtime),
+        "image_size": args.image_size,
+        "batch_size": args.batch_size,
+        "feature_dim": FEATURE_DIM,
+    }
+    io.publish_run(spark, attempt, run_uri, metrics)
+    return metrics
 
 
 def main(argv: list[str] | None = None) -> int:

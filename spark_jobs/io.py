@@ -7,13 +7,13 @@ code works on local paths, ``file:`` URIs and ``s3://`` (EMRFS on EMR).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import unquote, urlparse
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from spark_jobs.transforms import IMAGE_GLOB
 
@@ -21,6 +21,22 @@ InputFormat = Literal["auto", "images", "packed"]
 PACKED_COLUMNS = ("path", "split", "label", "content", "length")
 SUCCESS_MARKER = "_SUCCESS"
 METRICS_FILE = "metrics.json"
+ATTEMPT_SUFFIX = ".tmp-"
+
+
+class ImageListing(NamedTuple):
+    """An image folder listed once: its binaryFile frame and every listed file's URI."""
+
+    frame: DataFrame
+    uris: list[str]
+
+
+class InputSource(NamedTuple):
+    """The input opened for featurisation (``uris``: the listing, images only)."""
+
+    frame: DataFrame
+    input_format: str
+    uris: list[str] | None
 
 
 def qualify(uri: str) -> str:
@@ -89,12 +105,15 @@ def _normalise_uri(uri: str) -> str:
     return "file:/" + uri[len("file:///") :] if uri.startswith("file:///") else uri
 
 
-def read_images(spark: SparkSession, input_uri: str) -> DataFrame:
-    """Image files under ``input_uri`` (recursive, case-insensitive jpg/jpeg/png).
+def list_images(spark: SparkSession, input_uri: str) -> ImageListing:
+    """The one listing of the image files under ``input_uri`` (recursive, jpg/jpeg/png).
 
-    Columns: ``uri`` (string), ``content`` (binary), ``length`` (long). Zero-byte files,
-    which binaryFile drops silently, are added back with empty content so that they are
-    counted as bad files instead of vanishing.
+    ``frame`` has columns ``uri`` (string), ``content`` (binary), ``length`` (long) and
+    keeps the file index of this listing, so scanning it lists nothing again. ``uris``
+    are every listed file, zero-byte ones included (binaryFile drops those silently when
+    it scans; the caller counts them from this listing). Nothing is read or stat-ed per
+    file here: binaryFile's reader stats each file when a scan runs (one HEAD per file on
+    S3), so the job scans ``frame`` once, to featurise, and counts from ``uris``.
     """
     raw = (
         spark.read.format("binaryFile")
@@ -106,25 +125,26 @@ def read_images(spark: SparkSession, input_uri: str) -> DataFrame:
     # One JVM call for the whole listing (iterating a Java array through py4j costs a
     # round trip per file: minutes for ~90k files on S3).
     listing = spark._jvm.org.apache.hadoop.util.StringUtils.join("\n", raw._jdf.inputFiles())
-    listed = [_normalise_uri(u) for u in str(listing).split("\n") if u]
+    listed = sorted(_normalise_uri(u) for u in str(listing).split("\n") if u)
     if not listed:
         raise NoInputFilesError(f"no .jpg/.jpeg/.png files under {input_uri}")
-    scanned_count = raw.count()  # path-only scan: binaryFile does not read content here
-    if scanned_count < len(listed):
-        scanned = {r.uri for r in raw.select("uri").collect()}
-        empty = sorted(u for u in listed if u not in scanned)
-        empty_df = spark.createDataFrame(
-            [(u, bytearray(), 0) for u in empty],
-            T.StructType(
-                [
-                    T.StructField("uri", T.StringType()),
-                    T.StructField("content", T.BinaryType()),
-                    T.StructField("length", T.LongType()),
-                ]
-            ),
-        )
-        raw = raw.unionByName(empty_df)
-    return raw
+    return ImageListing(raw, listed)
+
+
+_GLOB_CHARS = re.compile(r"([{}\[\]*?\\])")
+
+
+def read_image_files(spark: SparkSession, uris: list[str]) -> DataFrame:
+    """Only the given files (raw ``file:/...`` or ``s3://...`` URIs from
+    :func:`list_images`), as ``uri, content, length``: mini mode reads its sample, not
+    the dataset. Glob characters in names are escaped, so each URI means one file."""
+    if not uris:
+        raise ValueError("no files to read")
+    return (
+        spark.read.format("binaryFile")
+        .load([_GLOB_CHARS.sub(r"\\\1", u) for u in uris])
+        .select(F.col("path").alias("uri"), "content", "length")
+    )
 
 
 def read_packed(spark: SparkSession, input_uri: str) -> DataFrame:
@@ -136,33 +156,77 @@ def read_packed(spark: SparkSession, input_uri: str) -> DataFrame:
     return df.select(F.col("path").alias("uri"), "content", "length")
 
 
-def read_input(
-    spark: SparkSession, input_uri: str, input_format: InputFormat
-) -> tuple[DataFrame, str]:
-    """Read either form; returns the frame and the format actually used."""
+def read_input(spark: SparkSession, input_uri: str, input_format: InputFormat) -> InputSource:
+    """Open either form: the frame to featurise, the format used and (images) the listing."""
     fmt = detect_format(spark, input_uri) if input_format == "auto" else input_format
-    df = read_packed(spark, input_uri) if fmt == "packed" else read_images(spark, input_uri)
-    return df, fmt
+    if fmt == "packed":
+        return InputSource(read_packed(spark, input_uri), "packed", None)
+    listing = list_images(spark, input_uri)
+    return InputSource(listing.frame, "images", listing.uris)
 
 
 class NoInputFilesError(RuntimeError):
     """The input holds no image files at all."""
 
 
-def write_tables(run_uri: str, *, features: DataFrame, pca: DataFrame) -> None:
-    """Write ``features/`` and ``pca/`` parquet under ``run_uri`` (replacing them)."""
-    features.write.mode("overwrite").parquet(f"{run_uri}/features")
-    pca.write.mode("overwrite").parquet(f"{run_uri}/pca")
+def write_parquet(df: DataFrame, uri: str) -> None:
+    """Write ``df`` as parquet at ``uri`` (replacing it)."""
+    df.write.mode("overwrite").parquet(uri)
 
 
-def write_metrics_and_mark_success(
-    spark: SparkSession, run_uri: str, metrics: dict[str, Any]
-) -> None:
-    """Write ``metrics.json``, then the ``_SUCCESS`` marker, in that order.
+# --- publishing a run: write aside, replace the previous run only after success ---------
 
-    Readers must treat a run folder without ``_SUCCESS`` as not published.
+
+def attempt_uri(run_uri: str, attempt: str) -> str:
+    """The folder an attempt writes to: ``<run>.tmp-<attempt>``, a sibling of the run.
+
+    Readers of ``<run>/`` (``download_results``, the local DAG) never look there; a
+    failed attempt deletes it and leaves ``<run>/`` as it was.
+    """
+    if not attempt or "/" in attempt:
+        raise ValueError(f"attempt must be a plain name, got {attempt!r}")
+    return f"{run_uri}{ATTEMPT_SUFFIX}{attempt}"
+
+
+def publish_run(spark: SparkSession, attempt: str, run_uri: str, metrics: dict[str, Any]) -> None:
+    """Make the finished attempt folder the run: ``metrics.json`` into it, the previous
+    run's ``_SUCCESS`` removed, the previous run deleted, the attempt renamed to
+    ``<run>/``, and ``_SUCCESS`` written there last.
+
+    Everything that can fail with the job (featurisation, PCA, writes) happened before,
+    in the attempt folder: a failed rerun never touches the previous run. On HDFS and
+    local disks the rename is one atomic call. On S3 (EMRFS) a rename is a copy of each
+    object then a delete: between the delete of the old run and the end of the copy,
+    ``<run>/`` exists without ``_SUCCESS``, so readers that honour the marker see "not
+    published" rather than a mix; if the copy itself fails, the complete attempt folder
+    is left in place (``<run>.tmp-<attempt>/``, with ``metrics.json``) to copy by hand.
     """
     write_text(
-        spark, f"{run_uri}/{METRICS_FILE}", json.dumps(metrics, indent=2, ensure_ascii=False) + "\n"
+        spark,
+        f"{attempt}/{METRICS_FILE}",
+        json.dumps(metrics, indent=2, ensure_ascii=False) + "\n",
     )
+    fs, final = _fs_and_path(spark, run_uri)
+    _, source = _fs_and_path(spark, attempt)
+    marker = spark._jvm.org.apache.hadoop.fs.Path(f"{run_uri}/{SUCCESS_MARKER}")
+    if fs.exists(marker):
+        fs.delete(marker, False)  # first: the old run stops being "published"
+    if fs.exists(final):
+        fs.delete(final, True)  # rename() into an existing folder would nest the attempt
+    if not fs.rename(source, final):
+        raise OSError(f"could not rename {attempt} to {run_uri}")
     write_text(spark, f"{run_uri}/{SUCCESS_MARKER}", "")
+
+
+def stale_attempts(spark: SparkSession, run_uri: str) -> list[str]:
+    """Attempt folders of ``run_uri`` left by attempts that died without cleaning up."""
+    fs, final = _fs_and_path(spark, run_uri)
+    parent = final.getParent()
+    prefix = final.getName() + ATTEMPT_SUFFIX
+    if not fs.exists(parent):
+        return []
+    return sorted(
+        str(s.getPath())
+        for s in fs.listStatus(parent)
+        if s.isDirectory() and s.getPath().getName().startswith(prefix)
+    )

@@ -22,6 +22,7 @@ the data can have (``min(d, n)``); the projection uses only the first ``k``.
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from collections.abc import Callable, Iterator
@@ -48,6 +49,17 @@ _EPS = 1e-9
 # enough for syrk to run near peak (Arrow batches are only maxRecordsPerBatch rows).
 _CHUNK_ROWS = 4096
 _PARTIAL_SCHEMA = "n long, dim int, mean binary, scatter binary"
+# Partials merged per executor task at each level of the tree, and the most the driver
+# fetches: 8 x 6.5 MB (d = 1280) is far below spark.driver.maxResultSize's 1 GiB default.
+TREE_FAN_IN = 8
+
+
+def _arrow_partial_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema(
+        [("n", pa.int64()), ("dim", pa.int32()), ("mean", pa.binary()), ("scatter", pa.binary())]
+    )
 
 
 class PcaInputError(ValueError):
@@ -205,35 +217,38 @@ def _fold_partition(batches: Iterator[pa.RecordBatch], chunk_rows: int) -> Itera
             "mean": [moments.mean.tobytes()],
             "scatter": [moments.scatter[upper].tobytes()],
         },
-        schema=pa.schema(
-            [
-                ("n", pa.int64()),
-                ("dim", pa.int32()),
-                ("mean", pa.binary()),
-                ("scatter", pa.binary()),
-            ]
-        ),
+        schema=_arrow_partial_schema(),
     )
 
 
 def feature_moments(
-    df: DataFrame, features_col: str = "features", *, chunk_rows: int = _CHUNK_ROWS
+    df: DataFrame,
+    features_col: str = "features",
+    *,
+    chunk_rows: int = _CHUNK_ROWS,
+    fan_in: int = TREE_FAN_IN,
 ) -> Moments:
     """Count, mean and centred scatter of an ``array<float|double>`` column, in one pass.
+
+    Each partition folds its rows into one partial (~6.5 MB for d = 1280); the partials
+    are then merged on the executors in a tree, ``fan_in`` at a time (a shuffle of the
+    partials only, as ``treeAggregate`` does), until at most ``fan_in`` are left for the
+    driver: what the driver fetches stays under ``spark.driver.maxResultSize`` and its
+    merge stays small whatever the number of partitions.
 
     Raises :class:`PcaInputError` for vectors of different lengths or nulls; no rows
     gives ``n == 0``.
     """
     from pyspark.errors import PythonException
 
-    # At most one partial per core: each is ~6.5 MB (d = 1280) for the driver to fetch.
-    # coalesce never shuffles, and is a no-op when there are fewer partitions already.
-    parallelism = df.sparkSession.sparkContext.defaultParallelism
-    query = (
-        df.select(features_col)
-        .coalesce(parallelism)
-        .mapInArrow(_partition_folder(chunk_rows), _PARTIAL_SCHEMA)
-    )
+    if fan_in < 2:
+        raise ValueError(f"fan_in must be >= 2, got {fan_in}")
+    vectors = df.select(features_col)
+    query = vectors.mapInArrow(_partition_folder(chunk_rows), _PARTIAL_SCHEMA)
+    partials_left = vectors.rdd.getNumPartitions()
+    while partials_left > fan_in:
+        partials_left = math.ceil(partials_left / fan_in)
+        query = query.repartition(partials_left).mapInArrow(_merge_arrow, _PARTIAL_SCHEMA)
     try:
         with warnings.catch_warnings():
             # toPandas repeats a worker's error as a UserWarning before raising it.
@@ -255,6 +270,38 @@ def feature_moments(
         partials["n"].to_numpy(dtype=np.int64),
         [np.frombuffer(m, dtype=np.float64) for m in partials["mean"]],
         [np.frombuffer(t, dtype=np.float64) for t in partials["scatter"]],
+    )
+
+
+def _merge_arrow(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """The ``mapInArrow`` body of one tree level: the partials of a partition, merged
+    into one (same schema as :func:`_fold_partition`'s output)."""
+    import pyarrow as pa
+
+    counts: list[int] = []
+    means: list[np.ndarray] = []
+    scatters: list[np.ndarray] = []
+    dims: set[int] = set()
+    for batch in batches:
+        rows = batch.to_pydict()
+        counts += rows["n"]
+        dims.update(rows["dim"])
+        means += [np.frombuffer(m, dtype=np.float64) for m in rows["mean"]]
+        scatters += [np.frombuffer(t, dtype=np.float64) for t in rows["scatter"]]
+    if not counts:
+        return
+    if len(dims) > 1:
+        raise PcaInputError(f"feature vectors differ in length: {sorted(dims)}")
+    dim = dims.pop()
+    merged = merge_partials(dim, np.asarray(counts, dtype=np.int64), means, scatters)
+    yield pa.RecordBatch.from_pydict(
+        {
+            "n": [merged.n],
+            "dim": [dim],
+            "mean": [merged.mean.tobytes()],
+            "scatter": [merged.scatter[np.triu_indices(dim)].tobytes()],
+        },
+        schema=_arrow_partial_schema(),
     )
 
 

@@ -261,15 +261,19 @@ def build_run_plan(
     if weights not in _WEIGHTS_BUILTIN and not weights.startswith("s3://"):
         weights_file = weights
         weights = uri(f"{code_prefix}/weights/{PurePosixPath(weights).name}")
-    job = JobSettings(**{**asdict(settings.job), "weights": weights})
-    tags = run_tags(dag_id=dag_id, run_id=run_id, extra=config.extra_tags)
     executors = size_executors(
         settings.instance_type,
         settings.core_nodes,
-        runtime=job.runtime,
-        batch_size=job.batch_size,
-        image_size=job.image_size,
+        runtime=settings.job.runtime,
+        batch_size=settings.job.batch_size,
+        image_size=settings.job.image_size,
     )
+    # The job splits its work by the cluster's slots, not by the executors registered
+    # when it starts.
+    job = JobSettings(
+        **{**asdict(settings.job), "weights": weights, "task_slots": executors.task_slots}
+    )
+    tags = run_tags(dag_id=dag_id, run_id=run_id, extra=config.extra_tags)
     code = {
         "entry_script": f"{code_prefix}/entrypoint.py",
         "py_files": f"{code_prefix}/spark_jobs.zip",

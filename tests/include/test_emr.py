@@ -9,7 +9,7 @@ import shutil
 import boto3
 import pytest
 
-from include.config import PROJECT_TAG, PipelineConfig
+from include.config import INSTANCE_TYPES, PROJECT_TAG, PipelineConfig
 from include.emr.clusters import find_clusters
 from include.emr.logs import describe_step_failure, redact, step_stderr_uri
 from include.emr.plan import (
@@ -118,6 +118,25 @@ def test_spark_step_is_an_argument_list_naming_the_uploaded_script(plan):
     assert job_args[job_args.index("--output") + 1] == "s3://b/p/results"
     assert job_args[job_args.index("--input") + 1] == f"s3://b/{plan['dataset_prefix']}/"
     assert step["ActionOnFailure"] == "CONTINUE"
+
+
+def test_step_passes_the_clusters_slots_and_pins_its_executors(plan):
+    args = plan["steps"][0]["HadoopJarStep"]["Args"]
+    entry = "s3://b/" + plan["code_keys"]["entry_script"]
+    submit, job_args = args[: args.index(entry)], args[args.index(entry) + 1 :]
+    # Default instance type with 3 core nodes: 3 x its vCPUs, the executors fixed
+    # (include/executor_sizing.py), not grown by dynamic allocation while the job starts.
+    executors = plan["executors"]
+    vcpus = INSTANCE_TYPES[executors["instance_type"]].vcpus
+    assert executors["task_slots"] == 3 * vcpus
+    assert job_args[job_args.index("--task-slots") + 1] == str(executors["task_slots"])
+    confs = {submit[i + 1] for i, a in enumerate(submit) if a == "--conf"}
+    assert {
+        "spark.dynamicAllocation.enabled=false",
+        f"spark.executor.instances={executors['executors']}",
+        f"spark.executor.cores={executors['executor_cores']}",
+        f"spark.default.parallelism={3 * vcpus}",
+    } <= confs
 
 
 def test_step_builder_keeps_mode_specific_flags(plan):

@@ -20,6 +20,7 @@ def test_parses_what_the_dags_build():
         weights="s3://b/w.weights.h5",
         image_size=160,
         batch_size=32,
+        task_slots=80,
     )
     argv = build_job_arguments(
         settings, input_uri="s3://b/in", output_uri="s3://b/out", run_id="run-1"
@@ -29,6 +30,18 @@ def test_parses_what_the_dags_build():
     assert (args.mode, args.max_images, args.per_class, args.seed) == ("mini", 50, 3, 7)
     assert (args.pca_k, args.pca_variance, args.pca_solver) == (12, None, "mllib")
     assert (args.weights, args.image_size, args.batch_size) == ("s3://b/w.weights.h5", 160, 32)
+    assert args.task_slots == 80
+    # Without slots (the local DAG), the job falls back to defaultParallelism.
+    local = build_job_arguments(JobSettings(), input_uri="a", output_uri="b", run_id="r")
+    assert "--task-slots" not in local
+    assert cli.parse_args(local).task_slots is None
+
+
+def test_partitions_are_a_whole_multiple_of_the_slots():
+    assert cli.plan_partitions(20, 80) == 80  # a small run still uses every slot
+    assert cli.plan_partitions(90_000, 80) == 80  # 1,125 images per task: one wave
+    assert cli.plan_partitions(90_000, 8) == 48  # at most ~2,000 images per task
+    assert cli.plan_partitions(0, 2) == 2
 
 
 def test_pca_solvers_are_the_same_everywhere():

@@ -64,6 +64,8 @@ def test_run_publishes_every_output_and_replaces_the_stale_run(images_run):
     run_dir, metrics = images_run
     assert (run_dir / "_SUCCESS").exists()
     assert not (run_dir / "features" / "part-old.parquet").exists()
+    assert not (run_dir / cli.STAGED_DIR).exists()
+    assert [p.name for p in run_dir.parent.iterdir()] == ["r1"]  # the attempt folder is gone
     on_disk = json.loads((run_dir / "metrics.json").read_text())
     assert on_disk == json.loads(json.dumps(metrics))
     assert set(on_disk) >= METRICS_KEYS
@@ -73,6 +75,7 @@ def test_run_publishes_every_output_and_replaces_the_stale_run(images_run):
     assert on_disk["input_format"] == "images"
     assert set(on_disk["timings_s"]) == {"read", "featurize", "pca", "write", "total"}
     assert on_disk["throughput"]["cores"] == 2
+    assert on_disk["spark"]["task_slots"] == 2  # local[2]: defaultParallelism
 
 
 def test_counts_labels_and_splits(images_run, bad_dataset):
@@ -218,24 +221,28 @@ def test_mini_sample_is_the_seeded_sample_of_the_dataset(spark, sample_dataset, 
     assert got == sorted(r.path for r in expected.collect())
 
 
-def test_failure_before_publishing_leaves_no_success_marker(
+def test_a_failed_rerun_leaves_the_previous_good_run_untouched(
     spark, bad_dataset, tmp_path, monkeypatch
 ):
     def broken(*args, **kwargs):
-        raise RuntimeError("injected failure while writing metrics")
+        raise RuntimeError("injected failure while publishing")
 
-    # After features/ and pca/ are written, before metrics.json and _SUCCESS.
-    monkeypatch.setattr(job_io, "write_metrics_and_mark_success", broken)
-    (tmp_path / "r1").mkdir()
-    (tmp_path / "r1" / "_SUCCESS").write_text("")  # an earlier successful run
+    # After features/ and pca/ are written (in the attempt folder), before publishing.
+    monkeypatch.setattr(job_io, "publish_run", broken)
+    previous = tmp_path / "r1"
+    (previous / "pca").mkdir(parents=True)
+    (previous / "pca" / "part-0.parquet").write_text("the previous good run")
+    (previous / "metrics.json").write_text("{}")
+    (previous / "_SUCCESS").write_text("")
+    before = {p: p.read_bytes() for p in previous.rglob("*") if p.is_file()}
     with pytest.raises(RuntimeError, match="injected"):
         run_job(
             job_args(
                 bad_dataset, tmp_path, "r1", "--mode", "mini", "--max-images", "6", "--pca-k", "2"
             )
         )
-    assert not (tmp_path / "r1" / "_SUCCESS").exists()
-    assert not (tmp_path / "r1").exists()
+    assert {p: p.read_bytes() for p in previous.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r1"]  # no attempt folder left
 
 
 def test_zero_valid_images_fails_clearly_and_publishes_nothing(spark, tmp_path, capsys):
@@ -348,3 +355,27 @@ def test_fast_runtimes_never_import_tensorflow_in_the_job(
         metrics = json.loads((tmp_path / "out" / runtime / "metrics.json").read_text())
         assert metrics["counts"]["valid_images"] > 0
         assert metrics["runtime"] == runtime
+
+
+def test_losing_an_executor_after_featurisation_never_featurises_again(sample_dataset, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "PYSPARK_PYTHON": sys.executable}
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.spark_jobs.cluster_job",
+         str(sample_dataset), str(tmp_path / "out"), str(markers)],
+        capture_output=True, text=True, timeout=900, env=env, cwd=root, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(result["executors_before"]) == 2
+    assert result["executors_before"][0] not in result["executors_after"]
+    assert result["valid_images"] == result["total_files"] == 48
+    # One UDF input row per image: the PCA and the projection read features/ back.
+    assert result["markers"] == 48
+    assert (tmp_path / "out" / "lost" / "_SUCCESS").exists()

@@ -121,17 +121,48 @@ def test_fewer_rows_than_dimensions_gives_n_components(spark):
     assert curves[0][-1] == pytest.approx(0.0, abs=1e-12)
 
 
-@pytest.mark.parametrize("partitions", [1, 3, 9])
-def test_moments_are_the_same_for_any_partitioning_and_chunking(spark, partitions):
+@pytest.mark.parametrize(("partitions", "fan_in"), [(1, 8), (3, 8), (9, 2), (17, 3)])
+def test_moments_are_the_same_for_any_partitioning_and_chunking(spark, partitions, fan_in):
     rng = np.random.default_rng(partitions)
     x = rng.normal(size=(40, 7)) * [1, 2, 3, 4, 5, 6, 7] + 3.0
     df = spark.createDataFrame([(row.tolist(),) for row in x], "features array<double>")
-    # Chunks of 3 rows fold several times per partition; 9 partitions are coalesced to
-    # one partial per core.
-    moments = pca.feature_moments(df.repartition(partitions), chunk_rows=3)
+    # Chunks of 3 rows fold several times per partition; 9 and 17 partials go through
+    # two and three levels of the tree (some partitions of a level are empty).
+    moments = pca.feature_moments(df.repartition(partitions), chunk_rows=3, fan_in=fan_in)
     assert moments.n == 40
     np.testing.assert_allclose(moments.mean, x.mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(moments.scatter / 39, np.cov(x, rowvar=False), rtol=1e-10)
+
+
+def test_partials_are_merged_on_executors_under_a_small_max_result_size(spark):
+    # 40 partitions of 512-wide vectors: one partial each is ~1 MiB (the upper triangle of
+    # the scatter), 42 MiB in all, over an 8 MiB spark.driver.maxResultSize. At d = 1280
+    # a partial is ~6.3 MiB: the default 1 GiB is passed at ~160 partitions.
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 512)) + 5.0
+    df = spark.createDataFrame([(r.tolist(),) for r in x], "features array<double>")
+    df = df.repartition(40).cache()
+    assert df.count() == 400
+    conf = spark.sparkContext._jsc.sc().conf()  # the live SparkConf the scheduler reads
+    previous = conf.get("spark.driver.maxResultSize", "1g")
+    conf.set("spark.driver.maxResultSize", "8m")
+    try:
+        # No tree (fan-in above the partition count): every partial goes to the driver.
+        with pytest.raises(Exception, match="maxResultSize"):
+            pca.feature_moments(df, fan_in=1000)
+        moments = pca.feature_moments(df)  # the default tree: 40 -> 5 partials
+    finally:
+        conf.set("spark.driver.maxResultSize", previous)
+        df.unpersist()
+    assert moments.n == 400
+    np.testing.assert_allclose(moments.mean, x.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(moments.scatter / 399, np.cov(x, rowvar=False), atol=1e-10)
+
+
+def test_fan_in_must_merge_something(spark):
+    df = spark.createDataFrame([([1.0, 2.0],)], "features array<double>")
+    with pytest.raises(ValueError, match="fan_in must be >= 2"):
+        pca.feature_moments(df, fan_in=1)
 
 
 def test_fold_and_merge_are_stable_far_from_the_origin():

@@ -1,0 +1,34 @@
+"""The S3-request benchmark (item 12 of issue 12): one HEAD and one GET per image now,
+three HEADs before; mini mode touches only its sample."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow  # a Spark session over two 524- and 1048-file folders
+
+
+def test_the_job_stats_each_image_once_and_mini_mode_only_its_sample(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "s3.json"
+    subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "s3_requests.py"), "--json", str(out)],
+        check=True, capture_output=True, timeout=900, cwd=root,
+    )  # fmt: skip
+    result = json.loads(out.read_text())
+    small, large = result["images"]["small"], result["images"]["large"]
+    full = result["measured"]["full"]
+    added = large - small
+    assert full["after"]["large"]["HEAD"] - full["after"]["small"]["HEAD"] == added
+    assert full["after"]["large"]["GET"] - full["after"]["small"]["GET"] == added
+    assert full["before"]["large"]["HEAD"] - full["before"]["small"]["HEAD"] == 3 * added
+    mini = result["measured"]["mini"]["after"]
+    assert mini["small"] == mini["large"]  # the sample's 20 files, whatever the folder holds
+    assert mini["large"]["GET"] == 20
+    fruits = result["fruits_360"]
+    assert fruits["full"]["after"]["total"] < fruits["full"]["before"]["total"] / 1.9
