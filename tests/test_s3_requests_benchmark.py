@@ -24,11 +24,12 @@ def test_the_job_stats_each_image_once_and_mini_mode_only_its_sample(tmp_path):
     small, large = result["images"]["small"], result["images"]["large"]
     full = result["measured"]["full"]
     added = large - small
-    assert full["after"]["large"]["HEAD"] - full["after"]["small"]["HEAD"] == added
-    assert full["after"]["large"]["GET"] - full["after"]["small"]["GET"] == added
-    assert full["before"]["large"]["HEAD"] - full["before"]["small"]["HEAD"] == 3 * added
-    mini = result["measured"]["mini"]["after"]
-    assert mini["small"] == mini["large"]  # the sample's 20 files, whatever the folder holds
-    assert mini["large"]["GET"] == 20
+    assert full["large"]["after"]["HEAD"] - full["small"]["after"]["HEAD"] == added
+    assert full["large"]["after"]["GET"] - full["small"]["after"]["GET"] == added
+    assert full["large"]["before"]["HEAD"] - full["small"]["before"]["HEAD"] == 3 * added
+    mini = result["measured"]["mini"]
+    # The sample's 20 files, whatever the folder holds.
+    assert mini["small"]["after"] == mini["large"]["after"]
+    assert mini["large"]["after"]["GET"] == 20
     fruits = result["fruits_360"]
     assert fruits["full"]["after"]["total"] < fruits["full"]["before"]["total"] / 1.9
