@@ -9,8 +9,10 @@ transient EMR cluster (Spark + Livy) that this DAG creates and **always** termin
    for that request (roles, tagged subnet, instance type in the AZ, vCPU quota, bucket,
    route to the install source); each failure names what to change.
 2. `validate_dataset` — the local folder exists and has `<split>/<label>/<image>` images.
-3. `upload_dataset` (parquet shards by default; unchanged objects are skipped) and
-   `upload_job_package` (job zip, entry script, bootstrap, requirements, weights file).
+3. `upload_dataset` (parquet shards by default; unchanged objects are skipped),
+   `upload_job_package` (job zip, entry script, bootstrap, requirements, weights file) and
+   `stage_wheelhouse` (the nodes' wheels in S3, reused while the requirements and
+   constraints are unchanged; the bootstrap installs them with `--no-index`).
 4. `create_emr_cluster` — emr-7.x, Spark + Livy, bootstrap installing the job's
    requirements, idle auto-termination as a cost backstop, tagged Project/dag_id/run_id.
 5. `add_feature_step` → `wait_for_feature_step` (a failed step's details and stderr tail
@@ -61,9 +63,10 @@ def fruits_emr_pipeline() -> None:
 
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.config import load_config
+        from include.config import REPO_ROOT, load_config
         from include.emr.plan import build_run_plan
         from include.params import emr_settings_from_params
+        from include.wheelhouse import digest_of_files
 
         try:
             settings = emr_settings_from_params(dict(context["params"]))
@@ -71,7 +74,15 @@ def fruits_emr_pipeline() -> None:
         except ValueError as exc:
             raise AirflowFailException(f"Invalid run settings: {exc}") from exc
         dag_run = context["dag_run"]
-        plan = build_run_plan(settings, config, dag_id=dag_run.dag_id, run_id=dag_run.run_id)
+        plan = build_run_plan(
+            settings,
+            config,
+            dag_id=dag_run.dag_id,
+            run_id=dag_run.run_id,
+            wheelhouse_digest=digest_of_files(REPO_ROOT, settings.job.runtime)
+            if settings.wheelhouse
+            else None,
+        )
         if plan["weights_file"] and not Path(plan["weights_file"]).is_file():
             raise AirflowFailException(
                 f"Invalid run settings: weights file {plan['weights_file']} does not exist"
@@ -95,7 +106,7 @@ def fruits_emr_pipeline() -> None:
             plan["job_flow_overrides"],
             region=plan["region"],
             bucket=plan["bucket"],
-            install_from_s3_only=False,
+            install_from_s3_only=plan["wheelhouse"] is not None,
         )
         checks = run_preflight(client, request)
         for check in checks:
@@ -144,6 +155,45 @@ def fruits_emr_pipeline() -> None:
         return upload_job_package(plan)
 
     @task
+    def stage_wheelhouse(plan: dict[str, Any]) -> dict[str, Any] | None:
+        """Stage the nodes' wheels in S3 (reused while requirements/constraints are unchanged)."""
+        import tempfile
+
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include import wheelhouse
+        from include.config import REPO_ROOT, RUNTIME_ARCHES
+        from include.staging import make_s3_hook
+
+        if plan["wheelhouse"] is None:
+            print("wheelhouse off: the nodes install from PyPI")
+            return None
+        runtime = plan["job"]["runtime"]
+        with tempfile.TemporaryDirectory(prefix="fruits-node-reqs-") as tmp:
+            requirements, constraints = wheelhouse.node_requirement_files(REPO_ROOT, runtime, tmp)
+            staged = wheelhouse.stage_wheelhouse(
+                make_s3_hook(plan["aws_conn_id"]),
+                plan["bucket"],
+                plan["wheelhouse"]["key_prefix"],
+                requirements=requirements,
+                constraints=constraints,
+                download=wheelhouse.pip_download,  # looked up now: tests swap the downloader
+                # Only the CPUs the runtime has wheels for (keras: x86_64).
+                arches=RUNTIME_ARCHES[runtime],
+            )
+        if staged.digest != plan["wheelhouse"]["digest"]:
+            raise AirflowFailException(
+                f"the node requirements changed during the run (wheelhouse {staged.digest}, "
+                f"plan {plan['wheelhouse']['digest']}): trigger a new run"
+            )
+        try:
+            wheelhouse.check_fits(staged.to_dict(), plan["root_volume_gib"])
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        print(f"wheelhouse {staged.uri}: {'reused' if staged.reused else 'staged'}")
+        return staged.to_dict()
+
+    @task
     def download_results(plan: dict[str, Any], cluster_id: str | None) -> str:
         """Download metrics, PCA (and optionally features) and cluster.json; return the folder."""
         from airflow.sdk.exceptions import AirflowFailException
@@ -176,6 +226,7 @@ def fruits_emr_pipeline() -> None:
     dataset = validate_dataset(plan["dataset_dir"])
     staged_dataset = upload_dataset(plan)
     staged_code = upload_job_package(plan)
+    staged_wheels = stage_wheelhouse(plan)
     create_emr_cluster = EmrCreateClusterOperator(
         task_id="create_emr_cluster",
         emr_conn_id=None,
@@ -218,7 +269,7 @@ def fruits_emr_pipeline() -> None:
         plan,
         checked,
         dataset,
-        [staged_dataset, staged_code],
+        [staged_dataset, staged_code, staged_wheels],
         create_emr_cluster,
         add_feature_step,
         wait_for_feature_step,
@@ -234,6 +285,7 @@ def fruits_emr_pipeline() -> None:
         dataset,
         staged_dataset,
         staged_code,
+        staged_wheels,
         create_emr_cluster,
         add_feature_step,
         wait_for_feature_step,

@@ -208,6 +208,14 @@ def emr_params() -> dict[str, Param]:
                 description="Upload a few large parquet shards instead of one object per "
                 "image (reading ~22k small objects from S3 dominates a run otherwise).",
             ),
+            "wheelhouse": Param(
+                True,
+                type="boolean",
+                title="Install from a wheelhouse in S3",
+                description="Stage the nodes' wheels (every pin fixed) in S3 once and install "
+                "them with --no-index: no PyPI needed on the nodes (private subnets). "
+                "Off = the nodes pip-install from PyPI.",
+            ),
             "download_features": Param(
                 False,
                 type="boolean",
@@ -271,6 +279,7 @@ class EmrSettings:
     poke_interval_seconds: int
     step_timeout_seconds: int
     step_log_wait_seconds: int = DEFAULT_STEP_LOG_WAIT_SECONDS
+    wheelhouse: bool = True
 
 
 def _get(params: Mapping[str, Any], name: str, defaults: Mapping[str, Param]) -> Any:
@@ -438,4 +447,5 @@ def emr_settings_from_params(params: Mapping[str, Any]) -> EmrSettings:
         poke_interval_seconds=poke,
         step_timeout_seconds=timeout or STEP_TIMEOUT_BY_MODE[job.mode],
         step_log_wait_seconds=log_wait,
+        wheelhouse=_check_bool("wheelhouse", _get(params, "wheelhouse", defaults)),
     )

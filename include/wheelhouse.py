@@ -122,15 +122,24 @@ class Wheelhouse:
         }
 
 
-def node_requirement_files(repo_root: Path) -> tuple[Path, Path]:
-    """The files the wheelhouse is built from: the nodes' requirements and the project lock."""
-    return repo_root / "spark_jobs" / "requirements.txt", repo_root / "constraints.txt"
+def node_requirement_files(repo_root: Path, runtime: str, dest_dir: Path) -> tuple[Path, Path]:
+    """The files the wheelhouse is built from: the nodes' requirements for ``runtime`` (the
+    same text the bootstrap installs, written to ``dest_dir``) and the project lock."""
+    from include.job_package import node_requirements
+
+    requirements = Path(dest_dir) / "requirements.txt"
+    requirements.write_text(node_requirements(runtime, repo_root / "spark_jobs"))
+    return requirements, repo_root / "constraints.txt"
 
 
-def digest_of_files(repo_root: Path) -> str:
-    """:func:`wheelhouse_digest` of the repository's node requirements and constraints."""
-    requirements, constraints = node_requirement_files(repo_root)
-    return wheelhouse_digest(requirements.read_text(), constraints.read_text())
+def digest_of_files(repo_root: Path, runtime: str) -> str:
+    """:func:`wheelhouse_digest` of the node requirements of ``runtime`` and constraints."""
+    from include.job_package import node_requirements
+
+    return wheelhouse_digest(
+        node_requirements(runtime, repo_root / "spark_jobs"),
+        (repo_root / "constraints.txt").read_text(),
+    )
 
 
 def stage_wheelhouse(

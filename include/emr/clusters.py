@@ -52,10 +52,10 @@ def run_is_active(
     """True when the cluster's DAG run (``dag_id``/``run_id`` tags) is still queued or running.
 
     ``get_dagrun_state`` is Airflow's own lookup (``RuntimeTaskInstance.get_dagrun_state`` in
-    a task). A cluster without the tags, or whose run Airflow no longer knows, is not
-    protected: that is what an orphan looks like. The tags hold the run id as
-    :func:`include.emr.plan.tag_value` wrote it, which is the run id itself for the run ids
-    Airflow makes (``manual__<iso date>``, ``scheduled__<iso date>``).
+    a task). A cluster without the tags, or whose run Airflow does not know (404), is not
+    protected: that is what an orphan looks like; any other lookup error protects it. The
+    tags hold the run id as :func:`include.emr.plan.tag_value` wrote it, which is the run id
+    itself for the run ids Airflow makes (``manual__<iso date>``, ``scheduled__<iso date>``).
     """
     tags = {t["Key"]: t["Value"] for t in cluster.get("Tags", [])}
     dag_id, run_id = tags.get("dag_id"), tags.get("run_id")
@@ -63,9 +63,16 @@ def run_is_active(
         return False
     try:
         state = str(get_dagrun_state(dag_id, run_id))
-    except Exception as exc:  # an unknown run (deleted, or a sanitized id) is not protected
-        log(f"cluster {cluster.get('Id')}: run {dag_id}/{run_id} not found ({exc}): not protected")
-        return False
+    except Exception as exc:
+        detail = str(exc)
+        if "404" in detail or "not found" in detail.lower():
+            # An unknown run (deleted, or another Airflow's) cannot be using the cluster.
+            log(f"cluster {cluster.get('Id')}: run {dag_id}/{run_id} not found: not protected")
+            return False
+        # Any other failure to ask: protect the cluster (a healthy run must never be cut
+        # short because Airflow's API hiccupped); the next sweep asks again.
+        log(f"cluster {cluster.get('Id')}: could not ask for run {dag_id}/{run_id} ({exc}): kept")
+        return True
     state = state.rsplit(".", 1)[-1].lower()  # a DagRunState enum prints as DagRunState.RUNNING
     if state in ACTIVE_RUN_STATES:
         log(f"cluster {cluster.get('Id')}: run {dag_id}/{run_id} is {state}: left alone")

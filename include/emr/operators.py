@@ -50,8 +50,11 @@ class EmrCreateClusterOperator(EmrCreateJobFlowOperator):
     A retry does not pay for a second cluster: when a live cluster carrying this run's tags
     exists (an earlier attempt created it, then failed while waiting), its id is returned
     instead. Steps added to a cluster that is still starting wait for it, and the step
-    sensor fails if the cluster never comes up. ``deferrable`` is a template field, so the
-    run's Param decides whether the wait happens in a worker or in the triggerer.
+    sensor fails if the cluster never comes up. Nor does it pay twice for a failure: when
+    the run's cluster made from the same request ended TERMINATED_WITH_ERRORS, the retry
+    fails at once with EMR's StateChangeReason. After the waiter, the cluster's state is
+    checked (the provider's waiter accepts TERMINATED). ``deferrable`` is a template field,
+    so the run's Param decides whether the wait happens in a worker or in the triggerer.
     """
 
     template_fields = (*EmrCreateJobFlowOperator.template_fields, "deferrable")

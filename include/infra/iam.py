@@ -12,12 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from include.config import (
-    DEFAULT_INSTANCE_ROLE,
-    DEFAULT_SERVICE_ROLE,
-    EMR_MANAGED_POLICY_TAG,
-    PROJECT_TAG,
-)
+from include.config import DEFAULT_INSTANCE_ROLE, DEFAULT_SERVICE_ROLE, PROJECT_TAG
 from include.infra.aws import AwsContext
 from include.infra.errors import InfraError, RefusedError
 from include.infra.policies import EMR_SERVICE_MANAGED_POLICY, policy_json, render_policy
@@ -26,7 +21,6 @@ AIRFLOW_POLICY_NAME = f"{PROJECT_TAG}-airflow-pipeline"
 SERVICE_INLINE_POLICY = "pass-project-instance-role"
 INSTANCE_INLINE_POLICY = "project-bucket-access"
 _TAGS = [{"Key": "Project", "Value": PROJECT_TAG}]
-__all__ = ["DEFAULT_INSTANCE_ROLE", "DEFAULT_SERVICE_ROLE", "EMR_MANAGED_POLICY_TAG"]
 
 
 @dataclass(frozen=True)

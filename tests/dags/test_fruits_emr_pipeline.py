@@ -138,6 +138,11 @@ def job_source(tmp_path_factory, monkeypatch) -> Path:
     (package / "requirements.txt").write_text("numpy\n")
     (package / "requirements-litert.txt").write_text("ai-edge-litert\n")
     monkeypatch.setattr("include.job_package.REPO_ROOT", root)
+
+    def fake_download(requirements, constraints, dest, arch):  # tests never reach PyPI
+        (dest / f"fake-1.0-py3-none-any-{arch}.whl").write_bytes(b"wheel")
+
+    monkeypatch.setattr("include.wheelhouse.pip_download", fake_download)
     return package
 
 
@@ -204,6 +209,17 @@ def test_happy_path_uploads_creates_downloads_and_terminates(
     (cluster_id, cluster_state), *others = clusters_by_state().items()
     assert not others
     assert cluster_state == "TERMINATED"
+    # The nodes install from the staged wheelhouse (the test's downloader: fake wheels).
+    wheel_keys = [k for k in keys if f"{PREFIX}/wheelhouse/" in k]
+    assert {k.rsplit("/", 2)[-2] for k in wheel_keys if k.endswith(".whl")} == {
+        "x86_64",
+        "aarch64",
+    }
+    manifest_key = next(k for k in wheel_keys if k.endswith("/manifest.json"))
+    (bootstrap,) = boto3.client("emr", region_name=REGION).list_bootstrap_actions(
+        ClusterId=cluster_id
+    )["BootstrapActions"]
+    assert bootstrap["Args"][1] == f"s3://{BUCKET}/{manifest_key.rsplit('/', 1)[0]}"
     (step,) = job.seen_steps
     args = step["args"]
     assert args[0] == "spark-submit"
@@ -506,7 +522,13 @@ def test_pipeline_shape(dagbag):
     watcher = tasks["fail_run_if_any_task_failed"]
     assert watcher.trigger_rule == "one_failed"
     assert watcher.upstream_task_ids == set(tasks) - {watcher.task_id}
-    assert tasks["validate_params"].downstream_task_ids >= {"validate_dataset"}
+    assert tasks["validate_params"].downstream_task_ids >= {"preflight"}
+    assert tasks["preflight"].downstream_task_ids >= {"validate_dataset"}
+    assert tasks["create_emr_cluster"].upstream_task_ids >= {
+        "upload_dataset",
+        "upload_job_package",
+        "stage_wheelhouse",
+    }
     assert tasks["download_results"].upstream_task_ids >= {"wait_for_feature_step"}
     assert {"mode", "instance_type", "core_nodes", "spot_core_nodes", "release_label"} <= set(
         dag.params

@@ -413,3 +413,28 @@ def test_request_digest_ignores_tags_and_changes_with_the_request(config):
     other_subnet = dataclasses.replace(config, subnet_id="subnet-2")
     c = build_job_flow_overrides(settings, other_subnet, tags={"a": "1"}, **kwargs)
     assert request_digest(a) == request_digest(b) != request_digest(c)
+
+
+def test_run_is_active_asks_airflow_and_protects_on_doubt():
+    from include.emr.clusters import run_is_active
+
+    cluster = {
+        "Id": "j-1",
+        "Tags": [{"Key": "dag_id", "Value": "d"}, {"Key": "run_id", "Value": "r"}],
+    }
+
+    def state(value):
+        return lambda dag_id, run_id: value
+
+    def raising(message):
+        def lookup(dag_id, run_id):
+            raise RuntimeError(message)
+
+        return lookup
+
+    assert run_is_active(cluster, state("running"), log=lambda _: None)
+    assert run_is_active(cluster, state("DagRunState.QUEUED"), log=lambda _: None)
+    assert not run_is_active(cluster, state("failed"), log=lambda _: None)
+    assert not run_is_active(cluster, raising("404: DagRun not found"), log=lambda _: None)
+    assert run_is_active(cluster, raising("connection reset"), log=lambda _: None)
+    assert not run_is_active({"Id": "j-2", "Tags": []}, state("running"), log=lambda _: None)

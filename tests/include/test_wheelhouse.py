@@ -74,6 +74,18 @@ def _keys() -> list[str]:
     return sorted(o["Key"] for o in listing.get("Contents", []))
 
 
+def _stage(s3_hook, files, download):
+    requirements, constraints = files
+    return stage_wheelhouse(
+        s3_hook,
+        BUCKET,
+        "p/wheelhouse/x",
+        requirements=requirements,
+        constraints=constraints,
+        download=download,
+    )
+
+
 def test_digest_changes_with_either_file_and_not_otherwise(files):
     requirements, constraints = files
     base = wheelhouse_digest(requirements.read_text(), constraints.read_text())
@@ -83,7 +95,9 @@ def test_digest_changes_with_either_file_and_not_otherwise(files):
     assert base != wheelhouse_digest(
         requirements.read_text(), constraints.read_text(), python_version="3.12"
     )
-    assert len(digest_of_files(REPO_ROOT)) == 24  # the repository's own files
+    assert len(digest_of_files(REPO_ROOT, "litert")) == 24  # the repository's own files
+    # Each runtime's nodes get their own wheel set.
+    assert digest_of_files(REPO_ROOT, "litert") != digest_of_files(REPO_ROOT, "keras")
 
 
 def test_platform_tags_cover_the_nodes_glibc_and_both_arches():
@@ -97,16 +111,8 @@ def test_platform_tags_cover_the_nodes_glibc_and_both_arches():
 
 
 def test_stage_uploads_wheels_per_arch_then_manifest_and_reuses(files, s3_hook):
-    requirements, constraints = files
     download = FakeDownloader()
-    first = stage_wheelhouse(
-        s3_hook,
-        BUCKET,
-        "p/wheelhouse/x",
-        requirements=requirements,
-        constraints=constraints,
-        download=download,
-    )
+    first = _stage(s3_hook, files, download)
     assert not first.reused
     assert download.calls == ["x86_64", "aarch64"]
     keys = _keys()
@@ -124,33 +130,18 @@ def test_stage_uploads_wheels_per_arch_then_manifest_and_reuses(files, s3_hook):
     assert manifest["bytes"] == first.bytes == 6 * 50
 
     again = FakeDownloader()
-    second = stage_wheelhouse(
-        s3_hook,
-        BUCKET,
-        "p/wheelhouse/x",
-        requirements=requirements,
-        constraints=constraints,
-        download=again,
-    )
+    second = _stage(s3_hook, files, again)
     assert second.reused
     assert again.calls == []  # nothing downloaded or uploaded again
     assert second.wheels == first.wheels
 
 
 def test_half_uploaded_wheelhouse_without_manifest_is_staged_again(files, s3_hook):
-    requirements, constraints = files
     boto3.client("s3", region_name=REGION).put_object(
         Bucket=BUCKET, Key="p/wheelhouse/x/x86_64/partial.whl", Body=b"cut"
     )
     download = FakeDownloader()
-    result = stage_wheelhouse(
-        s3_hook,
-        BUCKET,
-        "p/wheelhouse/x",
-        requirements=requirements,
-        constraints=constraints,
-        download=download,
-    )
+    result = _stage(s3_hook, files, download)
     assert not result.reused
     assert download.calls == list(ARCHES)
 

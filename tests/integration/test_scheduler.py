@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from tests.emr_fakes import moto_clusters, step_arg, write_job_outputs
+from tests.emr_fakes import moto_clusters, prepare_account, step_arg, write_job_outputs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -214,7 +214,6 @@ def _wait_until(what: str, check, timeout: float, stack: Stack, interval: float 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, sample_dataset) -> Iterator[Stack]:
-    import boto3
     from moto.server import ThreadedMotoServer
 
     home = tmp_path_factory.mktemp("airflow-home")
@@ -234,8 +233,7 @@ def stack(tmp_path_factory, sample_dataset) -> Iterator[Stack]:
         dataset_dir=data,
     )
     try:
-        s3 = boto3.client("s3", region_name=REGION, endpoint_url=moto_url)
-        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        prepare_account(BUCKET, REGION, endpoint_url=moto_url)  # what preflight checks
         migrate = subprocess.run(
             [_airflow_bin(), "db", "migrate"],
             env=stack.env,
@@ -290,6 +288,10 @@ BASE_CONF = {
     "core_nodes": 1,
     "poke_interval_seconds": 2,
     "step_timeout_seconds": 240,
+    # The scheduler's worker processes cannot be given a fake wheel downloader, and the
+    # test must not reach PyPI: this run installs the online way (tests/include/
+    # test_wheelhouse.py and tests/dags cover the wheelhouse).
+    "wheelhouse": False,
 }
 # After the sensor defers, the step completes this much later: the scheduler must first
 # drain the worker's defer-exit event, or it fails the resumed try (apache/airflow#72716,

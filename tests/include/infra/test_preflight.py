@@ -149,7 +149,7 @@ def test_unknown_subnet_fails(account):
     from dataclasses import replace
 
     checks = run_preflight(
-        account["session"], replace(account["request"], subnet_id="subnet-0000000000")
+        account["session"].client, replace(account["request"], subnet_id="subnet-0000000000")
     )
     assert _by_name(checks)["subnet"].ok is False
     assert "does not exist" in _by_name(checks)["subnet"].reason
