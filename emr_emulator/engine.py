@@ -398,14 +398,16 @@ class EmrEngine:
                 f"{written.deleted} deleted"
             )
         except step_runner.StepRejected as exc:
-            (workdir).mkdir(parents=True, exist_ok=True)
-            (workdir / "stderr").write_text(f"{exc}\n")
+            workdir.mkdir(parents=True, exist_ok=True)
+            (workdir / "stderr").write_text(f"error: {exc}\n")
             controller.append(f"rejected: {exc}")
         except Exception as exc:  # the step fails; the emulator keeps running
             log.exception("step %s failed to run", step.id)
             workdir.mkdir(parents=True, exist_ok=True)
             with (workdir / "stderr").open("a") as err:
-                err.write(f"emulator: could not run the step: {type(exc).__name__}: {exc}\n")
+                err.write(
+                    f"error: the emulator could not run the step: {type(exc).__name__}: {exc}\n"
+                )
             controller.append(f"emulator error: {type(exc).__name__}: {exc}")
         (workdir / "controller").write_text("\n".join(controller) + "\n")
         # spark-submit's PythonRunner merges the Python driver's stderr into its stdout, so
@@ -415,6 +417,8 @@ class EmrEngine:
             for name in ("stderr", "stdout")
             if (workdir / name).is_file()
         )
+        if self.settings.log_delay_s <= 0:  # no delay: the logs are there with the end state
+            self._push_logs(run, step.id, workdir)
         with self.lock:
             record = run.step_records[step.id]
             record.exit_code = exit_code
@@ -436,7 +440,8 @@ class EmrEngine:
             run.cancel.discard(step.id)
             if run.cluster.state == "RUNNING":
                 self._schedule(run)
-        self._push_logs_later(run, step.id, workdir)
+        if self.settings.log_delay_s > 0:
+            self._push_logs_later(run, step.id, workdir)
 
     def _on_failure(self, run: ClusterRun, step: Any) -> None:
         action = step.action_on_failure
@@ -455,27 +460,31 @@ class EmrEngine:
             return None
         return f"{log_uri.rstrip('/')}/{run.id}/steps/{step_id}/{name}"
 
+    def _push_logs(self, run: ClusterRun, step_id: str, workdir: Path) -> None:
+        """controller/stdout/stderr, gzipped, to ``<LogUri>/<cluster>/steps/<step>/``."""
+        try:
+            s3 = self._s3_factory()
+            for name in ("controller", "stdout", "stderr"):
+                uri = self._log_uri(run, step_id, f"{name}.gz")
+                if uri is None:
+                    return
+                location = parse_s3_uri(uri)
+                assert location is not None
+                s3.put_object(
+                    Bucket=location.bucket,
+                    Key=location.key,
+                    Body=step_runner.gzip_file(workdir / name),
+                )
+        except Exception as exc:
+            log.exception("could not push the logs of step %s", step_id)
+            self.errors.append(exc)
+
     def _push_logs_later(self, run: ClusterRun, step_id: str, workdir: Path) -> None:
         """EMR uploads step logs to S3 some time after the step ended: model that delay."""
 
         def push() -> None:
             time.sleep(self.settings.log_delay_s)
-            try:
-                s3 = self._s3_factory()
-                for name in ("controller", "stdout", "stderr"):
-                    uri = self._log_uri(run, step_id, f"{name}.gz")
-                    if uri is None:
-                        return
-                    location = parse_s3_uri(uri)
-                    assert location is not None
-                    s3.put_object(
-                        Bucket=location.bucket,
-                        Key=location.key,
-                        Body=step_runner.gzip_file(workdir / name),
-                    )
-            except Exception as exc:
-                log.exception("could not push the logs of step %s", step_id)
-                self.errors.append(exc)
+            self._push_logs(run, step_id, workdir)
 
         timer = threading.Thread(target=push, name=f"logs-{step_id}", daemon=True)
         self._timers.append(timer)

@@ -36,7 +36,9 @@ from typing import Any
 
 from emr_emulator.mirror import S3Location, S3Mirror, parse_s3_uri
 
-_S3_IN_TEXT = re.compile(r"s3[an]?://[A-Za-z0-9.\-_]+(?:/[^\s,;'\"]*)?")
+# An S3 URI inside any argument: up to a separator of lists (",", ";"), a quote, or the
+# "#alias" of --archives/--files.
+_S3_IN_TEXT = re.compile(r"s3[an]?://[A-Za-z0-9.\-_]+(?:/[^\s,;'\"#]*)?")
 _PYTHON_CONFS = ("spark.pyspark.python", "spark.pyspark.driver.python")
 _PYTHON_ENV = ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON")
 
