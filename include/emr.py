@@ -49,6 +49,7 @@ NODE_PYTHON = "/usr/bin/python3.11"
 """EMR 7.x nodes carry Python 3.9 (default) and 3.11; the job and its wheels need 3.11."""
 
 STDERR_TAIL_LINES = 60
+STDOUT_TAIL_LINES = 20
 _WEIGHTS_BUILTIN = ("imagenet", "none")
 _SECRET_PATTERNS = (
     re.compile(r"(A[SK]IA[0-9A-Z]{16})"),
@@ -344,16 +345,26 @@ def describe_step_failure(
         if log_file.startswith("s3://") and log_file.endswith(".gz")
         else step_stderr_uri(log_uri, cluster_id, str(step.get("Id")))
     )
-    try:
-        tail = read_log_tail(s3_hook, uri)
-    except Exception as exc:  # the failure report must never hide the failure itself
-        tail = None
-        lines.append(f"  (could not read {uri}: {type(exc).__name__}: {exc})")
-    if tail is None:
-        lines.append(f"  stderr: {uri} is not there yet (EMR uploads step logs every few minutes)")
-    else:
-        lines.append(f"  last lines of {uri}:")
-        lines.extend(f"    {line}" for line in tail.splitlines())
+    # spark-submit merges a PySpark driver's stderr into its stdout (PythonRunner): the
+    # job's own traceback / "error:" line is in stdout.gz, the JVM's log in stderr.gz.
+    stdout_uri = uri.rsplit("/", 1)[0] + "/stdout.gz"
+    for name, log_file_uri, count in (
+        ("stderr", uri, STDERR_TAIL_LINES),
+        ("stdout", stdout_uri, STDOUT_TAIL_LINES),
+    ):
+        try:
+            tail = read_log_tail(s3_hook, log_file_uri, lines=count)
+        except Exception as exc:  # the failure report must never hide the failure itself
+            lines.append(f"  (could not read {log_file_uri}: {type(exc).__name__}: {exc})")
+            continue
+        if tail is None:
+            lines.append(
+                f"  {name}: {log_file_uri} is not there yet "
+                "(EMR uploads step logs every few minutes)"
+            )
+        else:
+            lines.append(f"  last lines of {log_file_uri}:")
+            lines.extend(f"    {line}" for line in tail.splitlines())
     return "\n".join(lines)
 
 
