@@ -49,6 +49,8 @@ NODE_SPARK_DEFAULTS = {
     "spark.ui.enabled": "false",
     # EMR sizes the driver from the instance type; 2 GiB fits the job on a small machine.
     "spark.driver.memory": "2g",
+    # Stage progress bars in the step's stderr: `make run-emr` shows them while it waits.
+    "spark.ui.showConsoleProgress": "true",
 }
 """What the emulator's "nodes" put in spark-defaults.conf before the cluster's own settings."""
 
