@@ -228,7 +228,9 @@ class RunConsole:
     def failure_report(self, states: dict[str, str], *, lines: int = 25) -> str:
         """The failed tasks, the last lines of the first one's log and the job's reason."""
         failed = [t for t, s in states.items() if s == "failed"]
-        ordered = sorted(failed, key=lambda t: self.tasks[t].started if t in self.tasks else 0)
+        ordered = sorted(
+            failed, key=lambda t: self.tasks[t].started if t in self.tasks else float("inf")
+        )
         first = next((t for t in ordered if t != "fail_run_if_any_task_failed"), None)
         if first is None:
             return "no task failed"
