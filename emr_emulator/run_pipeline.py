@@ -97,9 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     from include.local_run import (
         LocalRunError,
         airflow_env,
-        decide_weights,
-        download_imagenet_weights,
-        ensure_sample_dataset,
+        choose_inputs,
         migrate_db,
         report_failure,
         run_console,
@@ -122,18 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     from emr_emulator.__main__ import create_bucket
     from emr_emulator.server import Emulator, EmulatorSettings
     from include.config import load_config
-    from include.dataset import DatasetError, validate_dataset
+    from include.dataset import DatasetError
 
     config = load_config()
     try:
-        if args.data is not None:
-            data_dir = args.data.expanduser().resolve()
-            summary = validate_dataset(data_dir)
-            print(f"dataset: {data_dir} ({summary.images} images)")
-        else:
-            data_dir = ensure_sample_dataset(config.data_dir)
-        decision = decide_weights(
-            args.weights, download=None if args.offline else download_imagenet_weights
+        data_dir, decision = choose_inputs(
+            args.data, args.weights, offline=args.offline, sample_dir=config.data_dir
         )
     except (DatasetError, LocalRunError) as exc:
         print(f"error: {exc}", file=sys.stderr)

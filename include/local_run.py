@@ -225,6 +225,25 @@ def summarise(run_dir: Path, decision: WeightsDecision) -> str:
     return "\n".join(lines)
 
 
+def choose_inputs(
+    data: Path | None, weights: str | None, *, offline: bool, sample_dir: Path
+) -> tuple[Path, WeightsDecision]:
+    """The dataset (``data``, checked, or the sample made in ``sample_dir``) and the weights.
+
+    Raises DatasetError / LocalRunError with the reason; ``make run`` and ``make run-emr``
+    decide the same way."""
+    from include.dataset import validate_dataset
+
+    if data is not None:
+        data_dir = data.expanduser().resolve()
+        summary = validate_dataset(data_dir)
+        print(f"dataset: {data_dir} ({summary.images} images, {len(summary.labels)} labels)")
+    else:
+        data_dir = ensure_sample_dataset(sample_dir)
+    decision = decide_weights(weights, download=None if offline else download_imagenet_weights)
+    return data_dir, decision
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -249,18 +268,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(env)  # before airflow is imported: it reads its configuration once
 
     from include.config import load_config
-    from include.dataset import DatasetError, validate_dataset
+    from include.dataset import DatasetError
 
     config = load_config()
     try:
-        if args.data is not None:
-            data_dir = args.data.expanduser().resolve()
-            summary = validate_dataset(data_dir)
-            print(f"dataset: {data_dir} ({summary.images} images, {len(summary.labels)} labels)")
-        else:
-            data_dir = ensure_sample_dataset(config.data_dir)
-        decision = decide_weights(
-            args.weights, download=None if args.offline else download_imagenet_weights
+        data_dir, decision = choose_inputs(
+            args.data, args.weights, offline=args.offline, sample_dir=config.data_dir
         )
     except (DatasetError, LocalRunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
