@@ -16,7 +16,7 @@ The step's own argument list is run, with these rewrites and no others:
 The cluster's ``spark-defaults`` classification is written to the step's
 ``spark-defaults.conf`` (as EMR writes ``/etc/spark/conf``), on top of the emulator's node
 defaults (:data:`NODE_SPARK_DEFAULTS`), and its ``spark-env`` exports are the step's
-environment. ``spark-submit`` is the one of the emulator's pyspark.
+environment. ``spark-submit`` is the one of the emulator's pyspark (:func:`find_spark_submit`).
 """
 
 from __future__ import annotations
@@ -91,6 +91,17 @@ def spark_env_exports(configurations: Sequence[Mapping[str, Any]]) -> dict[str, 
     return {}
 
 
+def find_spark_submit(python: str) -> str:
+    """spark-submit next to the interpreter (a venv's bin/), else the one inside the pyspark
+    package this process imports (pip --user installs put the scripts elsewhere)."""
+    beside = Path(python).with_name("spark-submit")
+    if beside.is_file():
+        return str(beside)
+    import pyspark
+
+    return str(Path(pyspark.__file__).parent / "bin" / "spark-submit")
+
+
 def prepare_step(
     hadoop_jar_step: Mapping[str, Any],
     *,
@@ -126,7 +137,7 @@ def prepare_step(
             rewrites.append(f"{text} -> {mapped}")
         return mapped
 
-    spark_submit = str(Path(python).with_name("spark-submit"))
+    spark_submit = find_spark_submit(python)
     argv = [spark_submit]
     rest = args[1:]
     i = 0

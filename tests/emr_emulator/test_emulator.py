@@ -18,7 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from emr_emulator.mirror import S3Mirror, parse_s3_uri
-from emr_emulator.steps import StepRejected, failure_message, prepare_step
+from emr_emulator.steps import StepRejected, failure_message, find_spark_submit, prepare_step
 
 BUCKET = "emu-test-bucket"
 REGION = "eu-west-1"
@@ -276,7 +276,7 @@ def test_prepare_step_rewrites_master_s3_and_python_only(tmp_path):
     )
     root = f"file://{tmp_path / 's3'}"
     assert prepared.argv == [
-        "/venv/bin/spark-submit",
+        find_spark_submit("/venv/bin/python"),  # no such venv: pyspark's own spark-submit
         "--deploy-mode",
         "client",
         "--master",
@@ -295,6 +295,7 @@ def test_prepare_step_rewrites_master_s3_and_python_only(tmp_path):
         "--some-new-flag",
         "7",
     ]
+    assert Path(prepared.argv[0]).is_file()
     assert {loc.key for loc in prepared.locations} == {
         "env.tar.gz",
         "code/model.onnx",
