@@ -106,9 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    with Emulator(settings) as emulator:
-        for bucket in args.bucket:
-            create_bucket(emulator.s3_client(), bucket, args.region)
+    os.environ["AWS_DEFAULT_REGION"] = args.region  # the region of the buckets it creates
+    with Emulator(settings, buckets=tuple(args.bucket)) as emulator:
         print(
             f"EMR emulator listening on {emulator.endpoint_url} (data: {settings.data_dir})",
             flush=True,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -102,9 +103,12 @@ class EmrApiLayer:
     def __init__(self, app: Callable[..., Iterable[bytes]], engine: EmrEngine) -> None:
         self.app = app
         self.engine = engine
+        self.ready = threading.Event()  # set once the emulator's own set-up is done
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == STATUS_PATH and environ.get("REQUEST_METHOD") == "GET":
+            if not self.ready.is_set():  # health checks wait for the buckets too
+                return _json_response(start_response, {"ready": False}, "503 Service Unavailable")
             return _json_response(start_response, {"clusters": self.engine.snapshot()})
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if not target.startswith(TARGET_PREFIX):

@@ -72,8 +72,11 @@ class EmulatorSettings:
 class Emulator:
     """Start/stop the emulated AWS endpoint (``endpoint_url``) and its EMR engine."""
 
-    def __init__(self, settings: EmulatorSettings | None = None) -> None:
+    def __init__(
+        self, settings: EmulatorSettings | None = None, *, buckets: tuple[str, ...] = ()
+    ) -> None:
         self.settings = settings or EmulatorSettings()
+        self.buckets = buckets  # created at start, before the status endpoint says ready
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._restore_models: Any = None
@@ -125,6 +128,13 @@ class Emulator:
         )
         self._thread.start()
         self.engine.start()
+        if self.buckets:
+            from emr_emulator.__main__ import create_bucket
+
+            region = os.environ.get("AWS_DEFAULT_REGION", "eu-west-1")
+            for bucket in self.buckets:
+                create_bucket(self.s3_client(), bucket, region)
+        app.ready.set()
         log.info("EMR emulator on %s (data in %s)", self.endpoint_url, self.settings.data_dir)
         return self
 
