@@ -10,5 +10,9 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 USER airflow
-COPY requirements.txt constraints.txt /tmp/fruits/
+COPY requirements.txt requirements-dev.txt constraints.txt /tmp/fruits/
 RUN pip install --no-cache-dir -r /tmp/fruits/requirements.txt -c /tmp/fruits/constraints.txt
+# The compose `moto` service (python -m emr_emulator) runs from this image too: moto[server]
+# at the tests' pin (requirements-dev.txt), nothing else of the dev tools.
+RUN pip install --no-cache-dir "$(grep -E '^moto\[server\]==' /tmp/fruits/requirements-dev.txt)" \
+    -c /tmp/fruits/constraints.txt

@@ -20,7 +20,7 @@ export PYSPARK_PYTHON := $(BIN)/python
 export PYSPARK_DRIVER_PYTHON := $(BIN)/python
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup run test test-fast lint format check lock dataset bench clean
+.PHONY: help setup run run-emr emulator airflow test test-fast lint format check lock dataset bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,15 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 
 run: setup ## run the pipeline locally through Airflow on the sample dataset (or DATA=/path/to/fruits-360)
 	$(BIN)/python -m include.local_run $(if $(DATA),--data "$(DATA)") $(if $(WEIGHTS),--weights "$(WEIGHTS)")
+
+run-emr: setup ## run the EMR DAG end to end offline against the EMR emulator (DATA= optional)
+	$(BIN)/python -m emr_emulator.run_pipeline $(if $(DATA),--data "$(DATA)") $(if $(WEIGHTS),--weights "$(WEIGHTS)")
+
+emulator: setup ## start the offline AWS + EMR emulator on 127.0.0.1:5000 (PORT= to change)
+	$(BIN)/python -m emr_emulator --host 127.0.0.1 --port $(or $(PORT),5000) --data-dir data/emr-emulator --bucket $(or $(FRUITS_BUCKET),fruits-features-bucket)
+
+airflow: setup ## the Airflow UI natively (SQLite, LocalExecutor) + the EMR emulator; Ctrl-C stops all
+	$(BIN)/python -m include.airflow_stack $(if $(PORT),--port $(PORT))
 
 test: setup lint ## every check: lint, compose validation, the whole test suite (what CI runs)
 	$(BIN)/python -m pytest

@@ -241,6 +241,15 @@ def load_config() -> PipelineConfig:
     )
 
 
+def wheelhouse_default() -> bool:
+    """Default of the EMR DAG's ``wheelhouse`` Param (``FRUITS_WHEELHOUSE``, default on).
+
+    Off where nothing installs on the nodes and PyPI may be out of reach: the EMR emulator
+    (``make run-emr``, ``make airflow``, docker-compose set ``FRUITS_WHEELHOUSE=false``).
+    """
+    return os.environ.get("FRUITS_WHEELHOUSE", "true").strip().lower() not in ("0", "false", "no")
+
+
 def emr_schedule() -> str | None:
     """Schedule of the EMR DAG (cron or preset), or None for manual triggers only."""
     return os.environ.get("FRUITS_EMR_SCHEDULE", "").strip() or None

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from include.config import REPO_ROOT
+from include.console import RunConsole, run_log_path, task_state_lookup
 from include.job_args import safe_run_id
 
 DAG_ID = "fruits_local_pipeline"
@@ -179,15 +180,16 @@ def migrate_db(env: dict[str, str]) -> None:
         )
 
 
-def run_dag(conf: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
-    """One run of the local DAG through Airflow; returns (run id, run state, state per task)."""
+def run_dag(conf: dict[str, Any], *, dag_id: str = DAG_ID) -> tuple[str, str, dict[str, str]]:
+    """One run of a DAG (the local one by default) through Airflow's ``dag.test()``;
+    returns (run id, run state, state per task)."""
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
-    if DAG_ID not in bag.dags:
+    if dag_id not in bag.dags:
         errors = "\n".join(f"{k}: {v}" for k, v in bag.import_errors.items())
-        raise LocalRunError(f"DAG {DAG_ID} not found in {bag.dag_folder}\n{errors}")
-    dag_run = bag.dags[DAG_ID].test(run_conf=conf)
+        raise LocalRunError(f"DAG {dag_id} not found in {bag.dag_folder}\n{errors}")
+    dag_run = bag.dags[dag_id].test(run_conf=conf)
     states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
     return dag_run.run_id, str(dag_run.state), states
 
@@ -223,6 +225,25 @@ def summarise(run_dir: Path, decision: WeightsDecision) -> str:
     return "\n".join(lines)
 
 
+def choose_inputs(
+    data: Path | None, weights: str | None, *, offline: bool, sample_dir: Path
+) -> tuple[Path, WeightsDecision]:
+    """The dataset (``data``, checked, or the sample made in ``sample_dir``) and the weights.
+
+    Raises DatasetError / LocalRunError with the reason; ``make run`` and ``make run-emr``
+    decide the same way."""
+    from include.dataset import validate_dataset
+
+    if data is not None:
+        data_dir = data.expanduser().resolve()
+        summary = validate_dataset(data_dir)
+        print(f"dataset: {data_dir} ({summary.images} images, {len(summary.labels)} labels)")
+    else:
+        data_dir = ensure_sample_dataset(sample_dir)
+    decision = decide_weights(weights, download=None if offline else download_imagenet_weights)
+    return data_dir, decision
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -247,18 +268,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(env)  # before airflow is imported: it reads its configuration once
 
     from include.config import load_config
-    from include.dataset import DatasetError, validate_dataset
+    from include.dataset import DatasetError
 
     config = load_config()
     try:
-        if args.data is not None:
-            data_dir = args.data.expanduser().resolve()
-            summary = validate_dataset(data_dir)
-            print(f"dataset: {data_dir} ({summary.images} images, {len(summary.labels)} labels)")
-        else:
-            data_dir = ensure_sample_dataset(config.data_dir)
-        decision = decide_weights(
-            args.weights, download=None if args.offline else download_imagenet_weights
+        data_dir, decision = choose_inputs(
+            args.data, args.weights, offline=args.offline, sample_dir=config.data_dir
         )
     except (DatasetError, LocalRunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -280,22 +295,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Airflow home: {env['AIRFLOW_HOME']} (metadata DB: airflow db migrate)")
         migrate_db(env)
         print(f"running DAG {DAG_ID} with conf {json.dumps(conf)}")
-        run_id, state, states = run_dag(conf)
+        with run_console(config.results_dir, DAG_ID) as console:
+            run_id, state, states = run_dag(conf)
     except LocalRunError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     run_dir = config.results_dir / safe_run_id(run_id)
     if state != "success":
-        failed = ", ".join(f"{task}={s}" for task, s in sorted(states.items()) if s != "success")
-        print(
-            f"error: run {run_id} ended {state} ({failed}). The task logs are above; the "
-            "Spark job's own reason is its last line starting with 'error:' (e.g. no "
-            "decodable image, weights that cannot be loaded).",
-            file=sys.stderr,
-        )
+        report_failure(run_id, state, states, console)
         return 1
     print(summarise(run_dir, decision))
     return 0
+
+
+def run_console(results_dir: Path, dag_id: str, **kwargs: Any) -> RunConsole:
+    """The quiet console of a run: full output to ``<results dir>/../logs/<dag>-<time>.log``."""
+    return RunConsole(
+        run_log_path(Path(results_dir).parent / "logs", dag_id),
+        state_of=task_state_lookup(dag_id),
+        **kwargs,
+    )
+
+
+def report_failure(
+    run_id: str, state: str, states: dict[str, str], console: RunConsole | None
+) -> None:
+    """On stderr: which tasks failed, the failing task's last log lines, the job's reason."""
+    failed = ", ".join(f"{task}={s}" for task, s in sorted(states.items()) if s != "success")
+    print(f"error: run {run_id} ended {state} ({failed}).", file=sys.stderr)
+    if console is not None:
+        print(console.failure_report(states), file=sys.stderr)
 
 
 if __name__ == "__main__":

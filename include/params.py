@@ -23,6 +23,7 @@ from include.config import (
     DEFAULT_RELEASE_LABEL,
     EMR_RETRY_DELAY,
     FULL_STEP_TIMEOUT_SECONDS,
+    wheelhouse_default,
 )
 from include.executor_sizing import size_executors
 from include.job_args import PCA_SOLVERS, RUNTIMES, JobSettings
@@ -209,7 +210,7 @@ def emr_params() -> dict[str, Param]:
                 "image (reading ~22k small objects from S3 dominates a run otherwise).",
             ),
             "wheelhouse": Param(
-                True,
+                wheelhouse_default(),
                 type="boolean",
                 title="Install from a wheelhouse in S3",
                 description="Stage the nodes' wheels (every pin fixed) in S3 once and install "

@@ -69,3 +69,33 @@ def sample_dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("fruits") / "fruits-360"
     generate_sample_dataset(root, per_label=4, test_per_label=2)
     return root
+
+
+@pytest.fixture
+def emr_emulator(tmp_path):
+    """The offline EMR (``emr_emulator``) on 127.0.0.1 in this process, with short phases.
+
+    moto's backends are process-wide: they are reset before and after, so no cluster or
+    object leaks into another test. Tests may change ``emulator.settings`` while it runs.
+    """
+    from emr_emulator import Emulator, EmulatorSettings
+
+    settings = EmulatorSettings(
+        data_dir=tmp_path / "emr-emulator",
+        start_s=0.3,
+        bootstrap_s=0.3,
+        terminate_s=0.3,
+        log_delay_s=0,
+        local_cores=2,
+    )
+    _reset_moto()
+    with Emulator(settings) as emulator:
+        yield emulator
+    _reset_moto()
+
+
+def _reset_moto() -> None:
+    """What ``POST /moto-api/reset`` does: empty every moto backend of this process."""
+    from moto.moto_api import _internal
+
+    _internal.moto_api_backend.reset()

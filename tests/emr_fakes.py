@@ -112,26 +112,13 @@ def age_cluster(cluster_id: str, hours: float) -> None:
 
 
 def prepare_account(bucket: str, region: str, *, endpoint_url: str | None = None) -> None:
-    """What the pipeline's preflight expects of an account: an encrypted bucket and the
-    default service role + instance profile (without the v2 policy: moto loads AWS-managed
-    policies only on request, slowly, and then the default VPC would not do)."""
+    """What the pipeline's preflight expects of an account (an encrypted bucket, the default
+    service role + instance profile), made as the EMR emulator makes it."""
     import boto3
 
-    from include.config import DEFAULT_INSTANCE_ROLE, DEFAULT_SERVICE_ROLE
+    from emr_emulator.account import prepare_account as prepare
 
-    s3 = boto3.client("s3", region_name=region, endpoint_url=endpoint_url)
-    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
-    s3.put_bucket_encryption(
-        Bucket=bucket,
-        ServerSideEncryptionConfiguration={
-            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
-        },
-    )
-    iam = boto3.client("iam", region_name=region, endpoint_url=endpoint_url)
-    trust = json.dumps({"Version": "2012-10-17", "Statement": []})
-    for name in (DEFAULT_SERVICE_ROLE, DEFAULT_INSTANCE_ROLE):
-        iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)
-    iam.create_instance_profile(InstanceProfileName=DEFAULT_INSTANCE_ROLE)
-    iam.add_role_to_instance_profile(
-        InstanceProfileName=DEFAULT_INSTANCE_ROLE, RoleName=DEFAULT_INSTANCE_ROLE
-    )
+    def client(service: str):
+        return boto3.client(service, region_name=region, endpoint_url=endpoint_url)
+
+    prepare(client("s3"), client("iam"), bucket, region)

@@ -198,9 +198,28 @@ def test_aws_connection_points_at_the_moto_service_by_default(compose):
     assert conn.extra_dejson["region_name"] == "eu-west-1"
     assert endpoint.hostname == "moto"
     assert str(endpoint.port) in published
-    assert moto["image"] == "motoserver/moto:5.2.5"
     for name in AIRFLOW_SERVICES:  # every component talks to the same emulator
         assert compose["services"][name]["depends_on"]["moto"] == {"condition": "service_healthy"}
+
+
+def test_moto_service_is_the_emr_emulator_started_as_by_hand(compose):
+    """The project's image, ``python -m emr_emulator`` with flags its own parser accepts,
+    on the port the connection uses, creating the pipeline's bucket."""
+    from emr_emulator.__main__ import build_parser
+    from include.config import PipelineConfig
+
+    moto = compose["services"]["moto"]
+    airflow_image = compose["services"]["airflow-scheduler"]["image"]
+    assert moto["image"] == airflow_image
+    assert moto["entrypoint"] == ["python", "-m", "emr_emulator"]
+    args = build_parser().parse_args([_interpolate(str(a), {}) for a in moto["command"]])
+    endpoint = urlparse(_aws_connection(compose, env={}).extra_dejson["endpoint_url"])
+    assert args.port == endpoint.port
+    assert args.bucket == [PipelineConfig().bucket]
+    assert str(args.data_dir).startswith("/opt/airflow/project/data/")
+    assert ".:/opt/airflow/project" in moto["volumes"]
+    assert moto["environment"]["PYTHONPATH"] == "/opt/airflow/project"
+    assert "/_emr_emulator/clusters" in " ".join(moto["healthcheck"]["test"])
 
 
 def test_aws_conn_uri_switches_to_real_aws(compose):
@@ -211,10 +230,12 @@ def test_aws_conn_uri_switches_to_real_aws(compose):
     assert conn.login is None  # credentials come from the environment, never this file
 
 
-def test_moto_version_matches_the_tests(compose):
+def test_image_installs_moto_at_the_tests_pin():
+    """The emulator in compose runs the moto the tests run (requirements-dev.txt's pin)."""
     pins = (REPO_ROOT / "requirements-dev.txt").read_text()
-    tag = compose["services"]["moto"]["image"].rsplit(":", 1)[1]
-    assert f"moto[server]=={tag}" in pins
+    assert re.search(r"^moto\[server\]==5\.2\.5$", pins, re.M)
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    assert "grep -E '^moto\\[server\\]==' /tmp/fruits/requirements-dev.txt" in dockerfile
 
 
 def test_ports_are_published_on_loopback_only(compose):

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 STDERR_TAIL_LINES = 60
+STDOUT_TAIL_LINES = 20
 LOG_WAIT_POLL_SECONDS = 15.0
 """How often a waiting sensor looks for a failed step's ``stderr.gz`` again."""
 _SECRET_PATTERNS = (
@@ -125,17 +126,27 @@ def describe_step_failure(
                 sleep=sleep,
                 clock=clock,
             )
-        tail = read_log_tail(s3_hook, uri)
     except Exception as exc:  # the failure report must never hide the failure itself
-        tail = None
-        lines.append(f"  (could not read {uri}: {type(exc).__name__}: {exc})")
-    if tail is None:
-        waited = f" after waiting {wait_seconds:.0f} s" if wait_seconds > 0 else ""
-        lines.append(
-            f"  stderr: {uri} is not there yet{waited} (EMR uploads step logs every "
-            "~5 minutes; look again there later)"
-        )
-    else:
-        lines.append(f"  last lines of {uri}:")
-        lines.extend(f"    {line}" for line in tail.splitlines())
+        lines.append(f"  (could not wait for {uri}: {type(exc).__name__}: {exc})")
+    # spark-submit merges a PySpark driver's stderr into its stdout (PythonRunner): the
+    # job's own traceback / "error:" line is in stdout.gz, the JVM's log in stderr.gz.
+    stdout_uri = uri.rsplit("/", 1)[0] + "/stdout.gz"
+    for name, log_file_uri, count in (
+        ("stderr", uri, STDERR_TAIL_LINES),
+        ("stdout", stdout_uri, STDOUT_TAIL_LINES),
+    ):
+        try:
+            tail = read_log_tail(s3_hook, log_file_uri, lines=count)
+        except Exception as exc:  # the failure report must never hide the failure itself
+            lines.append(f"  (could not read {log_file_uri}: {type(exc).__name__}: {exc})")
+            continue
+        if tail is None:
+            waited = f" after waiting {wait_seconds:.0f} s" if wait_seconds > 0 else ""
+            lines.append(
+                f"  {name}: {log_file_uri} is not there yet{waited} (EMR uploads step logs "
+                "every ~5 minutes; look again there later)"
+            )
+        else:
+            lines.append(f"  last lines of {log_file_uri}:")
+            lines.extend(f"    {line}" for line in tail.splitlines())
     return "\n".join(lines)

@@ -214,6 +214,12 @@ def test_failed_step_report_has_details_and_stderr_tail(moto_emr):
         Key="emr/j-1/steps/s-1/stderr.gz",
         Body=gzip.compress("\n".join(lines).encode()),
     )
+    # The PySpark driver's own output (its stderr is merged into spark-submit's stdout).
+    s3.put_object(
+        Bucket="fruits-logs",
+        Key="emr/j-1/steps/s-1/stdout.gz",
+        Body=gzip.compress(b"rows 0\nerror: zero valid images under s3://x/\n"),
+    )
     step = {
         "Id": "s-1",
         "Name": "features",
@@ -228,6 +234,7 @@ def test_failed_step_report_has_details_and_stderr_tail(moto_emr):
     assert "s-1 (features) is FAILED" in report
     assert "Message: exit code 1" in report
     assert "Error: boom" in report
+    assert "error: zero valid images under s3://x/" in report
     assert "line 99" in report
     assert "line 10\n" not in report  # only the tail
     assert "s3cr3t" not in report

@@ -1,0 +1,28 @@
+"""An offline EMR: moto's AWS API in this process, with an engine that plays the cluster.
+
+moto serves the API (S3, EMR, IAM, STS, ...) exactly as the tests already use it; what
+moto leaves out of EMR, this package adds, in the same process so that it can reach
+moto's backends:
+
+* :mod:`emr_emulator.api` — a WSGI layer in front of moto's app that keeps EMR calls
+  honest: a new cluster starts ``STARTING`` (moto makes it ``WAITING`` at once), steps
+  wait ``PENDING`` for the engine, ``TerminateJobFlows`` passes through ``TERMINATING``,
+  and it answers what moto 5.2.5 lacks (``CancelSteps``, ``Get/Put/RemoveAutoTermination
+  Policy``).
+* :mod:`emr_emulator.engine` — a background thread moving every cluster through
+  STARTING -> BOOTSTRAPPING -> WAITING/RUNNING -> TERMINATING -> TERMINATED (or
+  TERMINATED_WITH_ERRORS) with timestamps, checking bootstrap scripts, honouring
+  ``AutoTerminationPolicy.IdleTimeout`` and running steps one at a time.
+* :mod:`emr_emulator.steps` — runs a ``command-runner.jar`` ``spark-submit`` step for real
+  on local Spark (see that module for the only rewrites), with S3 mirrored to a local
+  folder (:mod:`emr_emulator.mirror`), and pushes its logs to the cluster's LogUri.
+* :mod:`emr_emulator.server` — :class:`Emulator`: the HTTP server on loopback + engine;
+  ``python -m emr_emulator`` starts one.
+
+Nothing under ``dags/``, ``include/`` or ``spark_jobs/`` imports this package: the
+pipeline talks to it only through the AWS API (an ``endpoint_url``), as it talks to AWS.
+"""
+
+from emr_emulator.server import Emulator, EmulatorSettings
+
+__all__ = ["Emulator", "EmulatorSettings"]

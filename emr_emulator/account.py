@@ -1,0 +1,59 @@
+"""What an emulated account holds before the pipeline runs: what the README's AWS set-up makes.
+
+``python -m include.infra create-bucket`` / ``create-roles`` make a private, encrypted bucket
+and the EMR service role + EC2 instance profile; the pipeline's preflight checks for them.
+:func:`prepare_account` makes the same (idempotently) in the emulator, without the
+AWS-managed policies (moto loads those only on request, slowly; the emulator checks no IAM
+permission anyway).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from include.config import DEFAULT_INSTANCE_ROLE, DEFAULT_SERVICE_ROLE
+
+_EXISTS = {"BucketAlreadyOwnedByYou", "EntityAlreadyExists", "LimitExceeded"}
+
+
+def _ignore_existing(call: Any, **kwargs: Any) -> None:
+    try:
+        call(**kwargs)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in _EXISTS:
+            raise
+
+
+def prepare_account(s3: Any, iam: Any, bucket: str, region: str) -> None:
+    """A private, SSE-S3 encrypted ``bucket`` and the default roles + instance profile."""
+    kwargs: dict[str, Any] = {"Bucket": bucket}
+    if region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    _ignore_existing(s3.create_bucket, **kwargs)
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    trust = json.dumps({"Version": "2012-10-17", "Statement": []})
+    for name in (DEFAULT_SERVICE_ROLE, DEFAULT_INSTANCE_ROLE):
+        _ignore_existing(iam.create_role, RoleName=name, AssumeRolePolicyDocument=trust)
+    _ignore_existing(iam.create_instance_profile, InstanceProfileName=DEFAULT_INSTANCE_ROLE)
+    profile = iam.get_instance_profile(InstanceProfileName=DEFAULT_INSTANCE_ROLE)
+    if not profile["InstanceProfile"]["Roles"]:
+        iam.add_role_to_instance_profile(
+            InstanceProfileName=DEFAULT_INSTANCE_ROLE, RoleName=DEFAULT_INSTANCE_ROLE
+        )

@@ -1,0 +1,162 @@
+"""The emulator as one object: moto's HTTP server on loopback + the EMR engine.
+
+    with Emulator(EmulatorSettings(data_dir=tmp)) as emu:
+        boto3.client("emr", endpoint_url=emu.endpoint_url, ...)
+
+moto's backends live in this process (like ``moto.server.ThreadedMotoServer``, whose
+werkzeug set-up this follows), so the engine moves their state directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("emr_emulator")
+
+LOG_DELAY_ENV = "FRUITS_EMU_LOG_DELAY_S"
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+
+
+@dataclass
+class EmulatorSettings:
+    """How the emulated EMR behaves. Durations are seconds; defaults suit a demo.
+
+    ``idle_scale`` multiplies ``AutoTerminationPolicy.IdleTimeout`` (EMR's minimum is 60 s;
+    tests use e.g. 0.05 to see the cost backstop act in seconds). ``log_delay_s``
+    (``FRUITS_EMU_LOG_DELAY_S``) is how long after a step ends its logs reach S3.
+    """
+
+    data_dir: Path = field(default_factory=lambda: Path(".emr-emulator"))
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: any free port
+    start_s: float = field(default_factory=lambda: _env_float("FRUITS_EMU_START_S", 2.0))
+    bootstrap_s: float = field(default_factory=lambda: _env_float("FRUITS_EMU_BOOTSTRAP_S", 2.0))
+    terminate_s: float = field(default_factory=lambda: _env_float("FRUITS_EMU_TERMINATE_S", 1.0))
+    log_delay_s: float = field(default_factory=lambda: _env_float(LOG_DELAY_ENV, 1.0))
+    idle_scale: float = field(default_factory=lambda: _env_float("FRUITS_EMU_IDLE_SCALE", 1.0))
+    local_cores: int = field(default_factory=lambda: int(_env_float("FRUITS_EMU_CORES", 2)))
+    python: str = field(default_factory=lambda: os.environ.get("PYSPARK_PYTHON") or sys.executable)
+    tick_s: float = 0.2
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).expanduser().resolve()
+        if self.host not in ("127.0.0.1", "localhost", "::1") and not os.environ.get(
+            "FRUITS_EMU_ALLOW_NON_LOOPBACK"
+        ):
+            raise ValueError(
+                f"host {self.host!r}: the emulator listens on loopback only "
+                "(set FRUITS_EMU_ALLOW_NON_LOOPBACK=1 inside a container network)"
+            )
+        for name in ("start_s", "bootstrap_s", "terminate_s", "log_delay_s", "tick_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.idle_scale <= 0 or self.local_cores < 1:
+            raise ValueError("idle_scale must be > 0 and local_cores >= 1")
+
+
+class Emulator:
+    """Start/stop the emulated AWS endpoint (``endpoint_url``) and its EMR engine."""
+
+    def __init__(
+        self, settings: EmulatorSettings | None = None, *, buckets: tuple[str, ...] = ()
+    ) -> None:
+        self.settings = settings or EmulatorSettings()
+        self.buckets = buckets  # created at start, before the status endpoint says ready
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._restore_models: Any = None
+        self.engine: Any = None
+
+    @property
+    def endpoint_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the emulator is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def s3_client(self) -> Any:
+        """An S3 client of this emulator (fake keys: moto accepts any)."""
+        return self.client("s3")
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of this emulator for ``service`` (fake keys: moto accepts any)."""
+        import boto3
+
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=os.environ.get("AWS_DEFAULT_REGION", "eu-west-1"),
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def start(self) -> Emulator:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        from emr_emulator.api import EmrApiLayer, install_model_patches
+        from emr_emulator.engine import EmrEngine
+
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.engine = EmrEngine(self.settings, self.s3_client)
+        app = EmrApiLayer(DomainDispatcherApplication(create_backend_app), self.engine)
+        self._server = make_server(
+            self.settings.host,
+            self.settings.port,
+            app,
+            threaded=True,
+            request_handler=MotoRequestHandler,
+        )
+        self._restore_models = install_model_patches()
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="emr-emulator-http", daemon=True
+        )
+        self._thread.start()
+        self.engine.start()
+        if self.buckets:
+            from emr_emulator.account import prepare_account
+
+            region = os.environ.get("AWS_DEFAULT_REGION", "eu-west-1")
+            for bucket in self.buckets:
+                prepare_account(self.s3_client(), self.client("iam"), bucket, region)
+        app.ready.set()
+        log.info("EMR emulator on %s (data in %s)", self.endpoint_url, self.settings.data_dir)
+        return self
+
+    def stop(self) -> None:
+        """Stop the engine (a running job is killed), then the HTTP server."""
+        if self.engine is not None:
+            self.engine.stop()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._restore_models is not None:
+            self._restore_models()
+            self._restore_models = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
