@@ -7,6 +7,12 @@ transient EMR cluster (Spark + Livy) that this DAG creates and **always** termin
 1. `validate_params` — checks the trigger form (fails before anything costs money) and
    plans the run: S3 keys, cluster request, Spark step.
 2. `validate_dataset` — the local folder exists and has `<split>/<label>/<image>` images.
+   `skip_if_unchanged` — the dataset manifest + run fingerprint equal the last successful
+   run's (`results/_last_success.json`) and its results are still there: every later task
+   is *skipped* (no upload, no cluster), the log names the earlier run and its report, the
+   run ends success. The `force` Param reruns anyway.
+   `check_budget` — the estimated cost (images / runtime throughput + cluster start + one
+   poll, priced from the price table) must not exceed `max_cost_usd`.
 3. `upload_dataset` (parquet shards by default; unchanged objects are skipped) and
    `upload_job_package` (job zip, entry script, bootstrap, requirements, weights file).
 4. `create_emr_cluster` — emr-7.x, Spark + Livy, bootstrap installing the job's
@@ -14,7 +20,9 @@ transient EMR cluster (Spark + Livy) that this DAG creates and **always** termin
 5. `add_feature_step` → `wait_for_feature_step` (a failed step's details and stderr tail
    are shown in the task log).
 6. `download_results` → `<results dir>/<run id>/` (refused without `_SUCCESS`), then
-   `build_report` (HTML report with cost estimate).
+   `build_report` (HTML report with cost estimate), then `publish_results`: manifest,
+   fingerprint, estimate and report beside the S3 results, the last-success record, and
+   events for the `fruits_features_pca` / `fruits_features_features` Assets.
 7. `terminate_emr_cluster` runs whatever failed (trigger rule ALL_DONE) and also finds the
    run's clusters by tag when the create task failed before reporting an id.
 8. `fail_run_if_any_task_failed` makes the run end *failed* when any task failed.
@@ -31,6 +39,7 @@ from typing import Any
 
 from airflow.sdk import TriggerRule, chain, dag, task
 
+from include.assets import FEATURES_ASSET, PCA_ASSET
 from include.config import DAG_START_DATE, dag_default_args, emr_schedule
 from include.emr import (
     EmrAddStepOnceOperator,
@@ -90,6 +99,26 @@ def fruits_emr_pipeline() -> None:
             raise AirflowFailException(str(exc)) from exc
         return summary.to_dict()
 
+    @task.short_circuit
+    def skip_if_unchanged(plan: dict[str, Any], **context: Any) -> dict[str, Any] | None:
+        """Fingerprint the run; None (skip every later task) when it is unchanged."""
+        from include.scheduled import emr_check_unchanged
+
+        return emr_check_unchanged(plan, dict(context["params"]))
+
+    @task
+    def check_budget(dataset: dict[str, Any], **context: Any) -> dict[str, Any]:
+        """Estimate the run's cost before any cluster exists; fail when over max_cost_usd."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.budget import BudgetExceededError
+        from include.scheduled import emr_check_budget
+
+        try:
+            return emr_check_budget(dataset, dict(context["params"]))
+        except (BudgetExceededError, ValueError) as exc:
+            raise AirflowFailException(str(exc)) from exc
+
     @task
     def upload_dataset(plan: dict[str, Any]) -> dict[str, Any]:
         """Mirror the dataset to S3 (idempotent); return the upload summary."""
@@ -126,13 +155,28 @@ def fruits_emr_pipeline() -> None:
             raise AirflowFailException(str(exc)) from exc
 
     @task
-    def build_report(run_dir: str) -> str:
-        """Write the run's HTML report beside its results."""
+    def build_report(run_dir: str, estimate: dict[str, Any] | None = None) -> str:
+        """Write the run's HTML report (with the pre-run cost estimate) beside its results."""
         from pathlib import Path
 
         from include.report import build_report
+        from include.scheduled import write_estimate
 
+        write_estimate(Path(run_dir), estimate)
         return str(build_report(Path(run_dir)))
+
+    @task(outlets=[PCA_ASSET, FEATURES_ASSET])
+    def publish_results(
+        plan: dict[str, Any], run_dir: str, run_info: dict[str, Any], **context: Any
+    ) -> None:
+        """Manifest, fingerprint, estimate and report beside the S3 results; the
+        last-success record; Asset events with the run's counts and fingerprint."""
+        from include.scheduled import emr_publish
+
+        dag_run = context["dag_run"]
+        extras = emr_publish(plan, run_dir, run_info, dag_id=dag_run.dag_id, run_id=dag_run.run_id)
+        context["outlet_events"][PCA_ASSET].extra = extras["pca"]
+        context["outlet_events"][FEATURES_ASSET].extra = extras["features"]
 
     @task(trigger_rule=TriggerRule.ONE_FAILED)
     def fail_run_if_any_task_failed() -> None:
@@ -143,6 +187,8 @@ def fruits_emr_pipeline() -> None:
 
     plan = validate_params()
     dataset = validate_dataset(plan["dataset_dir"])
+    run_info = skip_if_unchanged(plan)
+    estimate = check_budget(dataset)
     staged_dataset = upload_dataset(plan)
     staged_code = upload_job_package(plan)
     create_emr_cluster = EmrCreateClusterOperator(
@@ -174,7 +220,8 @@ def fruits_emr_pipeline() -> None:
         deferrable=plan["deferrable"],
     )
     results = download_results(plan, create_emr_cluster.output)
-    report = build_report(results)
+    report = build_report(results, estimate)
+    published = publish_results(plan, results, run_info)
     terminate_emr_cluster = EmrTerminateRunClustersOperator(
         task_id="terminate_emr_cluster",
         aws_conn_id=plan["aws_conn_id"],
@@ -186,12 +233,15 @@ def fruits_emr_pipeline() -> None:
     chain(
         plan,
         dataset,
+        run_info,
+        estimate,
         [staged_dataset, staged_code],
         create_emr_cluster,
         add_feature_step,
         wait_for_feature_step,
         results,
         report,
+        published,
     )
     # The cluster is not needed to download results: it is terminated as soon as the step
     # is over (or anything before it failed), not after the download.
@@ -207,6 +257,9 @@ def fruits_emr_pipeline() -> None:
         results,
         report,
         terminate_emr_cluster,
+        run_info,
+        estimate,
+        published,
     ] >> (fail_run_if_any_task_failed())
 
 

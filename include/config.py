@@ -63,6 +63,34 @@ PRICE_TABLE_USD_PER_HOUR: dict[str, tuple[float, float]] = {
 }
 ALLOWED_INSTANCE_TYPES: tuple[str, ...] = tuple(PRICE_TABLE_USD_PER_HOUR)
 
+INSTANCE_VCPUS: dict[str, int] = {
+    "m5.xlarge": 4,
+    "m5.2xlarge": 8,
+    "m5.4xlarge": 16,
+    "m6i.xlarge": 4,
+    "m6i.2xlarge": 8,
+    "c5.2xlarge": 8,
+    "c6i.2xlarge": 8,
+    "r5.xlarge": 4,
+}
+"""vCPUs per instance type (EC2 instance type pages); YARN offers all of them to executors."""
+
+# Featurisation throughput per vCPU, images/s, by model runtime (the job's ``--runtime``;
+# today's job runs Keras only). Measured 2026-12-02 for issue 10 on a 2-core AMD EPYC dev
+# machine with AVX2/FMA and no AVX-512 (docs: ../shared/FIELD-NOTES.md, "Measured
+# 2026-12-02"): MobileNetV2 224 px, batch 64, one thread per process. ONNX Runtime 1.32:
+# 177 images/s on the 2 cores (2 processes); Keras 3 predict_on_batch: 25-27 per core.
+# EMR's vCPUs are hyperthreads of other CPUs: the budget guard's estimate, not a promise.
+THROUGHPUT_IMAGES_PER_S_PER_VCPU: dict[str, float] = {"onnx": 88.0, "keras": 25.0}
+DEFAULT_RUNTIME = "keras"
+"""The runtime assumed when the job settings name none (the job had no other before issue 10)."""
+CLUSTER_START_BOOTSTRAP_S = 600
+"""Seconds from RunJobFlow to a WAITING cluster with the bootstrap installed (~10 minutes:
+the figure build_run_plan already allows for, 45 minutes at most)."""
+DEFAULT_MAX_COST_USD = 5.0
+"""Budget guard default: ~20x the estimate of a full 90k-image Fruits-360 run on the default
+cluster (1 + 2 m5.xlarge, Keras), so it refuses only runs sized far beyond the usual."""
+
 
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name, "").strip()

@@ -1,0 +1,240 @@
+"""Scheduled runs of the EMR DAG (dag.test() against moto, EMR played by ``FakeEmrJob``).
+
+Skip unchanged: a second run on the same dataset and settings creates no cluster, uploads
+nothing and ends success with every later task *skipped*; ``force``, other settings, other
+weights, or results that are gone make it run. Budget: an estimate over ``max_cost_usd``
+fails the run before any cluster or upload. Assets: a successful run emits one event per
+Asset (checked in Airflow's own ``asset_event`` table), a failed or skipped one none, and
+the example consumer DAG reads the PCA output the newest event names.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.dags.test_fruits_emr_pipeline import (  # noqa: F401  (fixtures)
+    BUCKET,
+    DAG_ID,
+    FAST,
+    PREFIX,
+    REGION,
+    FakeEmrJob,
+    aws_env,
+    clusters_by_state,
+    emr_dag,
+    job_source,
+    moto_aws,
+    run_dag,
+)
+
+pytestmark = pytest.mark.slow
+
+CLUSTER_TASKS = (
+    "upload_dataset",
+    "upload_job_package",
+    "create_emr_cluster",
+    "add_feature_step",
+    "wait_for_feature_step",
+    "download_results",
+    "build_report",
+    "publish_results",
+    "terminate_emr_cluster",
+)
+RECORD_KEY = f"{PREFIX}/results/_last_success.json"
+
+
+def s3_state() -> dict[str, tuple[str, Any]]:
+    """{key: (ETag, LastModified)} of every object: a changed or new object shows."""
+    s3 = boto3.client("s3", region_name=REGION)
+    return {
+        o["Key"]: (o["ETag"], o["LastModified"])
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+        for o in page.get("Contents", [])
+    }
+
+
+def read_json(key: str) -> dict[str, Any]:
+    s3 = boto3.client("s3", region_name=REGION)
+    return json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+
+
+def asset_events(name: str) -> list[Any]:
+    """Airflow's own records of the Asset's events (the ``asset_event`` table)."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        events = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .where(AssetModel.name == name)
+            .order_by(AssetEvent.id)
+        ).all()
+        session.expunge_all()
+    return list(events)
+
+
+def run(dag: Any, dataset: Any, **conf: Any) -> tuple[str, dict[str, str]]:
+    with FakeEmrJob("complete") as job:
+        state, tasks = run_dag(dag, dataset_dir=str(dataset), **{**FAST, **conf})
+    assert not job.errors
+    return state, tasks
+
+
+@pytest.fixture
+def dataset(tmp_path, sample_dataset):
+    """A private copy of the sample dataset (tests change it)."""
+    import shutil
+
+    copy = tmp_path / "fruits-360"
+    shutil.copytree(sample_dataset, copy)
+    return copy
+
+
+def test_unchanged_rerun_creates_no_cluster_uploads_nothing_and_ends_success(
+    emr_dag, moto_aws, dataset
+):
+    pca_before = len(asset_events("fruits_features_pca"))
+    state, tasks = run(emr_dag, dataset)
+    assert state == "success", tasks
+    assert tasks["skip_if_unchanged"] == tasks["publish_results"] == "success"
+    (first_cluster,) = clusters_by_state()
+    record = read_json(RECORD_KEY)
+    results = f"{PREFIX}/results/{record['run_key']}"
+    assert record["results_uri"] == f"s3://{BUCKET}/{results}"
+    assert record["report_uri"] == f"s3://{BUCKET}/{results}/report/report.html"
+    # Manifest, fingerprint, estimate and report beside the results.
+    keys = s3_state()
+    for name in ("manifest.json", "fingerprint.json", "cost_estimate.json", "report/report.html"):
+        assert f"{results}/{name}" in keys, name
+    manifest = read_json(f"{results}/manifest.json")
+    files = sorted(p.relative_to(dataset).as_posix() for p in dataset.rglob("*") if p.is_file())
+    assert [e["path"] for e in manifest["entries"]] == files
+    fingerprint = read_json(f"{results}/fingerprint.json")
+    assert fingerprint["fingerprint"] == record["fingerprint"]
+    assert fingerprint["components"]["manifest_digest"] == manifest["digest"]
+    assert len(asset_events("fruits_features_pca")) == pca_before + 1
+
+    before = s3_state()
+    state, tasks = run(emr_dag, dataset)
+
+    assert state == "success", tasks
+    assert tasks["skip_if_unchanged"] == "success"
+    for task in (*CLUSTER_TASKS, "check_budget", "fail_run_if_any_task_failed"):
+        assert tasks[task] == "skipped", (task, tasks)
+    assert list(clusters_by_state()) == [first_cluster]  # no second cluster
+    assert s3_state() == before  # nothing uploaded, not even the manifest
+    assert read_json(RECORD_KEY) == record  # the record still names the first run
+    assert len(asset_events("fruits_features_pca")) == pca_before + 1  # no event for a skip
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["force", "pca_k", "mode", "weights", "dataset", "results_gone"],
+)
+def test_a_change_or_force_runs_again(change, emr_dag, moto_aws, dataset, tmp_path):
+    first: dict[str, Any] = {}
+    second: dict[str, Any] = {}
+    if change == "weights":
+        (tmp_path / "a.weights.h5").write_bytes(b"weights A")
+        (tmp_path / "b.weights.h5").write_bytes(b"weights B")
+        first["weights"] = str(tmp_path / "a.weights.h5")
+        second["weights"] = str(tmp_path / "b.weights.h5")
+    state, tasks = run(emr_dag, dataset, **first)
+    assert state == "success", tasks
+    record = read_json(RECORD_KEY)
+    if change == "force":
+        second["force"] = True
+    elif change == "pca_k":
+        second.update(pca_k=2, pca_variance=None)
+    elif change == "mode":
+        second["mode"] = "full"
+    elif change == "dataset":
+        extra = next(dataset.rglob("*.jpg"))
+        (extra.parent / "added.jpg").write_bytes(extra.read_bytes())
+    elif change == "results_gone":
+        boto3.client("s3", region_name=REGION).delete_object(
+            Bucket=BUCKET, Key=f"{PREFIX}/results/{record['run_key']}/_SUCCESS"
+        )
+
+    state, tasks = run(emr_dag, dataset, **second)
+
+    assert state == "success", tasks
+    assert tasks["create_emr_cluster"] == "success", tasks
+    assert len(clusters_by_state()) == 2
+    new_record = read_json(RECORD_KEY)
+    assert new_record["run_id"] != record["run_id"]
+    if change in ("force", "results_gone"):
+        assert new_record["fingerprint"] == record["fingerprint"]
+    else:
+        assert new_record["fingerprint"] != record["fingerprint"]
+
+
+def test_a_failed_run_records_nothing_and_emits_no_asset_event(emr_dag, moto_aws, dataset):
+    events_before = (
+        len(asset_events("fruits_features_pca")),
+        len(asset_events("fruits_features_features")),
+    )
+    with FakeEmrJob("fail"):
+        state, tasks = run_dag(emr_dag, dataset_dir=str(dataset), **FAST)
+    assert state == "failed", tasks
+    assert tasks["publish_results"] == "upstream_failed"
+    assert RECORD_KEY not in s3_state()
+    events_after = (
+        len(asset_events("fruits_features_pca")),
+        len(asset_events("fruits_features_features")),
+    )
+    assert events_after == events_before
+
+    # The failed run left no record: the next run on the same input is not skipped.
+    state, tasks = run(emr_dag, dataset)
+    assert state == "success"
+    assert tasks["create_emr_cluster"] == "success"
+
+
+def test_success_emits_asset_events_with_counts_and_fingerprint_and_the_consumer_reads_them(
+    emr_dag, moto_aws, dataset, dagbag, aws_env
+):
+    state, tasks = run(emr_dag, dataset)
+    assert state == "success", tasks
+    record = read_json(RECORD_KEY)
+    pca_event = asset_events("fruits_features_pca")[-1]
+    features_event = asset_events("fruits_features_features")[-1]
+    for event in (pca_event, features_event):
+        assert event.source_dag_id == DAG_ID
+        assert event.source_task_id == "publish_results"
+        assert event.extra["fingerprint"] == record["fingerprint"]
+        assert event.extra["valid_images"] == 4  # the fake job's metrics.json
+        assert event.extra["run_id"] == record["run_id"]
+    assert pca_event.extra["k"] == 2
+    assert pca_event.extra["uri"] == f"{record['results_uri']}/pca"
+    assert pca_event.extra["local_dir"] == str(aws_env / record["run_key"] / "pca")
+
+    consumer = dagbag.dags["fruits_pca_consumer"]
+    dag_run = consumer.test()
+    (ti,) = dag_run.get_task_instances()
+    assert str(ti.state) == "success"
+    summary = ti.xcom_pull(task_ids="summarise_latest_pca")
+    assert summary["rows"] == 4
+    assert summary["components"] == 2
+    assert summary["labels"] == ["Kiwi", "Lemon"]
+    assert summary["run_id"] == record["run_id"]
+
+
+def test_over_budget_fails_before_any_cluster_or_upload(emr_dag, moto_aws, dataset):
+    state, tasks = run(emr_dag, dataset, max_cost_usd=0.01)
+
+    assert state == "failed", tasks
+    assert tasks["check_budget"] == "failed"
+    assert tasks["upload_dataset"] == tasks["create_emr_cluster"] == "upstream_failed"
+    assert tasks["terminate_emr_cluster"] == "success"  # found nothing to terminate
+    assert tasks["fail_run_if_any_task_failed"] == "failed"
+    assert clusters_by_state() == {}
+    keys = list(s3_state())
+    assert not [k for k in keys if "/datasets/" in k or "/code/" in k], keys
+    assert RECORD_KEY not in keys
