@@ -16,18 +16,15 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.dags.test_fruits_emr_pipeline import (  # noqa: F401  (fixtures)
+# The fixtures (aws_env, moto_aws, emr_dag, ...) come from tests/dags/conftest.py.
+from tests.dags.test_fruits_emr_pipeline import (
     BUCKET,
     DAG_ID,
     FAST,
     PREFIX,
     REGION,
     FakeEmrJob,
-    aws_env,
     clusters_by_state,
-    emr_dag,
-    job_source,
-    moto_aws,
     run_dag,
 )
 
