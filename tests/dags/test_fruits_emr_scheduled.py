@@ -235,3 +235,48 @@ def test_over_budget_fails_before_any_cluster_or_upload(emr_dag, moto_aws, datas
     keys = list(s3_state())
     assert not [k for k in keys if "/datasets/" in k or "/code/" in k], keys
     assert RECORD_KEY not in keys
+
+
+# ---------------------------------------------------------------------------- structure
+
+
+def test_guards_sit_before_every_upload_and_the_cluster(dagbag):
+    from airflow.providers.standard.operators.python import ShortCircuitOperator
+
+    from include.assets import FEATURES_ASSET, PCA_ASSET
+
+    dag = dagbag.dags[DAG_ID]
+    skip = dag.task_dict["skip_if_unchanged"]
+    assert isinstance(skip, ShortCircuitOperator)
+    assert skip.ignore_downstream_trigger_rules  # terminate (ALL_DONE) is skipped too
+    assert skip.upstream_task_ids >= {"validate_params", "validate_dataset"}
+    downstream = skip.get_flat_relative_ids(upstream=False)
+    assert {*CLUSTER_TASKS, "check_budget", "fail_run_if_any_task_failed"} <= downstream
+    budget = dag.task_dict["check_budget"]
+    assert budget.get_flat_relative_ids(upstream=False) >= {
+        "upload_dataset",
+        "upload_job_package",
+        "create_emr_cluster",
+    }
+    with_outlets = {t.task_id: t.outlets for t in dag.tasks if t.outlets}
+    assert with_outlets == {"publish_results": [PCA_ASSET, FEATURES_ASSET]}
+    assert dag.task_dict["publish_results"].upstream_task_ids >= {"build_report"}
+
+
+def test_check_budget_task_message_gives_the_estimate_and_the_param(dagbag):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.params import emr_params
+
+    task = dagbag.dags[DAG_ID].task_dict["check_budget"]
+    params = {name: p.value for name, p in emr_params().items()}
+    dataset = {"by_split_label": {"Training": {"Kiwi": 50_000, "Lemon": 40_000}}}
+    big = {**params, "mode": "full", "core_nodes": 20, "instance_type": "m5.4xlarge"}
+    with pytest.raises(AirflowFailException, match=r"estimated \$[0-9.]+: 90000 images") as err:
+        task.python_callable(dataset, params={**big, "max_cost_usd": 1.0})
+    assert "Raise the Param 'max_cost_usd'" in str(err.value)
+    estimate = task.python_callable(dataset, params=big)  # within the default budget
+    assert estimate["images"] == 90_000
+    assert estimate["max_cost_usd"] == params["max_cost_usd"]
+    mini = task.python_callable(dataset, params={**params, "max_images": 200})
+    assert mini["images"] == 200
