@@ -123,6 +123,7 @@ class PipelineConfig:
     data_dir: Path = REPO_ROOT / "data" / "fruits-360-sample"
     results_dir: Path = REPO_ROOT / "data" / "results"
     cluster_ttl_hours: int = 6
+    dataset_uri: str = ""
 
     def __post_init__(self) -> None:
         if self.region not in ALLOWED_REGIONS:
@@ -169,6 +170,7 @@ def load_config() -> PipelineConfig:
         data_dir=Path(_env("FRUITS_DATA_DIR", str(REPO_ROOT / "data" / "fruits-360-sample"))),
         results_dir=Path(_env("FRUITS_RESULTS_DIR", str(REPO_ROOT / "data" / "results"))),
         cluster_ttl_hours=_env_int("FRUITS_CLUSTER_TTL_HOURS", 6),
+        dataset_uri=_env("FRUITS_DATASET_URI", ""),
     )
 
 
