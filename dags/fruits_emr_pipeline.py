@@ -6,7 +6,10 @@ transient EMR cluster (Spark + Livy) that this DAG creates and **always** termin
 
 1. `validate_params` — checks the trigger form (fails before anything costs money) and
    plans the run: S3 keys, cluster request, Spark step.
-2. `validate_dataset` — the local folder exists and has `<split>/<label>/<image>` images.
+2. `validate_dataset` — the local folder exists and has `<split>/<label>/<image>` images;
+   or, with `dataset_uri` (`FRUITS_DATASET_URI`), the S3 prefix is listed (nothing is
+   downloaded) and must hold that layout or packed `*.parquet` shards; the job then reads
+   it in place and `upload_dataset` uploads nothing.
    `skip_if_unchanged` — the dataset manifest + run fingerprint equal the last successful
    run's (`results/_last_success.json`) and its results are still there: every later task
    is *skipped* (no upload, no cluster), the log names the earlier run and its report, the
@@ -72,14 +75,18 @@ def fruits_emr_pipeline() -> None:
         from include.config import load_config
         from include.emr import build_run_plan
         from include.params import emr_settings_from_params
+        from include.s3_dataset import dataset_uri_setting, plan_for_s3_dataset
 
         try:
             settings = emr_settings_from_params(dict(context["params"]))
             config = load_config()
+            dataset_uri = dataset_uri_setting(dict(context["params"]), config.dataset_uri)
         except ValueError as exc:
             raise AirflowFailException(f"Invalid run settings: {exc}") from exc
         dag_run = context["dag_run"]
         plan = build_run_plan(settings, config, dag_id=dag_run.dag_id, run_id=dag_run.run_id)
+        if dataset_uri:  # read in place: the step's --input is the URI, nothing is uploaded
+            plan = plan_for_s3_dataset(plan, dataset_uri)
         if plan["weights_file"] and not Path(plan["weights_file"]).is_file():
             raise AirflowFailException(
                 f"Invalid run settings: weights file {plan['weights_file']} does not exist"
@@ -87,15 +94,21 @@ def fruits_emr_pipeline() -> None:
         return plan
 
     @task
-    def validate_dataset(dataset_dir: str) -> dict[str, Any]:
-        """Fail fast when the dataset folder is missing, empty or laid out wrongly."""
+    def validate_dataset(plan: dict[str, Any]) -> dict[str, Any]:
+        """Fail fast when the dataset (folder, or S3 prefix: listed, not downloaded) is
+        missing, empty or laid out wrongly."""
         from airflow.sdk.exceptions import AirflowFailException
 
         from include.dataset import DatasetError, validate_dataset
+        from include.s3_dataset import S3DatasetError, validate_s3_dataset
+        from include.staging import make_s3_hook
 
         try:
-            summary = validate_dataset(dataset_dir)
-        except DatasetError as exc:
+            if plan.get("dataset_uri"):
+                hook = make_s3_hook(plan["aws_conn_id"])
+                return validate_s3_dataset(hook, plan["dataset_uri"])
+            summary = validate_dataset(plan["dataset_dir"])
+        except (DatasetError, S3DatasetError) as exc:
             raise AirflowFailException(str(exc)) from exc
         return summary.to_dict()
 
@@ -125,6 +138,10 @@ def fruits_emr_pipeline() -> None:
         from pathlib import Path
 
         from include.staging import upload_dataset
+
+        if plan.get("dataset_uri"):
+            print(f"dataset {plan['dataset_uri']} is read in place: nothing to upload")
+            return {"uri": plan["dataset_uri"], "uploaded": 0, "skipped": 0, "in_place": True}
 
         summary = upload_dataset(
             Path(plan["dataset_dir"]),
@@ -186,7 +203,7 @@ def fruits_emr_pipeline() -> None:
         raise AirflowFailException("a task of this run failed; the cluster was terminated")
 
     plan = validate_params()
-    dataset = validate_dataset(plan["dataset_dir"])
+    dataset = validate_dataset(plan)
     run_info = skip_if_unchanged(plan)
     estimate = check_budget(dataset)
     staged_dataset = upload_dataset(plan)

@@ -146,6 +146,21 @@ def guard_params(*, emr: bool) -> dict[str, Param]:
     return params
 
 
+def s3_dataset_params() -> dict[str, Param]:
+    """The EMR DAG's ``dataset_uri``: a dataset read in place from S3 (nothing uploaded)."""
+    return {
+        "dataset_uri": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$",
+            title="Dataset in S3",
+            description="s3://bucket/prefix/ laid out <split>/<label>/<image> or holding "
+            "packed *.parquet shards: validated by listing it, read in place by the job, "
+            "nothing uploaded. Empty = FRUITS_DATASET_URI, else the local dataset folder.",
+        ),
+    }
+
+
 @dataclass(frozen=True)
 class GuardSettings:
     """The guards of one run: rerun an unchanged run? the budget (None: no budget)."""
@@ -170,6 +185,7 @@ def emr_params() -> dict[str, Param]:
     """``job_params()`` plus the cluster, orchestration and guard options of the EMR DAG."""
     params = job_params()
     params.update(guard_params(emr=True))
+    params.update(s3_dataset_params())
     params.update(
         {
             "instance_type": Param(

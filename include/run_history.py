@@ -68,19 +68,18 @@ def job_package_identity() -> dict[str, str]:
     }
 
 
-def fingerprint_run(
+def fingerprint_from_manifest(
     job: Any,
-    dataset_dir: Path,
+    manifest: Manifest,
     *,
     environment: Mapping[str, Any] | None = None,
     s3_weights_checksum: str | None = None,
-) -> tuple[Manifest, dict[str, Any]]:
-    """The manifest of ``dataset_dir`` and the fingerprint of a run of ``job`` on it.
+) -> dict[str, Any]:
+    """The fingerprint of a run of ``job`` on the dataset ``manifest`` describes.
 
     A local weights file is hashed here; ``s3://`` weights need ``s3_weights_checksum``
     (from HeadObject, see :func:`s3_object_checksum`).
     """
-    manifest = manifest_from_dir(Path(dataset_dir))
     weights = job.weights
     file_digest = None
     if weights not in ("imagenet", "none") and not weights.startswith("s3://"):
@@ -88,12 +87,26 @@ def fingerprint_run(
         if not path.is_file():
             raise FileNotFoundError(f"weights file {path} does not exist")
         file_digest = file_sha256(path)
-    fingerprint = run_fingerprint(
+    return run_fingerprint(
         job,
         manifest_digest=manifest.digest,
         weights=weights_identity(weights, file_digest=file_digest, s3_checksum=s3_weights_checksum),
         job_package=job_package_identity(),
         environment=environment,
+    )
+
+
+def fingerprint_run(
+    job: Any,
+    dataset_dir: Path,
+    *,
+    environment: Mapping[str, Any] | None = None,
+    s3_weights_checksum: str | None = None,
+) -> tuple[Manifest, dict[str, Any]]:
+    """The manifest of the local folder ``dataset_dir`` and the fingerprint of a run on it."""
+    manifest = manifest_from_dir(Path(dataset_dir))
+    fingerprint = fingerprint_from_manifest(
+        job, manifest, environment=environment, s3_weights_checksum=s3_weights_checksum
     )
     return manifest, fingerprint
 

@@ -81,12 +81,24 @@ def emr_check_unchanged(
     hook = make_s3_hook(plan["aws_conn_id"])
     weights = settings.job.weights
     checksum = s3_object_checksum(hook, weights) if weights.startswith("s3://") else None
-    manifest, fingerprint = fingerprint_run(
-        settings.job,
-        Path(plan["dataset_dir"]),
-        environment={"platform": "emr", "release_label": settings.release_label},
-        s3_weights_checksum=checksum,
-    )
+    environment = {"platform": "emr", "release_label": settings.release_label}
+    if plan.get("dataset_uri"):
+        from include.fingerprint import manifest_from_s3_listing
+        from include.run_history import fingerprint_from_manifest
+        from include.s3_dataset import list_s3_dataset
+
+        uri = plan["dataset_uri"]
+        manifest = manifest_from_s3_listing(uri, list_s3_dataset(hook, uri))
+        fingerprint = fingerprint_from_manifest(
+            settings.job, manifest, environment=environment, s3_weights_checksum=checksum
+        )
+    else:
+        manifest, fingerprint = fingerprint_run(
+            settings.job,
+            Path(plan["dataset_dir"]),
+            environment=environment,
+            s3_weights_checksum=checksum,
+        )
     bucket = plan["bucket"]
     results_base, staging = _emr_prefixes(plan)
     record = read_s3_record(hook, bucket, record_key(results_base))
@@ -119,13 +131,22 @@ def emr_check_budget(dataset: Mapping[str, Any], params: Mapping[str, Any]) -> d
     settings = emr_settings_from_params(params)
     guards = guard_settings_from_params(params, emr=True)
     job = settings.job
-    estimate = estimate_run_cost(
-        images=images_to_featurise(
+    if dataset.get("layout") == "packed":
+        # A listing of shards cannot count images: estimated from their bytes, and only the
+        # total cap applies (the per-label counts are unknown).
+        estimated = int(dataset["estimated_images"])
+        log.info("packed S3 dataset: ~%d images estimated from its shards' bytes", estimated)
+        cap = job.max_images if job.mode == "mini" else None
+        images = min(estimated, cap) if cap is not None else estimated
+    else:
+        images = images_to_featurise(
             labels_count(dataset),
             mode=job.mode,
             max_images=job.max_images,
             per_class=job.per_class,
-        ),
+        )
+    estimate = estimate_run_cost(
+        images=images,
         runtime=runtime_of(job),
         instance_type=settings.instance_type,
         core_nodes=settings.core_nodes,

@@ -280,3 +280,84 @@ def test_check_budget_task_message_gives_the_estimate_and_the_param(dagbag):
     assert estimate["max_cost_usd"] == params["max_cost_usd"]
     mini = task.python_callable(dataset, params={**params, "max_images": 200})
     assert mini["images"] == 200
+
+
+# ---------------------------------------------------------------------------- S3 datasets
+
+DATA_BUCKET = "data-team-images"
+
+
+@pytest.fixture
+def s3_dataset(moto_aws, sample_dataset):
+    """The sample dataset copied to another bucket, laid out <split>/<label>/<image>."""
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=DATA_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    for path in sorted(sample_dataset.rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            key = f"fruits-360/{path.relative_to(sample_dataset).as_posix()}"
+            s3.put_object(Bucket=DATA_BUCKET, Key=key, Body=path.read_bytes())
+    return f"s3://{DATA_BUCKET}/fruits-360/"
+
+
+def test_an_s3_dataset_is_read_in_place_and_an_unchanged_one_is_skipped(emr_dag, s3_dataset):
+    with FakeEmrJob("complete") as job:
+        state, tasks = run_dag(emr_dag, dataset_uri=s3_dataset, **FAST)
+    assert state == "success", tasks
+    (step,) = job.seen_steps
+    args = step["args"]
+    assert args[args.index("--input") + 1] == s3_dataset  # the job reads it in place
+    keys = s3_state()
+    assert not [k for k in keys if "/datasets/" in k], "an S3 dataset was uploaded again"
+    manifest = read_json(f"{PREFIX}/results/{read_json(RECORD_KEY)['run_key']}/manifest.json")
+    assert manifest["root"] == s3_dataset
+    assert manifest["hash_kind"] == "s3-listing"
+
+    state, tasks = run(emr_dag, "/unused", dataset_uri=s3_dataset)
+    assert state == "success", tasks
+    assert tasks["create_emr_cluster"] == "skipped"
+
+    # An object changed in place (new ETag): the listing's manifest changes, the run runs.
+    s3 = boto3.client("s3", region_name=REGION)
+    key = next(k for k in (e["path"] for e in manifest["entries"]) if k.endswith(".jpg"))
+    s3.put_object(Bucket=DATA_BUCKET, Key=f"fruits-360/{key}", Body=b"other bytes")
+    state, tasks = run(emr_dag, "/unused", dataset_uri=s3_dataset)
+    assert state == "success", tasks
+    assert tasks["create_emr_cluster"] == "success"
+    assert len(clusters_by_state()) == 2
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        (f"s3://{DATA_BUCKET}/no-such-prefix/", "holds no objects"),
+        ("s3://no-such-bucket-anywhere/fruits/", "NoSuchBucket"),
+        (f"s3://{DATA_BUCKET}/flat/", "laid out neither"),
+    ],
+)
+def test_a_bad_s3_dataset_fails_validation_before_any_cluster(
+    uri, message, emr_dag, s3_dataset, monkeypatch
+):
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_object(Bucket=DATA_BUCKET, Key="flat/image.jpg", Body=b"jpeg")
+    failures: list[str] = []
+    import include.s3_dataset
+
+    original = include.s3_dataset.validate_s3_dataset
+
+    def spy(*args, **kwargs):
+        try:
+            return original(*args, **kwargs)
+        except include.s3_dataset.S3DatasetError as exc:
+            failures.append(str(exc))
+            raise
+
+    monkeypatch.setattr(include.s3_dataset, "validate_s3_dataset", spy)
+    state, tasks = run_dag(emr_dag, dataset_uri=uri, **FAST)
+
+    assert state == "failed", tasks
+    assert tasks["validate_dataset"] == "failed"
+    assert tasks["create_emr_cluster"] == "upstream_failed"
+    assert clusters_by_state() == {}
+    assert len(failures) == 1  # AirflowFailException: not retried
+    assert message in failures[0]
+    assert not [k for k in s3_state() if "/datasets/" in k or "/code/" in k]
