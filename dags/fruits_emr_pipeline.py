@@ -115,9 +115,14 @@ def fruits_emr_pipeline() -> None:
     @task.short_circuit
     def skip_if_unchanged(plan: dict[str, Any], **context: Any) -> dict[str, Any] | None:
         """Fingerprint the run; None (skip every later task) when it is unchanged."""
+        from airflow.sdk.exceptions import AirflowFailException
+
         from include.scheduled import emr_check_unchanged
 
-        return emr_check_unchanged(plan, dict(context["params"]))
+        try:
+            return emr_check_unchanged(plan, dict(context["params"]))
+        except (FileNotFoundError, ValueError) as exc:  # e.g. s3:// weights that do not exist
+            raise AirflowFailException(str(exc)) from exc
 
     @task
     def check_budget(dataset: dict[str, Any], **context: Any) -> dict[str, Any]:

@@ -174,17 +174,26 @@ def _metrics(run_dir: Path) -> dict[str, Any]:
 
 
 def _asset_extras(
-    *,
-    dag_id: str,
-    run_id: str,
-    fingerprint: str,
+    record: Mapping[str, Any],
     metrics: Mapping[str, Any],
+    *,
     pca: tuple[str, str | None],
     features: tuple[str, str | None],
 ) -> dict[str, dict[str, Any]]:
+    """Log the recorded success; the extras of the PCA and features Asset events."""
     from include.assets import asset_extra
 
-    common = {"dag_id": dag_id, "run_id": run_id, "metrics": metrics, "fingerprint": fingerprint}
+    log.info(
+        "recorded run %s as the last success (fingerprint %s)",
+        record["run_id"],
+        record["fingerprint"],
+    )
+    common = {
+        "dag_id": record["dag_id"],
+        "run_id": record["run_id"],
+        "metrics": metrics,
+        "fingerprint": record["fingerprint"],
+    }
     return {
         "pca": asset_extra(kind="pca", output_uri=pca[0], local_dir=pca[1], **common),
         "features": asset_extra(
@@ -245,12 +254,9 @@ def emr_publish(
     )
     results_base, _ = _emr_prefixes(plan)
     write_s3_record(hook, bucket, record_key(results_base), record)  # last: only on success
-    log.info("recorded run %s as the last success (fingerprint %s)", run_id, record["fingerprint"])
     return _asset_extras(
-        dag_id=dag_id,
-        run_id=run_id,
-        fingerprint=record["fingerprint"],
-        metrics=metrics,
+        record,
+        metrics,
         pca=(f"{results_uri}/pca", str(local / "pca")),
         features=(
             f"{results_uri}/features",
@@ -303,9 +309,10 @@ def local_publish(
     fingerprint = {"fingerprint": run_info["fingerprint"], "components": run_info["components"]}
     write_json_atomic(local / FINGERPRINT_FILE, {**fingerprint, "manifest": run_info["manifest"]})
     staged = Path(run_info["manifest_file"])
-    if not staged.is_file():
+    if staged.is_file():
+        shutil.move(staged, local / MANIFEST_FILE)
+    elif not (local / MANIFEST_FILE).is_file():  # (a retry finds it moved already)
         raise FileNotFoundError(f"the run's staged manifest {staged} is missing")
-    shutil.move(staged, local / MANIFEST_FILE)
     metrics = _metrics(local)
     report = local / "report" / "report.html"
     record = build_success_record(
@@ -319,12 +326,9 @@ def local_publish(
         counts=metrics.get("counts"),
     )
     write_local_record(local.parent, record)
-    log.info("recorded run %s as the last success (fingerprint %s)", run_id, record["fingerprint"])
     return _asset_extras(
-        dag_id=dag_id,
-        run_id=run_id,
-        fingerprint=record["fingerprint"],
-        metrics=metrics,
+        record,
+        metrics,
         pca=(str(local / "pca"), str(local / "pca")),
         features=(str(local / "features"), str(local / "features")),
     )
