@@ -510,7 +510,9 @@ def build_report(run_dir: Path, *, cluster_json: Path | None = None) -> Path:
 
     ``run_dir`` is one run's output folder (``metrics.json``, ``pca/``). ``cluster_json``
     (EMR runs) adds instance-hours and an estimated cost; when it is None, a
-    ``cluster.json`` inside ``run_dir`` is used if present. Optional parts that are missing
+    ``cluster.json`` inside ``run_dir`` is used if present; a ``cost_estimate.json`` there
+    (the budget guard's pre-run estimate) is shown next to the actual instance-hours.
+    Optional parts that are missing
     (no ``pca/``, k == 1, no bad files, no timings) give a note instead of a plot. Raises
     :class:`ReportError` when ``metrics.json`` is missing or not valid JSON.
     """
