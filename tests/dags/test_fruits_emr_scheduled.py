@@ -130,46 +130,45 @@ def test_unchanged_rerun_creates_no_cluster_uploads_nothing_and_ends_success(
     assert len(asset_events("fruits_features_pca")) == pca_before + 1  # no event for a skip
 
 
-@pytest.mark.parametrize(
-    "change",
-    ["force", "pca_k", "mode", "weights", "dataset", "results_gone"],
-)
-def test_a_change_or_force_runs_again(change, emr_dag, moto_aws, dataset, tmp_path):
-    first: dict[str, Any] = {}
-    second: dict[str, Any] = {}
-    if change == "weights":
-        (tmp_path / "a.weights.h5").write_bytes(b"weights A")
-        (tmp_path / "b.weights.h5").write_bytes(b"weights B")
-        first["weights"] = str(tmp_path / "a.weights.h5")
-        second["weights"] = str(tmp_path / "b.weights.h5")
-    state, tasks = run(emr_dag, dataset, **first)
+def test_a_change_or_force_runs_again(emr_dag, moto_aws, dataset, tmp_path):
+    """One chain of runs, each compared with the record the run before it left."""
+    (tmp_path / "a.weights.h5").write_bytes(b"weights A")
+    (tmp_path / "b.weights.h5").write_bytes(b"weights B")
+    conf: dict[str, Any] = {"weights": str(tmp_path / "a.weights.h5")}
+    state, tasks = run(emr_dag, dataset, **conf)
     assert state == "success", tasks
     record = read_json(RECORD_KEY)
-    if change == "force":
-        second["force"] = True
-    elif change == "pca_k":
-        second.update(pca_k=2, pca_variance=None)
-    elif change == "mode":
-        second["mode"] = "full"
-    elif change == "dataset":
-        extra = next(dataset.rglob("*.jpg"))
-        (extra.parent / "added.jpg").write_bytes(extra.read_bytes())
-    elif change == "results_gone":
-        boto3.client("s3", region_name=REGION).delete_object(
-            Bucket=BUCKET, Key=f"{PREFIX}/results/{record['run_key']}/_SUCCESS"
-        )
 
-    state, tasks = run(emr_dag, dataset, **second)
+    def change(name: str) -> None:
+        if name == "force":
+            conf["force"] = True
+        elif name == "pca_k":
+            conf.update(force=False, pca_k=2, pca_variance=None)
+        elif name == "mode":
+            conf["mode"] = "full"
+        elif name == "weights":  # same file name and path kind, other content
+            conf["weights"] = str(tmp_path / "b.weights.h5")
+        elif name == "dataset":
+            image = next(dataset.rglob("*.jpg"))
+            (image.parent / "added.jpg").write_bytes(image.read_bytes())
+        elif name == "results_gone":
+            boto3.client("s3", region_name=REGION).delete_object(
+                Bucket=BUCKET, Key=f"{PREFIX}/results/{record['run_key']}/_SUCCESS"
+            )
 
-    assert state == "success", tasks
-    assert tasks["create_emr_cluster"] == "success", tasks
-    assert len(clusters_by_state()) == 2
-    new_record = read_json(RECORD_KEY)
-    assert new_record["run_id"] != record["run_id"]
-    if change in ("force", "results_gone"):
-        assert new_record["fingerprint"] == record["fingerprint"]
-    else:
-        assert new_record["fingerprint"] != record["fingerprint"]
+    for clusters, name in enumerate(
+        ["force", "pca_k", "mode", "weights", "dataset", "results_gone"], start=2
+    ):
+        change(name)
+        state, tasks = run(emr_dag, dataset, **conf)
+        assert state == "success", (name, tasks)
+        assert tasks["create_emr_cluster"] == "success", (name, tasks)
+        assert len(clusters_by_state()) == clusters, name
+        new_record = read_json(RECORD_KEY)
+        assert new_record["run_id"] != record["run_id"], name
+        same = name in ("force", "results_gone")
+        assert (new_record["fingerprint"] == record["fingerprint"]) == same, name
+        record = new_record
 
 
 def test_a_failed_run_records_nothing_and_emits_no_asset_event(emr_dag, moto_aws, dataset):

@@ -398,7 +398,9 @@ def test_emr_dag_triggered_through_the_rest_api(stack):
 def test_deferred_wait_is_resumed_by_the_triggerer(stack):
     _enable_dag(stack)
 
-    run_id = _trigger(stack, {**BASE_CONF, "deferrable": True})
+    # force: the first test's run has the same fingerprint (deferrable does not change the
+    # results), so without it this run would be skipped as unchanged.
+    run_id = _trigger(stack, {**BASE_CONF, "deferrable": True, "force": True})
     result = _run_to_the_end(stack, run_id, complete_after_deferral=True)
 
     assert result["states"]["wait_for_feature_step"] == "success"
