@@ -35,8 +35,8 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	$(BIN)/uv pip install --python $(BIN)/python -r requirements.txt -r requirements-dev.txt -c constraints.txt
 	@touch $(STAMP)
 
-run: setup ## run the pipeline locally through Airflow on the sample dataset (or DATA=/path/to/fruits-360)
-	$(BIN)/python -m include.local_run $(if $(DATA),--data "$(DATA)") $(if $(WEIGHTS),--weights "$(WEIGHTS)")
+run: setup ## run the pipeline locally through Airflow on the sample dataset (or DATA=/path/to/fruits-360; FORCE=1 reruns an unchanged run)
+	$(BIN)/python -m include.local_run $(if $(DATA),--data "$(DATA)") $(if $(WEIGHTS),--weights "$(WEIGHTS)") $(if $(FORCE),--force)
 
 run-emr: setup ## run the EMR DAG end to end offline against the EMR emulator (DATA= optional)
 	$(BIN)/python -m emr_emulator.run_pipeline $(if $(DATA),--data "$(DATA)") $(if $(WEIGHTS),--weights "$(WEIGHTS)")

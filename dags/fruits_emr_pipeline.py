@@ -8,17 +8,29 @@ transient EMR cluster (Spark + Livy) that this DAG creates and **always** termin
    plans the run: S3 keys, cluster request, Spark step. `preflight` then checks the account
    for that request (roles, tagged subnet, instance type in the AZ, vCPU quota, bucket,
    route to the install source); each failure names what to change.
-2. `validate_dataset` — the local folder exists and has `<split>/<label>/<image>` images.
+2. `validate_dataset` — the local folder exists and has `<split>/<label>/<image>` images;
+   or, with `dataset_uri` (`FRUITS_DATASET_URI`), the S3 prefix is listed (nothing is
+   downloaded) and must hold that layout or packed `*.parquet` shards; the job then reads
+   it in place and `upload_dataset` uploads nothing.
+   `skip_if_unchanged` — the dataset manifest + run fingerprint equal the last successful
+   run's (`results/_last_success.json`) and its results are still there: every later task
+   is *skipped* (no upload, no cluster), the log names the earlier run and its report, the
+   run ends success. The `force` Param reruns anyway.
+   `check_budget` — the estimated cost (images / runtime throughput + cluster start + one
+   poll, priced from the price table) must not exceed `max_cost_usd`.
 3. `upload_dataset` (parquet shards by default; unchanged objects are skipped),
-   `upload_job_package` (job zip, entry script, bootstrap, requirements, weights file) and
-   `stage_wheelhouse` (the nodes' wheels in S3, reused while the requirements and
-   constraints are unchanged; the bootstrap installs them with `--no-index`).
+   `upload_job_package` (job zip, entry script, bootstrap, requirements, weights file,
+   the converted model) and `stage_wheelhouse` (the nodes' wheels in S3, reused while the
+   requirements and constraints are unchanged; the bootstrap installs them with
+   `--no-index`).
 4. `create_emr_cluster` — emr-7.x, Spark + Livy, bootstrap installing the job's
    requirements, idle auto-termination as a cost backstop, tagged Project/dag_id/run_id.
 5. `add_feature_step` → `wait_for_feature_step` (a failed step's details and stderr tail
    are shown in the task log).
 6. `download_results` → `<results dir>/<run id>/` (refused without `_SUCCESS`), then
-   `build_report` (HTML report with cost estimate).
+   `build_report` (HTML report with cost estimate), then `publish_results`: manifest,
+   fingerprint, estimate and report beside the S3 results, the last-success record, and
+   events for the `fruits_features_pca` / `fruits_features_features` Assets.
 7. `terminate_emr_cluster` runs whatever failed (trigger rule ALL_DONE) and also finds the
    run's clusters by tag when the create task failed before reporting an id.
 8. `fail_run_if_any_task_failed` makes the run end *failed* when any task failed.
@@ -34,6 +46,7 @@ from typing import Any
 
 from airflow.sdk import TriggerRule, chain, dag, task
 
+from include.assets import FEATURES_ASSET, PCA_ASSET
 from include.config import DAG_START_DATE, EMR_RETRY_DELAY, dag_default_args, emr_schedule
 from include.emr.operators import (
     EmrAddStepOnceOperator,
@@ -66,11 +79,13 @@ def fruits_emr_pipeline() -> None:
         from include.config import REPO_ROOT, load_config
         from include.emr.plan import build_run_plan
         from include.params import emr_settings_from_params
+        from include.s3_dataset import dataset_uri_setting, plan_for_s3_dataset
         from include.wheelhouse import digest_of_files
 
         try:
             settings = emr_settings_from_params(dict(context["params"]))
             config = load_config()
+            dataset_uri = dataset_uri_setting(dict(context["params"]), config.dataset_uri)
         except ValueError as exc:
             raise AirflowFailException(f"Invalid run settings: {exc}") from exc
         dag_run = context["dag_run"]
@@ -83,6 +98,8 @@ def fruits_emr_pipeline() -> None:
             if settings.wheelhouse
             else None,
         )
+        if dataset_uri:  # read in place: the step's --input is the URI, nothing is uploaded
+            plan = plan_for_s3_dataset(plan, dataset_uri)
         if plan["weights_file"] and not Path(plan["weights_file"]).is_file():
             raise AirflowFailException(
                 f"Invalid run settings: weights file {plan['weights_file']} does not exist"
@@ -119,17 +136,48 @@ def fruits_emr_pipeline() -> None:
         return [c.to_dict() for c in checks]
 
     @task
-    def validate_dataset(dataset_dir: str) -> dict[str, Any]:
-        """Fail fast when the dataset folder is missing, empty or laid out wrongly."""
+    def validate_dataset(plan: dict[str, Any]) -> dict[str, Any]:
+        """Fail fast when the dataset (folder, or S3 prefix: listed, not downloaded) is
+        missing, empty or laid out wrongly."""
         from airflow.sdk.exceptions import AirflowFailException
 
         from include.dataset import DatasetError, validate_dataset
+        from include.s3_dataset import S3DatasetError, validate_s3_dataset
+        from include.staging import make_s3_hook
 
         try:
-            summary = validate_dataset(dataset_dir)
-        except DatasetError as exc:
+            if plan.get("dataset_uri"):
+                hook = make_s3_hook(plan["aws_conn_id"])
+                return validate_s3_dataset(hook, plan["dataset_uri"])
+            summary = validate_dataset(plan["dataset_dir"])
+        except (DatasetError, S3DatasetError) as exc:
             raise AirflowFailException(str(exc)) from exc
         return summary.to_dict()
+
+    @task.short_circuit
+    def skip_if_unchanged(plan: dict[str, Any], **context: Any) -> dict[str, Any] | None:
+        """Fingerprint the run; None (skip every later task) when it is unchanged."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.scheduled import emr_check_unchanged
+
+        try:
+            return emr_check_unchanged(plan, dict(context["params"]))
+        except (FileNotFoundError, ValueError) as exc:  # e.g. s3:// weights that do not exist
+            raise AirflowFailException(str(exc)) from exc
+
+    @task
+    def check_budget(dataset: dict[str, Any], **context: Any) -> dict[str, Any]:
+        """Estimate the run's cost before any cluster exists; fail when over max_cost_usd."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.budget import BudgetExceededError
+        from include.scheduled import emr_check_budget
+
+        try:
+            return emr_check_budget(dataset, dict(context["params"]))
+        except (BudgetExceededError, ValueError) as exc:
+            raise AirflowFailException(str(exc)) from exc
 
     @task
     def upload_dataset(plan: dict[str, Any]) -> dict[str, Any]:
@@ -137,6 +185,10 @@ def fruits_emr_pipeline() -> None:
         from pathlib import Path
 
         from include.staging import upload_dataset
+
+        if plan.get("dataset_uri"):
+            print(f"dataset {plan['dataset_uri']} is read in place: nothing to upload")
+            return {"uri": plan["dataset_uri"], "uploaded": 0, "skipped": 0, "in_place": True}
 
         summary = upload_dataset(
             Path(plan["dataset_dir"]),
@@ -206,13 +258,28 @@ def fruits_emr_pipeline() -> None:
             raise AirflowFailException(str(exc)) from exc
 
     @task
-    def build_report(run_dir: str) -> str:
-        """Write the run's HTML report beside its results."""
+    def build_report(run_dir: str, estimate: dict[str, Any] | None = None) -> str:
+        """Write the run's HTML report (with the pre-run cost estimate) beside its results."""
         from pathlib import Path
 
         from include.report import build_report
+        from include.scheduled import write_estimate
 
+        write_estimate(Path(run_dir), estimate)
         return str(build_report(Path(run_dir)))
+
+    @task(outlets=[PCA_ASSET, FEATURES_ASSET])
+    def publish_results(
+        plan: dict[str, Any], run_dir: str, run_info: dict[str, Any], **context: Any
+    ) -> None:
+        """Manifest, fingerprint, estimate and report beside the S3 results; the
+        last-success record; Asset events with the run's counts and fingerprint."""
+        from include.scheduled import emr_publish
+
+        dag_run = context["dag_run"]
+        extras = emr_publish(plan, run_dir, run_info, dag_id=dag_run.dag_id, run_id=dag_run.run_id)
+        context["outlet_events"][PCA_ASSET].extra = extras["pca"]
+        context["outlet_events"][FEATURES_ASSET].extra = extras["features"]
 
     @task(trigger_rule=TriggerRule.ONE_FAILED)
     def fail_run_if_any_task_failed() -> None:
@@ -223,7 +290,9 @@ def fruits_emr_pipeline() -> None:
 
     plan = validate_params()
     checked = preflight(plan)
-    dataset = validate_dataset(plan["dataset_dir"])
+    dataset = validate_dataset(plan)
+    run_info = skip_if_unchanged(plan)
+    estimate = check_budget(dataset)
     staged_dataset = upload_dataset(plan)
     staged_code = upload_job_package(plan)
     staged_wheels = stage_wheelhouse(plan)
@@ -256,7 +325,8 @@ def fruits_emr_pipeline() -> None:
         deferrable=plan["deferrable"],
     )
     results = download_results(plan, create_emr_cluster.output)
-    report = build_report(results)
+    report = build_report(results, estimate)
+    published = publish_results(plan, results, run_info)
     terminate_emr_cluster = EmrTerminateRunClustersOperator(
         task_id="terminate_emr_cluster",
         aws_conn_id=plan["aws_conn_id"],
@@ -269,12 +339,15 @@ def fruits_emr_pipeline() -> None:
         plan,
         checked,
         dataset,
+        run_info,
+        estimate,
         [staged_dataset, staged_code, staged_wheels],
         create_emr_cluster,
         add_feature_step,
         wait_for_feature_step,
         results,
         report,
+        published,
     )
     # The cluster is not needed to download results: it is terminated as soon as the step
     # is over (or anything before it failed), not after the download.
@@ -292,6 +365,9 @@ def fruits_emr_pipeline() -> None:
         results,
         report,
         terminate_emr_cluster,
+        run_info,
+        estimate,
+        published,
     ] >> (fail_run_if_any_task_failed())
 
 

@@ -8,6 +8,10 @@ check results on a laptop before paying for a cluster.
 1. **validate_dataset**: the folder (Param `dataset_dir`, else `FRUITS_DATA_DIR`, else
    `data/fruits-360-sample`) has the `<Split>/<Label>/<image>` layout; the Params are
    consistent. Bad input fails here, without a retry.
+   **skip_if_unchanged**: the dataset manifest + run fingerprint equal the last successful
+   run's (`<results>/_last_success.json`) and its folder still has `_SUCCESS`: every
+   later task is *skipped*, the log names that run and its report, the run ends success.
+   The `force` Param reruns anyway.
 2. **prepare_spark_job**: builds the job package (`include/job_package.py`) and the job's
    arguments (`include/job_args.py`, shared with the EMR DAG).
 3. **run_feature_job**: the apache-spark provider's `SparkSubmitOperator` on the
@@ -15,6 +19,9 @@ check results on a laptop before paying for a cluster.
    "local[*]"}'`, set by `make run` and docker-compose).
 4. **check_results**: the run's `_SUCCESS` marker and `metrics.json` exist.
 5. **build_report**: `report/report.html` with the plots (`include/report.py`).
+6. **publish_results**: `manifest.json` + `fingerprint.json` in the run's folder, the
+   last-success record, and events for the `fruits_features_pca` / `fruits_features_features`
+   Assets (extra: where the output is, counts, fingerprint).
 
 Results of a run go to `FRUITS_RESULTS_DIR/<run id>/` (default `data/results/`), where the run
 id is the Airflow run id made filesystem-safe; rerunning replaces that folder only.
@@ -31,10 +38,12 @@ from typing import Any
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import Param, chain, dag, get_current_context, task
 
+from include.assets import FEATURES_ASSET, PCA_ASSET
 from include.config import DAG_START_DATE, dag_default_args
 from include.job_args import safe_run_id
-from include.params import job_params
+from include.params import guard_params, job_params
 
+DAG_ID = "fruits_local_pipeline"
 SPARK_CONN_ID = "spark_local"
 PACKAGES_DIRNAME = "_packages"  # <results>/_packages/<run id>/: the job zip of each run
 # spark-submit of the interpreter's own environment (pyspark's wheel installs it beside
@@ -53,7 +62,7 @@ SPARK_CONF = {
 
 
 def _local_params() -> dict[str, Param]:
-    params = job_params()
+    params = {**job_params(), **guard_params(emr=False)}
     params["dataset_dir"] = Param(
         None,
         type=["null", "string"],
@@ -65,7 +74,7 @@ def _local_params() -> dict[str, Param]:
 
 
 @dag(
-    dag_id="fruits_local_pipeline",
+    dag_id=DAG_ID,
     schedule=None,
     start_date=DAG_START_DATE,
     catchup=False,
@@ -96,6 +105,28 @@ def fruits_local_pipeline() -> None:
             raise AirflowFailException(str(exc)) from exc
         print(f"dataset {data_dir}: {summary.images} images, {len(summary.labels)} labels")
         return {"dataset_dir": str(data_dir.resolve()), **summary.to_dict()}
+
+    @task.short_circuit
+    def skip_if_unchanged(dataset: dict[str, Any]) -> dict[str, Any] | None:
+        """Fingerprint the run; None (skip every later task) when it is unchanged."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.config import load_config
+        from include.params import guard_settings_from_params, job_settings_from_params
+        from include.scheduled import local_check_unchanged
+
+        context = get_current_context()
+        params = context["params"]
+        try:
+            return local_check_unchanged(
+                job_settings_from_params(params),
+                Path(dataset["dataset_dir"]),
+                load_config().results_dir,
+                force=guard_settings_from_params(params, emr=False).force,
+                run_key=safe_run_id(context["run_id"]),
+            )
+        except (FileNotFoundError, ValueError) as exc:  # bad input: a retry fails the same way
+            raise AirflowFailException(str(exc)) from exc
 
     @task(multiple_outputs=True)
     def prepare_spark_job(dataset: dict[str, Any]) -> dict[str, Any]:
@@ -189,7 +220,18 @@ def fruits_local_pipeline() -> None:
         print(f"report: {report}")
         return str(report)
 
+    @task(outlets=[PCA_ASSET, FEATURES_ASSET])
+    def publish_results(run_dir: str, run_info: dict[str, Any]) -> None:
+        """Manifest + fingerprint in the run's folder, the last-success record, Asset events."""
+        from include.scheduled import local_publish
+
+        context = get_current_context()
+        extras = local_publish(run_dir, run_info, dag_id=DAG_ID, run_id=context["run_id"])
+        context["outlet_events"][PCA_ASSET].extra = extras["pca"]
+        context["outlet_events"][FEATURES_ASSET].extra = extras["features"]
+
     dataset = validate_dataset()
+    run_info = skip_if_unchanged(dataset)
     job = prepare_spark_job(dataset)
     run_feature_job = SparkSubmitOperator(
         task_id="run_feature_job",
@@ -203,7 +245,8 @@ def fruits_local_pipeline() -> None:
         name="fruits-features-local",
     )
     checked = check_results(job["run_dir"])
-    chain(job, run_feature_job, checked, build_report(checked))
+    report = build_report(checked)
+    chain(run_info, job, run_feature_job, checked, report, publish_results(checked, run_info))
 
 
 fruits_local_pipeline()

@@ -113,6 +113,28 @@ PRICE_TABLE_USD_PER_HOUR: dict[str, tuple[float, float]] = {
 ALLOWED_INSTANCE_TYPES: tuple[str, ...] = tuple(PRICE_TABLE_USD_PER_HOUR)
 
 
+# Featurisation throughput per vCPU, images/s, by model runtime (the job's ``--runtime``).
+# Measured 2026-12-02 on a 2-core AMD EPYC dev machine with AVX2/FMA and no AVX-512
+# (../shared/FIELD-NOTES.md, "Measured 2026-12-02"): MobileNetV2 224 px, batch 64, one
+# thread per process, 2 processes: ai-edge-litert 176 images/s, ONNX Runtime 177; Keras 3
+# predict_on_batch 25-27 per core. The slower machine's figures on purpose (on an AVX-512
+# one, benchmarks/featurize.py measured the Spark job at 107 (litert) / 53 (keras) per
+# core): EMR's vCPUs are hyperthreads. The budget guard's estimate, not a promise.
+THROUGHPUT_IMAGES_PER_S_PER_VCPU: dict[str, float] = {
+    "litert": 88.0,
+    "onnx": 88.0,
+    "keras": 25.0,
+}
+DEFAULT_RUNTIME = "litert"
+"""The runtime assumed when the job settings name none (= the job's default)."""
+CLUSTER_START_BOOTSTRAP_S = 600
+"""Seconds from RunJobFlow to a WAITING cluster with the bootstrap installed (~10 minutes:
+the figure build_run_plan already allows for, 45 minutes at most)."""
+DEFAULT_MAX_COST_USD = 5.0
+"""Budget guard default: ~20x the estimate of a full 90k-image Fruits-360 run on the default
+cluster (1 + 2 m5.xlarge, Keras), so it refuses only runs sized far beyond the usual."""
+
+
 @dataclass(frozen=True)
 class InstanceType:
     """What the executor sizing needs to know of a node (include/executor_sizing.py)."""
@@ -141,6 +163,9 @@ INSTANCE_TYPES: dict[str, InstanceType] = {
     "m7g.xlarge": InstanceType(4, 16, 11712, "aarch64"),
     "m7g.2xlarge": InstanceType(8, 32, 23424, "aarch64"),
 }
+
+INSTANCE_VCPUS: dict[str, int] = {name: node.vcpus for name, node in INSTANCE_TYPES.items()}
+"""vCPUs per instance type; YARN offers all of them to executors (include/executor_sizing.py)."""
 
 RUNTIME_ARCHES: dict[str, tuple[str, ...]] = {
     "litert": ("x86_64", "aarch64"),
@@ -192,6 +217,7 @@ class PipelineConfig:
     data_dir: Path = REPO_ROOT / "data" / "fruits-360-sample"
     results_dir: Path = REPO_ROOT / "data" / "results"
     cluster_ttl_hours: int = field(default_factory=default_cluster_ttl_hours)
+    dataset_uri: str = ""
 
     def __post_init__(self) -> None:
         if self.region not in ALLOWED_REGIONS:
@@ -238,6 +264,7 @@ def load_config() -> PipelineConfig:
         data_dir=Path(_env("FRUITS_DATA_DIR", str(REPO_ROOT / "data" / "fruits-360-sample"))),
         results_dir=Path(_env("FRUITS_RESULTS_DIR", str(REPO_ROOT / "data" / "results"))),
         cluster_ttl_hours=_env_int("FRUITS_CLUSTER_TTL_HOURS", default_cluster_ttl_hours()),
+        dataset_uri=_env("FRUITS_DATASET_URI", ""),
     )
 
 

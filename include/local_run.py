@@ -10,9 +10,11 @@
 3. Airflow: the metadata DB in ``$AIRFLOW_HOME`` (``airflow db migrate``, idempotent), then
    one run of the ``fruits_local_pipeline`` DAG with ``dag.test()`` (the scheduler's
    dependency loop, in this process), with the choices above as the run's conf (Params).
-4. Prints where the features, the PCA, the metrics and the report are.
+4. Prints where the features, the PCA, the metrics and the report are — or, when the
+   run was skipped because nothing changed since the last successful run, which run's
+   results and report to use (``--force`` reruns anyway).
 
-    python -m include.local_run [--data DIR] [--weights imagenet|none|FILE] [--offline]
+    python -m include.local_run [--data DIR] [--weights imagenet|none|FILE] [--offline] [--force]
 """
 
 from __future__ import annotations
@@ -244,6 +246,25 @@ def choose_inputs(
     return data_dir, decision
 
 
+def summarise_skipped(results_dir: Path, run_id: str) -> str:
+    """The closing message of a run skipped as unchanged: which run's results to use."""
+    from include.run_history import read_local_record
+
+    record = read_local_record(results_dir) or {}
+    return "\n".join(
+        [
+            "",
+            "=" * 78,
+            f"Run {run_id}: unchanged since run {record.get('run_id', '?')} "
+            "(same dataset, weights, settings and job package): nothing was recomputed.",
+            f"  results      {record.get('results_uri', '?')}",
+            f"  report       {record.get('report_uri') or 'none'}",
+            "  (pass --force to run anyway)",
+            "=" * 78,
+        ]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -262,6 +283,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=("mini", "full"), default=None)
     parser.add_argument("--max-images", type=int, default=None, help="mini mode: total image cap")
     parser.add_argument("--pca-k", type=int, default=None, help="fixed number of PCA components")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="run even when the dataset, weights, settings and job package are unchanged "
+        "since the last successful run (which is reused otherwise)",
+    )
     args = parser.parse_args(argv)
 
     env = airflow_env()
@@ -291,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.pca_k:
         conf["pca_k"] = args.pca_k
         conf["pca_variance"] = None
+    if args.force:
+        conf["force"] = True
     try:
         print(f"Airflow home: {env['AIRFLOW_HOME']} (metadata DB: airflow db migrate)")
         migrate_db(env)
@@ -304,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     if state != "success":
         report_failure(run_id, state, states, console)
         return 1
+    if states.get("run_feature_job") == "skipped":
+        print(summarise_skipped(config.results_dir, run_id))
+        return 0
     print(summarise(run_dir, decision))
     return 0
 

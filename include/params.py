@@ -20,6 +20,7 @@ from airflow.sdk import Param
 
 from include.config import (
     ALLOWED_INSTANCE_TYPES,
+    DEFAULT_MAX_COST_USD,
     DEFAULT_RELEASE_LABEL,
     EMR_RETRY_DELAY,
     FULL_STEP_TIMEOUT_SECONDS,
@@ -151,9 +152,74 @@ def job_params() -> dict[str, Param]:
     }
 
 
+def guard_params(*, emr: bool) -> dict[str, Param]:
+    """Params of the scheduled-run guards (not job settings: they never enter a fingerprint).
+
+    ``force`` (both DAGs) reruns a run whose fingerprint is unchanged; ``max_cost_usd`` (EMR)
+    refuses a run whose estimate is higher, before any cluster exists.
+    """
+    params = {
+        "force": Param(
+            False,
+            type="boolean",
+            title="Run even if unchanged",
+            description="A run whose dataset, weights, settings and job package equal the "
+            "last successful run's is skipped (its results are reused). Tick to rerun anyway.",
+        ),
+    }
+    if emr:
+        params["max_cost_usd"] = Param(
+            DEFAULT_MAX_COST_USD,
+            type="number",
+            exclusiveMinimum=0,
+            title="Budget (USD)",
+            description="Refuse the run before any cluster exists when its estimated cost "
+            "(images / runtime throughput + cluster start + one poll, at the price table's "
+            "on-demand prices) is higher.",
+        )
+    return params
+
+
+def s3_dataset_params() -> dict[str, Param]:
+    """The EMR DAG's ``dataset_uri``: a dataset read in place from S3 (nothing uploaded)."""
+    return {
+        "dataset_uri": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$",
+            title="Dataset in S3",
+            description="s3://bucket/prefix/ laid out <split>/<label>/<image> or holding "
+            "packed *.parquet shards: validated by listing it, read in place by the job, "
+            "nothing uploaded. Empty = FRUITS_DATASET_URI, else the local dataset folder.",
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    """The guards of one run: rerun an unchanged run? the budget (None: no budget)."""
+
+    force: bool
+    max_cost_usd: float | None
+
+
+def guard_settings_from_params(params: Mapping[str, Any], *, emr: bool) -> GuardSettings:
+    """Validated ``GuardSettings``; raises ``ValueError`` naming the bad Param."""
+    defaults = guard_params(emr=emr)
+    force = _check_bool("force", _get(params, "force", defaults))
+    budget = None
+    if emr:
+        budget = _check_number("max_cost_usd", _get(params, "max_cost_usd", defaults))
+        if budget is None or budget <= 0:
+            raise ValueError(f"max_cost_usd must be > 0, got {budget}")
+    return GuardSettings(force=force, max_cost_usd=budget)
+
+
 def emr_params() -> dict[str, Param]:
-    """``job_params()`` plus the cluster and orchestration options of the EMR DAG."""
+    """``job_params()`` plus the cluster, orchestration and guard options of the EMR DAG."""
     params = job_params()
+    params.update(guard_params(emr=True))
+    params.update(s3_dataset_params())
     params.update(
         {
             "instance_type": Param(

@@ -318,11 +318,47 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return "n/a" if value is None else str(value)
 
 
+def load_estimate(run_dir: Path) -> dict[str, Any] | None:
+    """The budget guard's pre-run estimate (``cost_estimate.json``), or None (none, damaged)."""
+    path = Path(run_dir) / "cost_estimate.json"
+    if not path.is_file():
+        return None
+    try:
+        estimate = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return estimate if isinstance(estimate, dict) else None
+
+
+def _estimate_rows(estimate: Mapping[str, Any], cost: Mapping[str, Any] | None) -> list[tuple]:
+    rows = [
+        (
+            "estimated before the cluster (budget guard)",
+            _fmt(estimate.get("instance_hours"), 3),
+            _fmt(estimate.get("estimated_usd"), 2),
+            f"{estimate.get('images', 'n/a')} images, {estimate.get('runtime', 'n/a')} at "
+            f"{estimate.get('images_per_s_per_vcpu', 'n/a')} images/s per vCPU; "
+            f"budget {_fmt(estimate.get('max_cost_usd'), 2)} USD",
+        )
+    ]
+    if cost is not None:
+        rows.append(
+            (
+                "actual (cluster timeline)",
+                _fmt(cost.get("instance_hours"), 3),
+                _fmt(cost.get("estimated_usd"), 2),
+                f"cluster {cost.get('cluster_id')}",
+            )
+        )
+    return rows
+
+
 def _render_html(
     metrics: Mapping[str, Any],
     plots: Mapping[str, Path | None],
     cost: Mapping[str, Any] | None,
     cost_error: str | None,
+    estimate: Mapping[str, Any] | None = None,
 ) -> str:
     counts = metrics.get("counts") or {}
     pca = metrics.get("pca") or {}
@@ -455,6 +491,9 @@ def _render_html(
                     )
                 )
             parts.append(f'<p class="muted">{_esc(cost.get("price_basis", ""))}</p>')
+    if estimate is not None:
+        parts.append("<h2>Estimated vs actual instance-hours</h2>")
+        parts.append(_table(["", "instance-hours", "USD", "basis"], _estimate_rows(estimate, cost)))
     versions = metrics.get("versions") or {}
     if versions:
         parts.append("<h2>Versions</h2>")
@@ -471,7 +510,9 @@ def build_report(run_dir: Path, *, cluster_json: Path | None = None) -> Path:
 
     ``run_dir`` is one run's output folder (``metrics.json``, ``pca/``). ``cluster_json``
     (EMR runs) adds instance-hours and an estimated cost; when it is None, a
-    ``cluster.json`` inside ``run_dir`` is used if present. Optional parts that are missing
+    ``cluster.json`` inside ``run_dir`` is used if present; a ``cost_estimate.json`` there
+    (the budget guard's pre-run estimate) is shown next to the actual instance-hours.
+    Optional parts that are missing
     (no ``pca/``, k == 1, no bad files, no timings) give a note instead of a plot. Raises
     :class:`ReportError` when ``metrics.json`` is missing or not valid JSON.
     """
@@ -505,7 +546,8 @@ def build_report(run_dir: Path, *, cluster_json: Path | None = None) -> Path:
     }
     report = out / "report.html"
     tmp = report.with_suffix(".html.tmp")
-    tmp.write_text(_render_html(metrics, plots, cost, cost_error), encoding="utf-8")
+    html = _render_html(metrics, plots, cost, cost_error, load_estimate(run_dir))
+    tmp.write_text(html, encoding="utf-8")
     tmp.replace(report)  # never leave a half-written report behind
     return report
 

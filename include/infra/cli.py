@@ -124,16 +124,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=cmd_upload_dataset)
 
+    dataset = argparse.ArgumentParser(add_help=False)
+    dataset.add_argument(
+        "--dataset-uri",
+        help="s3://bucket/prefix/ of a dataset read in place (default: FRUITS_DATASET_URI); "
+        "outside the project's bucket/prefix, the instance profile may read (only) it",
+    )
+
     p = sub.add_parser(
         "create-roles",
-        parents=[common, roles],
+        parents=[common, roles, dataset],
         help="create the EMR service role, EC2 instance profile and Airflow policy",
     )
     p.set_defaults(handler=cmd_create_roles)
 
     p = sub.add_parser(
         "print-roles",
-        parents=[common, roles],
+        parents=[common, roles, dataset],
         help="print the IAM documents as JSON for an administrator (creates nothing)",
     )
     p.add_argument("--account-id", help="account id to put in ARNs (default: ask STS)")
@@ -338,6 +345,7 @@ def _role_settings(args: argparse.Namespace, config: PipelineConfig) -> RoleSett
         prefix=_prefix(args, config),
         service_role=args.service_role,
         instance_role=args.instance_role,
+        dataset_uri=getattr(args, "dataset_uri", None) or config.dataset_uri or None,
     )
 
 
@@ -353,6 +361,11 @@ def cmd_create_roles(args: argparse.Namespace) -> int:
         state = "created" if result[f"{kind}_created"] else "updated"
         print(f"{kind.replace('_', ' ')} {result[kind]}: {state}")
     print(f"instance profile {result['instance_profile']}: ready")
+    if settings.dataset_uri:
+        from include.dataset_uri import outside_project
+
+        if outside_project(settings.dataset_uri, bucket=settings.bucket, prefix=settings.prefix):
+            print(f"  and may read (only read) the dataset {settings.dataset_uri}")
     print(f"Airflow policy {result['airflow_policy_arn']}: attach it to the IAM user or role")
     print("  that Airflow's AWS connection uses (aws iam attach-user-policy ...).")
     print("These are the pipeline's default role names; with other names, add to .env:")

@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from include.config import DEFAULT_INSTANCE_ROLE, DEFAULT_SERVICE_ROLE, PROJECT_TAG
 from include.infra.aws import AwsContext
+from include.infra.dataset_access import dataset_read_statements
 from include.infra.errors import InfraError, RefusedError
 from include.infra.policies import EMR_SERVICE_MANAGED_POLICY, policy_json, render_policy
 
@@ -31,6 +32,9 @@ class RoleSettings:
     prefix: str
     service_role: str = DEFAULT_SERVICE_ROLE
     instance_role: str = DEFAULT_INSTANCE_ROLE
+    dataset_uri: str | None = None
+    """A dataset read in place (``s3://bucket/prefix/``); outside the project's prefix, the
+    instance profile gets read-only access to it (``include/infra/dataset_access.py``)."""
 
     @property
     def instance_profile(self) -> str:
@@ -50,7 +54,7 @@ def render_documents(ctx: AwsContext, settings: RoleSettings) -> dict[str, dict[
         "instance_role": settings.instance_role,
         "project_tag": PROJECT_TAG,
     }
-    return {
+    documents = {
         name: render_policy(name, **values)
         for name in (
             "emr-service-trust",
@@ -60,6 +64,17 @@ def render_documents(ctx: AwsContext, settings: RoleSettings) -> dict[str, dict[
             "airflow-pipeline",
         )
     }
+    try:
+        extra = dataset_read_statements(
+            settings.dataset_uri,
+            bucket=settings.bucket,
+            prefix=settings.prefix,
+            partition=ctx.partition,
+        )
+    except ValueError as exc:
+        raise RefusedError(str(exc)) from None
+    documents["emr-ec2-inline"]["Statement"].extend(extra)
+    return documents
 
 
 def managed_service_policy_arn(ctx: AwsContext) -> str:

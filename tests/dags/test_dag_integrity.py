@@ -8,7 +8,12 @@ from __future__ import annotations
 import pendulum
 import pytest
 
-EXPECTED_DAG_IDS = {"fruits_emr_pipeline", "fruits_local_pipeline", "fruits_emr_sweeper"}
+EXPECTED_DAG_IDS = {
+    "fruits_emr_pipeline",
+    "fruits_local_pipeline",
+    "fruits_emr_sweeper",
+    "fruits_pca_consumer",
+}
 
 
 def test_no_import_errors(dagbag):

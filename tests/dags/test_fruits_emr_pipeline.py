@@ -296,6 +296,16 @@ def _cluster_fails_to_start(monkeypatch):
     monkeypatch.setattr(EmrHook, "create_job_flow", create_broken)
 
 
+def _fail_uploads(monkeypatch):
+    """Every file upload fails (an S3 outage, a denied PutObject)."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    def fail(self, *args, **kwargs):
+        raise RuntimeError("injected: PutObject failed")
+
+    monkeypatch.setattr(S3Hook, "load_file", fail)
+
+
 def _fail_add_steps(monkeypatch):
     from airflow.providers.amazon.aws.hooks.emr import EmrHook
 
@@ -309,6 +319,7 @@ FAULTS = {
     # name: (how to inject, EMR behaviour, extra Params, the task that must fail)
     "validation": (None, "complete", {"dataset_dir": "/nonexistent/fruits"}, "validate_dataset"),
     "preflight": (None, "complete", {"_bucket": "no-such-bucket"}, "preflight"),
+    "upload": (_fail_uploads, "complete", {}, "upload_dataset"),
     "create": (_cluster_fails_to_start, "complete", {}, "create_emr_cluster"),
     "add_step": (_fail_add_steps, "complete", {}, "add_feature_step"),
     "step_failed": (None, "fail", {}, "wait_for_feature_step"),
@@ -341,7 +352,7 @@ def test_fault_matrix_terminates_cluster_and_fails_run(
     assert tasks["fail_run_if_any_task_failed"] == "failed", summary
     clusters = clusters_by_state()
     assert not [c for c, s in clusters.items() if s in ACTIVE], clusters
-    created_cluster = fault not in ("validation", "preflight")
+    created_cluster = fault not in ("validation", "preflight", "upload")
     assert bool(clusters) == created_cluster, clusters
     if fault == "step_failed":
         (report,) = failure_reports

@@ -130,16 +130,16 @@ def test_real_job_through_the_emr_dag(pack, real_emr_dag, emulated_aws, sample_d
 def test_no_decodable_image_fails_the_step_with_the_jobs_reason(
     real_emr_dag, emulated_aws, tmp_path, monkeypatch
 ):
-    import include.emr
+    import include.emr.operators
 
     reports: list[str] = []
-    original = include.emr.describe_step_failure
+    original = include.emr.operators.describe_step_failure
 
     def spy(*args: Any, **kwargs: Any) -> str:
         reports.append(original(*args, **kwargs))
         return reports[-1]
 
-    monkeypatch.setattr(include.emr, "describe_step_failure", spy)
+    monkeypatch.setattr(include.emr.operators, "describe_step_failure", spy)
     broken = tmp_path / "broken-fruits"
     for label in ("Apple", "Kiwi"):
         folder = broken / "Training" / label

@@ -42,11 +42,32 @@ def local_env(monkeypatch, tmp_path):
 
 
 def test_tasks_run_in_pipeline_order(dag):
-    order = ["validate_dataset", "prepare_spark_job", "run_feature_job", "check_results"]
-    assert {t.task_id for t in dag.tasks} == {*order, "build_report"}
+    order = [
+        "validate_dataset",
+        "skip_if_unchanged",
+        "prepare_spark_job",
+        "run_feature_job",
+        "check_results",
+        "build_report",
+        "publish_results",
+    ]
+    assert {t.task_id for t in dag.tasks} == set(order)
     for upstream, downstream in itertools.pairwise(order):
         assert upstream in dag.get_task(downstream).upstream_task_ids
     assert dag.get_task("build_report").upstream_task_ids == {"check_results"}
+
+
+def test_unchanged_runs_short_circuit_and_only_publish_updates_the_assets(dag):
+    from airflow.providers.standard.operators.python import ShortCircuitOperator
+
+    from include.assets import FEATURES_ASSET, PCA_ASSET
+
+    skip = dag.get_task("skip_if_unchanged")
+    assert isinstance(skip, ShortCircuitOperator)
+    assert skip.ignore_downstream_trigger_rules  # every later task is skipped, not failed
+    assert skip.downstream_task_ids == {"prepare_spark_job", "publish_results"}
+    with_outlets = {t.task_id: t.outlets for t in dag.tasks if t.outlets}
+    assert with_outlets == {"publish_results": [PCA_ASSET, FEATURES_ASSET]}
 
 
 def test_spark_task_is_the_providers_operator_on_local_spark(dag):
@@ -63,7 +84,8 @@ def test_params_are_the_shared_job_params_plus_the_dataset_folder(dag):
     from include.params import job_params
 
     shared = job_params()
-    assert set(dag.params) == {*shared, "dataset_dir"}
+    assert set(dag.params) == {*shared, "dataset_dir", "force"}
+    assert dag.params.get_param("force").value is False
     for name, param in shared.items():
         assert dag.params.get_param(name).value == param.value, name
     assert dag.params.get_param("dataset_dir").value is None
@@ -98,7 +120,8 @@ def test_prepared_arguments_come_from_the_shared_builder(
     conf = {"dataset_dir": str(sample_dataset), "weights": "none", "pca_k": 3, "max_images": 10}
 
     dag_run = fresh_dag.test(
-        run_conf=conf, mark_success_pattern="run_feature_job|check_results|build_report"
+        run_conf=conf,
+        mark_success_pattern="run_feature_job|check_results|build_report|publish_results",
     )
 
     states = _states(dag_run)

@@ -281,3 +281,49 @@ def test_make_run_end_to_end_on_local_spark(
     assert f"report       {run_dir / 'report' / 'report.html'}" in out.out
     assert f"features     {run_dir / 'features'}" in out.out
     assert "RANDOM weights" in out.out + out.err
+
+    # Scheduled-run guards: the run left its manifest, fingerprint and the last-success
+    # record, and updated both Assets (Airflow's own asset_event table).
+    record = json.loads((results / "_last_success.json").read_text())
+    assert record["results_uri"] == str(run_dir)
+    assert record["report_uri"] == str(run_dir / "report" / "report.html")
+    fingerprint = json.loads((run_dir / "fingerprint.json").read_text())
+    assert fingerprint["fingerprint"] == record["fingerprint"]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["files"] == sum(1 for p in sample_dataset.rglob("*") if p.is_file())
+    events = _local_asset_events()
+    assert [e["fingerprint"] for e in events["fruits_features_pca"]][-1] == record["fingerprint"]
+    assert events["fruits_features_pca"][-1]["k"] == 2
+    assert events["fruits_features_features"][-1]["local_dir"] == str(run_dir / "features")
+
+    # The same run again: skipped, nothing recomputed, no new folder, no new Asset event.
+    code = local_run.main(
+        ["--data", str(sample_dataset), "--offline", "--pca-k", "2", "--max-images", "24"]
+    )
+
+    out = capsys.readouterr()
+    assert code == 0, out.err[-3000:]
+    assert f"unchanged since run {record['run_id']}" in out.out
+    assert f"report       {run_dir / 'report' / 'report.html'}" in out.out
+    assert [p for p in results.iterdir() if p.is_dir() and not p.name.startswith("_")] == [run_dir]
+    assert json.loads((results / "_last_success.json").read_text()) == record
+    assert _local_asset_events() == events
+
+
+def _local_asset_events() -> dict[str, list[dict]]:
+    """Extras of the local DAG's Asset events, by Asset name (Airflow's own records)."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(AssetModel.name, AssetEvent.extra)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .where(AssetEvent.source_dag_id == local_run.DAG_ID)
+            .order_by(AssetEvent.id)
+        ).all()
+    events: dict[str, list[dict]] = {"fruits_features_pca": [], "fruits_features_features": []}
+    for name, extra in rows:
+        events[name].append(extra)
+    return events

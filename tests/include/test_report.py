@@ -367,3 +367,31 @@ def test_hundreds_of_components_with_a_large_k(tmp_path):
 
     assert "k = 600" in html
     assert (run_dir / "report" / "explained_variance.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_pre_run_estimate_is_shown_next_to_the_actual_instance_hours(tmp_path):
+    from include.budget import estimate_run_cost
+    from include.scheduled import write_estimate
+
+    run_dir = _run_dir(tmp_path)
+    _cluster_json(run_dir / "cluster.json")
+    estimate = estimate_run_cost(
+        images=8000, runtime="keras", instance_type="m5.xlarge", core_nodes=2, poke_interval_s=30
+    )
+    write_estimate(run_dir, {**estimate.to_dict(), "max_cost_usd": 5.0})
+
+    html = build_report(run_dir).read_text()
+
+    section = html.split("<h2>Estimated vs actual instance-hours</h2>")[1].split("<h2>")[0]
+    assert "estimated before the cluster (budget guard)" in section
+    assert f"{estimate.instance_hours:.3f}" in section  # 0.558
+    assert "actual (cluster timeline)" in section
+    assert "6.000" in section  # 3 instances x 2 h
+    assert "8000 images, keras at 25.0 images/s per vCPU" in section
+
+
+def test_no_estimate_no_section_and_a_damaged_one_is_ignored(tmp_path):
+    run_dir = _run_dir(tmp_path)
+    assert "Estimated vs actual" not in build_report(run_dir).read_text()
+    (run_dir / "cost_estimate.json").write_text("{broken")
+    assert "Estimated vs actual" not in build_report(run_dir).read_text()

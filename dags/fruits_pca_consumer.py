@@ -1,0 +1,62 @@
+"""
+### Example consumer of the `fruits_features_pca` Asset
+
+Scheduled on the Asset that `fruits_emr_pipeline` and `fruits_local_pipeline` update when a
+run succeeds (a failed run, or one skipped as unchanged, updates nothing). It reads the
+**latest** PCA output named by the Asset's newest event (`extra.local_dir` when that folder
+exists on this worker, else `extra.uri`, downloaded from S3 with the provider's `S3Hook`)
+and logs its shape (rows x components) and its labels.
+
+A template for downstream work on fresh features: replace `summarise_latest_pca` with
+yours. Triggered by hand it reads the newest event as well.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import dag, task
+
+from include.assets import PCA_ASSET
+from include.config import DAG_START_DATE, dag_default_args
+
+
+@dag(
+    dag_id="fruits_pca_consumer",
+    schedule=[PCA_ASSET],
+    start_date=DAG_START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=dag_default_args(retry_delay=timedelta(seconds=30)),
+    tags=["fruits", "assets", "example"],
+    doc_md=__doc__,
+)
+def fruits_pca_consumer() -> None:
+    @task(inlets=[PCA_ASSET])
+    def summarise_latest_pca(**context: Any) -> dict[str, Any]:
+        """Read the newest PCA output named by the Asset; log and return its shape and labels."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.consumer import NoPcaOutputError, summarise_pca_event
+
+        events = context["inlet_events"][PCA_ASSET]
+        if not events:
+            raise AirflowFailException(
+                "the fruits_features_pca Asset has no event yet: run a pipeline DAG first"
+            )
+        try:
+            summary = summarise_pca_event(events[-1].extra)
+        except NoPcaOutputError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        print(
+            f"PCA of run {summary['run_id']} ({summary['dag_id']}): {summary['rows']} rows x "
+            f"{summary['components']} components, {len(summary['labels'])} labels: "
+            f"{', '.join(summary['labels'])}"
+        )
+        return summary
+
+    summarise_latest_pca()
+
+
+fruits_pca_consumer()
