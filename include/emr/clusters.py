@@ -65,7 +65,10 @@ def run_is_active(
         state = str(get_dagrun_state(dag_id, run_id))
     except Exception as exc:
         detail = str(exc)
-        if "404" in detail or "not found" in detail.lower():
+        # The SDK's ServerResponseError prints only "Server returned error": its HTTP status
+        # is on the response.
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if status == 404 or "404" in detail or "not found" in detail.lower():
             # An unknown run (deleted, or another Airflow's) cannot be using the cluster.
             log(f"cluster {cluster.get('Id')}: run {dag_id}/{run_id} not found: not protected")
             return False

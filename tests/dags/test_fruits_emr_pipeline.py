@@ -136,7 +136,8 @@ def job_source(tmp_path_factory, monkeypatch) -> Path:
     (package / "entrypoint.py").write_text("raise SystemExit(0)\n")
     (package / "bootstrap.sh").write_text("#!/bin/bash\n")
     (package / "requirements.txt").write_text("numpy\n")
-    (package / "requirements-litert.txt").write_text("ai-edge-litert\n")
+    for runtime, package_name in (("litert", "ai-edge-litert"), ("keras", "tensorflow-cpu")):
+        (package / f"requirements-{runtime}.txt").write_text(f"{package_name}\n")
     monkeypatch.setattr("include.job_package.REPO_ROOT", root)
 
     def fake_download(requirements, constraints, dest, arch):  # tests never reach PyPI

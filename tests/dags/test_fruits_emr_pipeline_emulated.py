@@ -181,7 +181,8 @@ def test_dead_airflow_leaves_a_cluster_that_sweeper_sees_and_idle_timeout_ends(
     emulator = emulated_aws["emulator"]
     emr = emulated_aws["emr"]
     conf = {**{n: p.value for n, p in emr_params().items()}, **EMU_PARAMS}
-    conf.update(dataset_dir=str(sample_dataset), idle_timeout_minutes=1)
+    # The shortest idle timeout the Params accept (create -> add-step must fit in it).
+    conf.update(dataset_dir=str(sample_dataset), idle_timeout_minutes=4)
     after_create = "add_feature_step|wait_for_feature_step|download_results|build_report"
     dag_run = real_emr_dag.test(
         run_conf=conf, mark_success_pattern=f"{after_create}|terminate_emr_cluster"
@@ -191,7 +192,7 @@ def test_dead_airflow_leaves_a_cluster_that_sweeper_sees_and_idle_timeout_ends(
     cluster = _only_cluster(emr)
     assert cluster["Status"]["State"] == "WAITING"
     assert emr.get_auto_termination_policy(ClusterId=cluster["Id"])["AutoTerminationPolicy"] == {
-        "IdleTimeout": 60
+        "IdleTimeout": 240
     }
 
     sweeper = dagbag.dags["fruits_emr_sweeper"].test(run_conf={"dry_run": True, "ttl_hours": 1e-6})
@@ -204,6 +205,6 @@ def test_dead_airflow_leaves_a_cluster_that_sweeper_sees_and_idle_timeout_ends(
         assert [c["id"] for c in XComModel.deserialize_value(listed)] == [cluster["Id"]]
     assert _only_cluster(emr)["Status"]["State"] == "WAITING"  # a dry run terminates nothing
 
-    emulator.settings.idle_scale = 0.05  # the 60 s IdleTimeout passes in 3 s
+    emulator.settings.idle_scale = 0.0125  # the 240 s IdleTimeout passes in 3 s
     reason = _wait_for_state(emr, "TERMINATED")["Status"]["StateChangeReason"]
-    assert "idle for longer than its auto-termination IdleTimeout (60 s)" in reason["Message"]
+    assert "idle for longer than its auto-termination IdleTimeout (240 s)" in reason["Message"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from include.budget import (
@@ -117,10 +115,6 @@ def test_images_to_featurise_follows_the_mini_sample():
 
 
 def test_runtime_comes_from_the_settings_when_they_carry_one():
-    assert runtime_of(JobSettings()) == "keras"  # today's job has no other runtime
-
-    @dataclasses.dataclass(frozen=True)
-    class WithRuntime(JobSettings):
-        runtime: str = "onnx"
-
-    assert runtime_of(WithRuntime()) == "onnx"
+    assert runtime_of(JobSettings()) == "litert"  # the job's default runtime
+    assert runtime_of(JobSettings(runtime="onnx")) == "onnx"
+    assert runtime_of(JobSettings(runtime="keras")) == "keras"
