@@ -15,6 +15,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from include.config import DEFAULT_INSTANCE_ROLE, DEFAULT_SERVICE_ROLE
+from include.infra.bucket import make_private_and_encrypted
 
 _EXISTS = {"BucketAlreadyOwnedByYou", "EntityAlreadyExists", "LimitExceeded"}
 
@@ -28,26 +29,13 @@ def _ignore_existing(call: Any, **kwargs: Any) -> None:
 
 
 def prepare_account(s3: Any, iam: Any, bucket: str, region: str) -> None:
-    """A private, SSE-S3 encrypted ``bucket`` and the default roles + instance profile."""
+    """A private, SSE-S3 encrypted ``bucket`` (as ``create-bucket`` secures it) and the
+    default roles + instance profile."""
     kwargs: dict[str, Any] = {"Bucket": bucket}
     if region != "us-east-1":
         kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
     _ignore_existing(s3.create_bucket, **kwargs)
-    s3.put_public_access_block(
-        Bucket=bucket,
-        PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True,
-            "IgnorePublicAcls": True,
-            "BlockPublicPolicy": True,
-            "RestrictPublicBuckets": True,
-        },
-    )
-    s3.put_bucket_encryption(
-        Bucket=bucket,
-        ServerSideEncryptionConfiguration={
-            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
-        },
-    )
+    make_private_and_encrypted(s3, bucket)
     trust = json.dumps({"Version": "2012-10-17", "Statement": []})
     for name in (DEFAULT_SERVICE_ROLE, DEFAULT_INSTANCE_ROLE):
         _ignore_existing(iam.create_role, RoleName=name, AssumeRolePolicyDocument=trust)

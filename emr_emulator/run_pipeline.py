@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     from include.local_run import (
         LocalRunError,
         airflow_env,
-        choose_inputs,
+        inputs_from_args,
         migrate_db,
         report_failure,
         run_console,
@@ -120,16 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     from emr_emulator.account import prepare_account
     from emr_emulator.server import Emulator, EmulatorSettings
     from include.config import load_config
-    from include.dataset import DatasetError
 
     config = load_config()
-    try:
-        data_dir, decision = choose_inputs(
-            args.data, args.weights, offline=args.offline, sample_dir=config.data_dir
-        )
-    except (DatasetError, LocalRunError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    inputs = inputs_from_args(args, config.data_dir)
+    if inputs is None:
         return 2
+    data_dir, decision = inputs
     print(f"weights: {decision.reason}")
 
     settings = EmulatorSettings(data_dir=args.data_dir)

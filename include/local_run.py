@@ -246,6 +246,20 @@ def choose_inputs(
     return data_dir, decision
 
 
+def inputs_from_args(
+    args: argparse.Namespace, sample_dir: Path
+) -> tuple[Path, WeightsDecision] | None:
+    """:func:`choose_inputs` for a command line with ``--data``/``--weights``/``--offline``;
+    None (the reason printed to stderr) when the dataset or the weights are unusable."""
+    from include.dataset import DatasetError
+
+    try:
+        return choose_inputs(args.data, args.weights, offline=args.offline, sample_dir=sample_dir)
+    except (DatasetError, LocalRunError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
 def summarise_skipped(results_dir: Path, run_id: str) -> str:
     """The closing message of a run skipped as unchanged: which run's results to use."""
     from include.run_history import read_local_record
@@ -295,16 +309,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(env)  # before airflow is imported: it reads its configuration once
 
     from include.config import load_config
-    from include.dataset import DatasetError
 
     config = load_config()
-    try:
-        data_dir, decision = choose_inputs(
-            args.data, args.weights, offline=args.offline, sample_dir=config.data_dir
-        )
-    except (DatasetError, LocalRunError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    inputs = inputs_from_args(args, config.data_dir)
+    if inputs is None:
         return 2
+    data_dir, decision = inputs
     if not decision.meaningful:
         print(f"\nWARNING: {decision.reason}\n", file=sys.stderr)
     else:

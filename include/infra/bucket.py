@@ -99,6 +99,30 @@ def lifecycle_rules(settings: BucketSettings) -> list[dict[str, Any]]:
     ]
 
 
+def make_private_and_encrypted(s3: Any, bucket: str) -> None:
+    """Block every kind of public access and encrypt new objects (SSE-S3, bucket keys)."""
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {
+                    "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
+                    "BucketKeyEnabled": True,
+                }
+            ]
+        },
+    )
+
+
 def create_bucket(ctx: AwsContext, settings: BucketSettings) -> dict[str, Any]:
     """Create (or re-harden, if we already own it) the bucket; return what was applied.
 
@@ -132,26 +156,7 @@ def create_bucket(ctx: AwsContext, settings: BucketSettings) -> dict[str, Any]:
                 f"bucket {bucket!r} exists in {location}, not {ctx.region}; "
                 "use --region to match it or choose another bucket"
             )
-    s3.put_public_access_block(
-        Bucket=bucket,
-        PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True,
-            "IgnorePublicAcls": True,
-            "BlockPublicPolicy": True,
-            "RestrictPublicBuckets": True,
-        },
-    )
-    s3.put_bucket_encryption(
-        Bucket=bucket,
-        ServerSideEncryptionConfiguration={
-            "Rules": [
-                {
-                    "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
-                    "BucketKeyEnabled": True,
-                }
-            ]
-        },
-    )
+    make_private_and_encrypted(s3, bucket)
     policy = render_policy("bucket", bucket=bucket, partition=ctx.partition)
     s3.put_bucket_policy(Bucket=bucket, Policy=policy_json(policy))
     s3.put_bucket_lifecycle_configuration(
