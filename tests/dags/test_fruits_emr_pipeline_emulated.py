@@ -150,7 +150,7 @@ def test_an_s3_dataset_is_packed_on_the_cluster_once_per_listing(
     assert tasks["upload_dataset"] == "success"  # which uploads nothing for an S3 dataset
     cluster = _wait_for_state(emr, "TERMINATED")
     steps = emr.list_steps(ClusterId=cluster["Id"])["Steps"][::-1]  # newest first -> in order
-    assert [s["Name"] for s in steps][0] == PACK_STEP_NAME
+    assert steps[0]["Name"] == PACK_STEP_NAME
     assert [s["Status"]["State"] for s in steps] == ["COMPLETED", "COMPLETED"]
     packed = step_arg(steps[0]["Config"]["Args"], "--output")
     assert step_arg(steps[1]["Config"]["Args"], "--input") == packed + "/"
