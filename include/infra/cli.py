@@ -4,12 +4,13 @@ Commands (``--help`` on each for its options)::
 
     create-bucket     private, encrypted, TLS-only bucket with log expiry; prints FRUITS_BUCKET=...
     upload-dataset    the EMR DAG's upload (packed parquet shards by default), with a progress bar
-    create-roles      EMR service role + EC2 instance profile + Airflow policy, scoped to the bucket
+    create-roles      EMR service role, EC2 instance profile, Serverless job role, Airflow policy
     print-roles       the same policy documents as JSON, for an administrator to apply
-    status            active project clusters: age, instance-hours, estimated USD (exit 3 past TTL)
+    status            active project clusters (age, instance-hours, estimated USD; exit 3 past
+                      TTL), Serverless applications and their running job runs
     terminate         --cluster-id ID... or --all (only clusters tagged Project=fruits-features)
     download-results  one run's results from S3 to a local folder (--list shows the runs)
-    cleanup           clusters, bucket and roles; refuses without --yes-i-am-sure
+    cleanup           clusters, Serverless applications, bucket and roles; needs --yes-i-am-sure
     preflight         the EMR DAG's checks before a cluster exists (roles, subnet, quota, ...)
 
 Exit codes: 0 done, 1 an AWS call or the command failed, 2 invalid input or refused (nothing
@@ -74,13 +75,22 @@ def build_parser() -> argparse.ArgumentParser:
     aws.add_argument("--prefix", help="key prefix in the bucket (default: FRUITS_PREFIX or fruits)")
 
     roles = argparse.ArgumentParser(add_help=False)
-    from include.infra.iam import DEFAULT_INSTANCE_ROLE, DEFAULT_SERVICE_ROLE
+    from include.infra.iam import (
+        DEFAULT_INSTANCE_ROLE,
+        DEFAULT_SERVERLESS_JOB_ROLE,
+        DEFAULT_SERVICE_ROLE,
+    )
 
     roles.add_argument("--service-role", default=DEFAULT_SERVICE_ROLE, help="EMR service role name")
     roles.add_argument(
         "--instance-role",
         default=DEFAULT_INSTANCE_ROLE,
         help="EC2 instance role and instance profile name",
+    )
+    roles.add_argument(
+        "--serverless-job-role",
+        default=DEFAULT_SERVERLESS_JOB_ROLE,
+        help="EMR Serverless job runtime role name (the job runs' execution role)",
     )
 
     parser = argparse.ArgumentParser(
@@ -129,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "create-roles",
         parents=[common, roles, dataset],
-        help="create the EMR service role, EC2 instance profile and Airflow policy",
+        help="create the EMR service role, EC2 instance profile, EMR Serverless job role and "
+        "Airflow policy",
     )
     p.set_defaults(handler=cmd_create_roles)
 

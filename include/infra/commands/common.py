@@ -68,5 +68,6 @@ def role_settings(args: argparse.Namespace, config: PipelineConfig) -> RoleSetti
         prefix=prefix_arg(args, config),
         service_role=args.service_role,
         instance_role=args.instance_role,
+        serverless_job_role=args.serverless_job_role,
         dataset_uri=getattr(args, "dataset_uri", None) or config.dataset_uri or None,
     )

@@ -86,6 +86,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
         delete_roles,
         get_project_role,
         project_policy_exists,
+        project_role_names,
     )
 
     config = cli_config()
@@ -104,9 +105,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     roles: list[str] = []
     if not args.keep_roles:
         roles = [
-            name
-            for name in (settings.service_role, settings.instance_role)
-            if get_project_role(ctx, name) is not None
+            name for name in project_role_names(settings) if get_project_role(ctx, name) is not None
         ]
         if project_policy_exists(ctx, airflow_policy_arn(ctx)):
             roles.append(AIRFLOW_POLICY_NAME)

@@ -18,7 +18,7 @@ def cmd_create_roles(args: argparse.Namespace) -> int:
     settings = role_settings(args, config)
     ctx = aws_context(args, config)
     result = create_roles(ctx, settings)
-    for kind in ("service_role", "instance_role"):
+    for kind in ("service_role", "instance_role", "serverless_job_role"):
         state = "created" if result[f"{kind}_created"] else "updated"
         print(f"{kind.replace('_', ' ')} {result[kind]}: {state}")
     print(f"instance profile {result['instance_profile']}: ready")
@@ -26,7 +26,10 @@ def cmd_create_roles(args: argparse.Namespace) -> int:
         from include.dataset_uri import outside_project
 
         if outside_project(settings.dataset_uri, bucket=settings.bucket, prefix=settings.prefix):
-            print(f"  and may read (only read) the dataset {settings.dataset_uri}")
+            print(
+                "  the instance profile and the Serverless job role may read (only read) "
+                f"the dataset {settings.dataset_uri}"
+            )
     print(f"Airflow policy {result['airflow_policy_arn']}: attach it to the IAM user or role")
     print("  that Airflow's AWS connection uses (aws iam attach-user-policy ...).")
     print("These are the pipeline's default role names; with other names, add to .env:")
@@ -42,6 +45,7 @@ def cmd_print_roles(args: argparse.Namespace) -> int:
     from include.infra.iam import (
         AIRFLOW_POLICY_NAME,
         INSTANCE_INLINE_POLICY,
+        SERVERLESS_INLINE_POLICY,
         SERVICE_INLINE_POLICY,
         managed_service_policy_arn,
         render_documents,
@@ -67,6 +71,11 @@ def cmd_print_roles(args: argparse.Namespace) -> int:
             "instance_profile": settings.instance_profile,
             "trust_policy": docs["emr-ec2-trust"],
             "inline_policies": {INSTANCE_INLINE_POLICY: docs["emr-ec2-inline"]},
+        },
+        "serverless_job_role": {
+            "name": settings.serverless_job_role,
+            "trust_policy": docs["emr-serverless-trust"],
+            "inline_policies": {SERVERLESS_INLINE_POLICY: docs["emr-serverless-job"]},
         },
         "airflow_policy": {"name": AIRFLOW_POLICY_NAME, "document": docs["airflow-pipeline"]},
         "tags": {"Project": PROJECT_TAG},
