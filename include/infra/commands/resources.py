@@ -1,4 +1,8 @@
-"""Commands on what runs and costs: ``status``, ``terminate``, ``cleanup``."""
+"""Commands on what runs and costs: ``status``, ``terminate``, ``cleanup``.
+
+``status`` and ``cleanup`` cover the EMR Serverless applications too
+(:mod:`include.infra.applications`); ``terminate`` is for clusters only.
+"""
 
 from __future__ import annotations
 
@@ -33,23 +37,33 @@ def _format_status(summaries: list[dict[str, Any]], ttl_hours: float) -> list[st
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Print the active project clusters; exit 3 if one is older than the TTL."""
+    """Print the active project clusters and Serverless applications; exit 3 if a cluster
+    is older than the TTL."""
     from include.costs import PRICE_BASIS
+    from include.infra.applications import application_status, format_application_status
     from include.infra.clusters import cluster_status
 
     config = cli_config()
     ttl = args.ttl_hours or float(config.cluster_ttl_hours)
     ctx = aws_context(args, config)
-    summaries = cluster_status(ctx, now=datetime.now(UTC))
+    now = datetime.now(UTC)
+    summaries = cluster_status(ctx, now=now)
+    applications = application_status(ctx, now=now)
     expired = [s for s in summaries if s["age_hours"] > ttl]
     if args.json:
-        print(json.dumps({"ttl_hours": ttl, "clusters": summaries}, indent=2, default=str))
-    elif not summaries:
-        print(f"no active clusters tagged Project={PROJECT_TAG} in {ctx.region}")
+        report = {"ttl_hours": ttl, "clusters": summaries, "serverless_applications": applications}
+        print(json.dumps(report, indent=2, default=str))
     else:
-        print("\n".join(_format_status(summaries, ttl)))
-        priced = [s["estimated_usd"] for s in summaries if s["estimated_usd"] is not None]
-        print(f"total so far: ~{sum(priced):.2f} USD ({PRICE_BASIS})")
+        if not summaries:
+            print(f"no active clusters tagged Project={PROJECT_TAG} in {ctx.region}")
+        else:
+            print("\n".join(_format_status(summaries, ttl)))
+            priced = [s["estimated_usd"] for s in summaries if s["estimated_usd"] is not None]
+            print(f"total so far: ~{sum(priced):.2f} USD ({PRICE_BASIS})")
+        if not applications:
+            print(f"no EMR Serverless applications tagged Project={PROJECT_TAG} in {ctx.region}")
+        else:
+            print("\n".join(format_application_status(applications)))
     for s in expired:
         print(
             f"cluster {s['cluster_id']} is {s['age_hours']:.1f} h old, past the TTL of {ttl:g} h: "
@@ -77,7 +91,13 @@ def cmd_terminate(args: argparse.Namespace) -> int:
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
-    """Print the plan; with the confirmation flag, delete clusters, bucket and roles."""
+    """Print the plan; with the confirmation flag, delete clusters, Serverless applications,
+    bucket and roles."""
+    from include.infra.applications import (
+        project_applications,
+        refuse_busy_applications,
+        remove_applications,
+    )
     from include.infra.bucket import bucket_exists, bucket_tags, empty_and_delete_bucket
     from include.infra.clusters import active_project_clusters, terminate
     from include.infra.iam import (
@@ -96,6 +116,8 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
     # Build the whole plan (and every ownership check) before deleting anything.
     clusters = [c["Id"] for c in active_project_clusters(ctx)]
+    applications = project_applications(ctx)
+    refuse_busy_applications(ctx, applications)
     delete_bucket = not args.keep_bucket and bucket_exists(ctx, bucket)
     if delete_bucket and bucket_tags(ctx, bucket).get("Project") != PROJECT_TAG:
         raise RefusedError(
@@ -111,6 +133,10 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
             roles.append(AIRFLOW_POLICY_NAME)
 
     plan = [f"terminate cluster {c}" for c in clusters]
+    plan += [
+        f"stop and delete EMR Serverless application {a['applicationId']} ({a.get('name', '')})"
+        for a in applications
+    ]
     if delete_bucket:
         plan.append(f"delete every object in s3://{bucket} and the bucket itself")
     plan += [f"delete IAM {name}" for name in roles]
@@ -130,6 +156,8 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
         for cluster_id in clusters:
             waiter.wait(ClusterId=cluster_id, WaiterConfig={"Delay": 30, "MaxAttempts": 60})
             print(f"terminated {cluster_id}")
+    for app_id in remove_applications(ctx, applications):
+        print(f"deleted EMR Serverless application {app_id}")
     if delete_bucket:
         deleted = empty_and_delete_bucket(ctx, bucket)
         print(f"deleted {deleted} objects and bucket {bucket}")
