@@ -49,7 +49,8 @@ def test_status_lists_project_applications_and_their_running_job_runs(aws, cli, 
 
     table = cli("status")
     assert table.code == 0, table.err  # applications never change the exit code
-    assert ours in table.out and idle in table.out
+    assert ours in table.out
+    assert idle in table.out
     assert theirs not in table.out
     assert f"job run {running}" in table.out
     assert done not in table.out
