@@ -11,7 +11,8 @@ Commands (``--help`` on each for its options)::
     terminate         --cluster-id ID... or --all (only clusters tagged Project=fruits-features)
     download-results  one run's results from S3 to a local folder (--list shows the runs)
     cleanup           clusters, Serverless applications, bucket and roles; needs --yes-i-am-sure
-    preflight         the EMR DAG's checks before a cluster exists (roles, subnet, quota, ...)
+    preflight         the EMR DAG's checks before a cluster exists (roles, subnet, quota, ...);
+                      --serverless: the Serverless DAG's (job role, bucket)
 
 Exit codes: 0 done, 1 an AWS call or the command failed, 2 invalid input or refused (nothing
 changed), 3 ``status`` found a cluster older than the TTL.
@@ -201,14 +202,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-roles", action="store_true", help="leave the IAM roles and policy")
     p.set_defaults(handler=cmd_cleanup)
 
-    from include.infra.preflight import add_preflight_arguments, cmd_preflight
+    from include.infra.commands.preflight import add_preflight_arguments, cmd_preflight
 
     p = sub.add_parser(
         "preflight",
         parents=[common],
         help="check roles, subnet, instance type, vCPU quota, bucket and network (read-only)",
         description="The EMR DAG's preflight for a run with these settings, before anything "
-        "is created or billed. Exit 1 when a check fails; warnings do not fail.",
+        "is created or billed (with --serverless, the EMR Serverless DAG's: job role and "
+        "bucket). Exit 1 when a check fails; warnings do not fail.",
     )
     add_preflight_arguments(p)
     p.set_defaults(handler=cmd_preflight)

@@ -3,8 +3,8 @@
 * :mod:`.common`: configuration, AWS context and the options every command shares;
 * :mod:`.data`: ``create-bucket``, ``upload-dataset``, ``download-results``;
 * :mod:`.roles`: ``create-roles``, ``print-roles``;
-* :mod:`.resources`: ``status``, ``terminate``, ``cleanup``.
+* :mod:`.resources`: ``status``, ``terminate``, ``cleanup``;
+* :mod:`.preflight`: ``preflight`` (its checks live in :mod:`include.infra.preflight`).
 
-``preflight`` lives with its checks in :mod:`include.infra.preflight`; the parser and
-``main`` in :mod:`include.infra.cli`.
+The parser and ``main`` are in :mod:`include.infra.cli`.
 """
