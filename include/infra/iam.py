@@ -199,34 +199,31 @@ def create_roles(ctx: AwsContext, settings: RoleSettings) -> dict[str, Any]:
         raise InfraError(f"AWS-managed policy {managed_arn} not found in this account") from None
 
     created: list[str] = []
-    try:
-        _ensure_role(
-            ctx,
-            settings.service_role,
-            docs["emr-service-trust"],
-            f"EMR service role of {PROJECT_TAG} (bucket {settings.bucket})",
-        )
-        if not roles_before[settings.service_role]:
-            created.append(f"role:{settings.service_role}")
-        iam.attach_role_policy(RoleName=settings.service_role, PolicyArn=managed_arn)
+
+    def role_with_inline_policy(name: str, trust: str, policy: str, inline: str, what: str) -> None:
+        _ensure_role(ctx, name, docs[trust], f"{what} of {PROJECT_TAG} (bucket {settings.bucket})")
+        if not roles_before[name]:
+            created.append(f"role:{name}")
         iam.put_role_policy(
-            RoleName=settings.service_role,
-            PolicyName=SERVICE_INLINE_POLICY,
-            PolicyDocument=policy_json(docs["emr-service-inline"]),
+            RoleName=name, PolicyName=inline, PolicyDocument=policy_json(docs[policy])
         )
 
-        _ensure_role(
-            ctx,
-            settings.instance_role,
-            docs["emr-ec2-trust"],
-            f"EC2 instance role of {PROJECT_TAG} EMR clusters (bucket {settings.bucket})",
+    try:
+        role_with_inline_policy(
+            settings.service_role,
+            "emr-service-trust",
+            "emr-service-inline",
+            SERVICE_INLINE_POLICY,
+            "EMR service role",
         )
-        if not roles_before[settings.instance_role]:
-            created.append(f"role:{settings.instance_role}")
-        iam.put_role_policy(
-            RoleName=settings.instance_role,
-            PolicyName=INSTANCE_INLINE_POLICY,
-            PolicyDocument=policy_json(docs["emr-ec2-inline"]),
+        iam.attach_role_policy(RoleName=settings.service_role, PolicyArn=managed_arn)
+
+        role_with_inline_policy(
+            settings.instance_role,
+            "emr-ec2-trust",
+            "emr-ec2-inline",
+            INSTANCE_INLINE_POLICY,
+            "EC2 instance role of EMR clusters",
         )
         if profile is None:
             iam.create_instance_profile(InstanceProfileName=settings.instance_profile, Tags=_TAGS)
@@ -239,18 +236,12 @@ def create_roles(ctx: AwsContext, settings: RoleSettings) -> dict[str, Any]:
                 InstanceProfileName=settings.instance_profile, RoleName=settings.instance_role
             )
 
-        _ensure_role(
-            ctx,
+        role_with_inline_policy(
             settings.serverless_job_role,
-            docs["emr-serverless-trust"],
-            f"EMR Serverless job runtime role of {PROJECT_TAG} (bucket {settings.bucket})",
-        )
-        if not roles_before[settings.serverless_job_role]:
-            created.append(f"role:{settings.serverless_job_role}")
-        iam.put_role_policy(
-            RoleName=settings.serverless_job_role,
-            PolicyName=SERVERLESS_INLINE_POLICY,
-            PolicyDocument=policy_json(docs["emr-serverless-job"]),
+            "emr-serverless-trust",
+            "emr-serverless-job",
+            SERVERLESS_INLINE_POLICY,
+            "EMR Serverless job runtime role",
         )
 
         airflow_arn = _ensure_airflow_policy(ctx, docs["airflow-pipeline"])
