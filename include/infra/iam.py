@@ -13,6 +13,7 @@ policy is tagged ``Project=<PROJECT_TAG>``; an existing role without that tag is
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,8 +96,9 @@ def render_documents(ctx: AwsContext, settings: RoleSettings) -> dict[str, dict[
         )
     except ValueError as exc:
         raise RefusedError(str(exc)) from None
+    # Both compute identities read the dataset the same way (copies: documents stay independent).
     documents["emr-ec2-inline"]["Statement"].extend(extra)
-    documents["emr-serverless-job"]["Statement"].extend(extra)
+    documents["emr-serverless-job"]["Statement"].extend(copy.deepcopy(extra))
     return documents
 
 
