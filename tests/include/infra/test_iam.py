@@ -393,3 +393,20 @@ def test_print_roles_shows_the_serverless_job_role(aws, cli):
     assert airflow["PassOnlyTheServerlessJobRole"]["Resource"] == (
         "arn:aws:iam::210987654321:role/my-job-role"
     )
+
+
+def test_the_airflow_policy_fits_in_a_managed_policy():
+    """IAM refuses a managed policy over 6,144 characters (whitespace not counted): with the
+    longest names the CLI accepts (a 63-character bucket, 64-character role names) the
+    rendered document must still fit, or create-roles would fail on a real account."""
+    from include.infra.policies import policy_json
+
+    values = {
+        **VALUES,
+        "bucket": "b" * 63,
+        "prefix": "p" * 40,
+        "service_role": "s" * 64,
+        "instance_role": "i" * 64,
+        "serverless_job_role": "j" * 64,
+    }
+    assert len(policy_json(render_policy("airflow-pipeline", **values))) <= 6144
