@@ -35,19 +35,6 @@ BUCKET = "fruits-env"
 
 
 @pytest.fixture
-def s3_hook():
-    from moto import mock_aws
-
-    with mock_aws():
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        boto3.client("s3", region_name=REGION).create_bucket(
-            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
-        )
-        yield S3Hook(aws_conn_id=None, region_name=REGION)
-
-
-@pytest.fixture
 def repo(tmp_path) -> Path:
     """A copy of the files the environment is made from (tests edit them)."""
     root = tmp_path / "repo"
