@@ -26,7 +26,8 @@ moto's backends:
 What it cannot emulate (README, "The offline EMR"): IAM, EMRFS, YARN's memory limits, the
 bootstrap's real installs, spot, networking, EMR's start-up time; for EMR Serverless also
 pre-initialised and maximum capacity, executor scaling, retries, custom images, and whether
-a packed environment (``spark.archives``) really runs there: it is checked, not used.
+a packed environment (``spark.archives``) really runs there: it is checked, and used only
+when it was built for this very machine.
 
 Nothing under ``dags/``, ``include/`` or ``spark_jobs/`` imports this package: the
 pipeline talks to it only through the AWS API (an ``endpoint_url``), as it talks to AWS.

@@ -60,6 +60,11 @@ class EmulatorSettings:
     timeout_scale: float = field(
         default_factory=lambda: _env_float("FRUITS_EMU_TIMEOUT_SCALE", 1.0)
     )
+    # An environment archive built for this machine is really used (FRUITS_EMU_USE_ARCHIVES=0:
+    # never; the job then runs with ``python``, as cluster steps do).
+    use_archives: bool = field(
+        default_factory=lambda: os.environ.get("FRUITS_EMU_USE_ARCHIVES", "1") != "0"
+    )
     tick_s: float = 0.2
 
     def __post_init__(self) -> None:

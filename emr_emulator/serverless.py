@@ -302,6 +302,7 @@ class ServerlessEngine:
                 conf_dir=workdir / "spark-conf",
                 local_cores=self.settings.local_cores,
                 python=self.settings.python,
+                envs_dir=self.settings.data_dir / "envs" if self.settings.use_archives else None,
             )
 
         def should_stop() -> str | None:

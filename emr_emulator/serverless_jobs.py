@@ -9,8 +9,11 @@ a cluster step), after these serverless-only changes, each written to the job's 
 * there is no master on EMR Serverless: ``--master local[N] --deploy-mode client`` is added;
 * ``spark.archives`` / ``--archives``: every archive must exist in S3, or the run FAILS as on
   AWS; an archive whose alias a ``PYSPARK_PYTHON`` names (``./environment/bin/python``) must
-  be a tar.gz holding that path (checked, not unpacked: the job runs with the emulator's own
-  interpreter, as cluster steps do), and is then left out of the local command;
+  be a tar.gz holding that path, and is then left out of the local command. The job runs
+  with the emulator's own interpreter (as cluster steps do), except when the archive's
+  ``BUILD-INFO.json`` (written by ``include/serverless_env``'s build) says it was built for
+  this machine's platform and its interpreter runs here: then it is unpacked once (per
+  ETag, under ``<data-dir>/envs/``) and the job really runs with it;
 * ``spark.emr-serverless.driverEnv.<VAR>``: the driver's environment (the Python ones are the
   node Python); other ``spark.emr-serverless.*`` keys (disks, ...) are read for billing and
   dropped, as are the driver/executor sizes (``spark.driver.cores``/``memory``,
@@ -23,9 +26,13 @@ storage over 20 GB per worker") for the requested workers of :func:`requested_wo
 
 from __future__ import annotations
 
+import json
 import math
+import platform
 import re
 import shlex
+import shutil
+import subprocess
 import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -56,6 +63,9 @@ _SIZE_KEYS = re.compile(
 )
 _DRIVER_ENV = "spark.emr-serverless.driverEnv."
 _PYTHON_VARS = ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON")
+_MACHINE = {"arm64": "aarch64"}.get(platform.machine(), platform.machine())
+BUILD_INFO = "BUILD-INFO.json"
+"""Where include/serverless_env.py's build records the platform it built the archive for."""
 _UNITS = {"k": 1 / 2**20, "m": 1 / 1024, "g": 1.0, "t": 1024.0}
 
 
@@ -167,17 +177,23 @@ def _split_parameters(text: str) -> tuple[list[str], dict[str, str]]:
 
 
 def _check_archives(
-    archives: str, python_paths: Sequence[str], mirror: S3Mirror, notes: list[str]
-) -> None:
+    archives: str,
+    python_paths: Sequence[str],
+    mirror: S3Mirror,
+    notes: list[str],
+    envs_dir: Path | None = None,
+) -> str | None:
     """Raise StepRejected (the run FAILS) unless every archive exists and an environment
-    archive holds the interpreter its ``PYSPARK_PYTHON`` names."""
+    archive holds the interpreter its ``PYSPARK_PYTHON`` names. Returns that interpreter,
+    unpacked, when the archive was built for this very machine (:func:`_local_env`)."""
+    use: str | None = None
     for item in [a.strip() for a in archives.split(",") if a.strip()]:
         uri, _, alias = item.partition("#")
         location = parse_s3_uri(uri)
         if location is None:
             raise StepRejected(f"spark.archives {uri!r}: the emulator reads archives from s3://")
         try:
-            mirror.s3.head_object(Bucket=location.bucket, Key=location.key)
+            head = mirror.s3.head_object(Bucket=location.bucket, Key=location.key)
         except Exception:
             raise StepRejected(
                 f"spark.archives {uri} does not exist: the job's environment cannot be "
@@ -193,7 +209,9 @@ def _check_archives(
         try:
             with tarfile.open(local, "r:gz") as tar:
                 names = {n.lstrip("./") for n in tar.getnames()}
-        except (tarfile.TarError, OSError, EOFError) as exc:
+                info = tar.extractfile(BUILD_INFO) if BUILD_INFO in names else None
+                built = json.loads(info.read()) if info else {}
+        except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
             raise StepRejected(f"spark.archives {uri} is not a readable tar.gz ({exc})") from None
         for path in wanted:
             if path not in names:
@@ -201,10 +219,39 @@ def _check_archives(
                     f"spark.archives {uri} has no {path} at its root: ./{alias}/{path} "
                     "(PYSPARK_PYTHON) would not exist on the workers"
                 )
-        notes.append(
-            f"archive {uri}#{alias}: a tar.gz holding {', '.join(wanted)}; not unpacked, "
-            "the job runs with the emulator's own interpreter (as cluster steps do)"
-        )
+        etag = str(head.get("ETag", "")).strip('"')
+        env = _local_env(local, built, envs_dir / etag, wanted[0]) if envs_dir and etag else None
+        if env:
+            use = env
+            notes.append(
+                f"archive {uri}#{alias}: built for this machine ({built.get('platform')}); "
+                f"the job runs with its interpreter, unpacked: {env}"
+            )
+        else:
+            notes.append(
+                f"archive {uri}#{alias}: a tar.gz holding {', '.join(wanted)}; not unpacked, "
+                "the job runs with the emulator's own interpreter (as cluster steps do)"
+            )
+    return use
+
+
+def _local_env(archive: Path, built: Mapping[str, Any], target: Path, python: str) -> str | None:
+    """The archive's interpreter, unpacked once under ``target``, when the archive says it
+    was built for this machine's platform and that interpreter runs here; else None."""
+    if built.get("platform") != _MACHINE:
+        return None
+    interpreter = target / python
+    if not interpreter.is_file():
+        partial = target.with_name(target.name + ".part")
+        shutil.rmtree(partial, ignore_errors=True)
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(partial, filter="tar")
+        shutil.rmtree(target, ignore_errors=True)
+        partial.replace(target)
+    check = subprocess.run(
+        [str(interpreter), "-c", "import sys"], capture_output=True, check=False, timeout=60
+    )
+    return str(interpreter) if check.returncode == 0 else None
 
 
 def job_run_conf(
@@ -236,8 +283,10 @@ def prepare_job_run(
     local_cores: int,
     python: str,
     base_env: Mapping[str, str] | None = None,
+    envs_dir: Path | None = None,
 ) -> PreparedStep:
-    """The local command of one job run (see the module docstring)."""
+    """The local command of one job run (see the module docstring). With ``envs_dir``, an
+    environment archive built for this machine is unpacked there and its Python is used."""
     submit = job_driver.get("sparkSubmit")
     if not submit:
         raise StepRejected(
@@ -265,7 +314,7 @@ def prepare_job_run(
             kept[key] = value
     pythons = [v for k, v in conf.items() if k.rsplit(".", 1)[-1] in _PYTHON_VARS]
     if conf.get("spark.archives"):
-        _check_archives(conf["spark.archives"], pythons, mirror, notes)
+        python = _check_archives(conf["spark.archives"], pythons, mirror, notes, envs_dir) or python
     for i, word in enumerate(others):
         if word in ("--master", "--deploy-mode") and i + 1 < len(others):
             raise StepRejected(f"{word} is not a parameter of an EMR Serverless job run")

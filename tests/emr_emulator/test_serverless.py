@@ -397,3 +397,51 @@ def test_prepare_job_run_rejects_what_serverless_would_not_run(tmp_path, driver,
             local_cores=1,
             python="/p",
         )
+
+
+ENV_JOB = b"""
+import sys
+import PIL
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.getOrCreate()
+def where(_):
+    import sys, PIL
+    return f"{sys.executable} {PIL.__version__}"
+print("driver", sys.executable, PIL.__version__)
+print("executor", spark.sparkContext.parallelize([1], 1).map(where).collect()[0])
+"""
+
+
+@pytest.mark.slow
+def test_an_environment_built_for_this_machine_is_really_used(aws, tmp_path):
+    """The packed env from include/serverless_env's real build: driver and executors run its
+    Python (which has Pillow; pyspark comes from Spark, as on EMR Serverless)."""
+    import platform
+
+    from include.config import REPO_ROOT
+    from include.serverless_env import build_packed_env, spark_submit_conf
+
+    s3, sl = aws
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("pillow==13.0.0\n")
+    archive = tmp_path / "pyspark_env.tar.gz"
+    arch = {"arm64": "aarch64"}.get(platform.machine(), platform.machine())
+    build_packed_env(requirements, REPO_ROOT / "constraints.txt", archive, arch, "3.11")
+    s3.upload_file(str(archive), BUCKET, ENV_KEY)
+    s3.put_object(Bucket=BUCKET, Key="code/job.py", Body=ENV_JOB)
+    conf = spark_submit_conf(f"s3://{BUCKET}/{ENV_KEY}")
+    app_id = create_app(sl)
+    run_id = start_run(
+        sl, app_id, [], parameters=" ".join(f"--conf {k}={v}" for k, v in conf.items())
+    )
+    states_until(lambda: run_of(sl, app_id, run_id)["state"], ("SUCCESS", "FAILED"), 180)
+    assert run_of(sl, app_id, run_id)["state"] == "SUCCESS", driver_log(
+        s3, app_id, run_id, "stdout"
+    )
+    stdout = driver_log(s3, app_id, run_id, "stdout")
+    lines = {line.split()[0]: line.split()[1:] for line in stdout.splitlines() if line.strip()}
+    assert lines["driver"][1] == lines["executor"][1] == "13.0.0"
+    assert lines["driver"][0] == lines["executor"][0]
+    assert "/envs/" in lines["driver"][0]
+    assert lines["driver"][0].endswith("/bin/python")
+    assert "built for this machine" in driver_log(s3, app_id, run_id, "stderr")
