@@ -41,6 +41,7 @@ from typing import Any
 
 from emr_emulator.mirror import S3Mirror, parse_s3_uri
 from emr_emulator.steps import PreparedStep, StepRejected, classification, prepare_spark_submit
+from include.serverless_env import BUILD_INFO  # where its build records the platform
 
 FREE_STORAGE_GB = 20.0
 """Ephemeral storage per worker that AWS does not bill (and the default disk size)."""
@@ -64,8 +65,6 @@ _SIZE_KEYS = re.compile(
 _DRIVER_ENV = "spark.emr-serverless.driverEnv."
 _PYTHON_VARS = ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON")
 _MACHINE = {"arm64": "aarch64"}.get(platform.machine(), platform.machine())
-BUILD_INFO = "BUILD-INFO.json"
-"""Where include/serverless_env.py's build records the platform it built the archive for."""
 _UNITS = {"k": 1 / 2**20, "m": 1 / 1024, "g": 1.0, "t": 1024.0}
 
 
