@@ -124,11 +124,16 @@ class ServerlessEngine:
         self._app_state(record, "STARTING", "")
 
     def stop_application(self, app_id: str, previous: str, *, dry_run: bool = False) -> None:
-        """StopApplication: refused while a job run is active (AWS: they must be completed or
-        cancelled first)."""
+        """StopApplication: only from STARTING/STARTED (AWS refuses CREATED and STOPPED too),
+        and refused while a job run is active (AWS: completed or cancelled first)."""
         record = self.apps.get(app_id)
         if record is None:
             return
+        if previous not in ("STARTING", "STARTED"):  # AWS's own words
+            raise ServerlessRefused(
+                f"Application cannot be STOPPED. Applications must be in one of the following "
+                f"statuses: [STARTING, STARTED]. Current status: {previous}"
+            )
         active = [j.run.id for j in self._jobs_of(app_id) if j.run.state in JOB_ACTIVE]
         if active:
             raise ServerlessRefused(
@@ -137,9 +142,7 @@ class ServerlessEngine:
             )
         if dry_run:
             return
-        record.app.state = previous
-        if previous in ("STARTED", "STARTING"):
-            self._app_state(record, "STOPPING", "")
+        self._app_state(record, "STOPPING", "")
 
     def application_deleted(self, app_id: str) -> None:
         record = self.apps.get(app_id)

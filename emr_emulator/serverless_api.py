@@ -9,7 +9,8 @@ application or job run where AWS would have it, or the request is refused (HTTP 
 
 * ``CreateApplication`` -> ``CREATING``; ``UpdateApplication`` keeps ``architecture``;
 * ``StartApplication`` -> ``STARTING`` (refused while ``CREATING``/``STOPPING``);
-* ``StopApplication`` -> ``STOPPING`` (refused while a job run is active);
+* ``StopApplication`` -> ``STOPPING`` (refused unless ``STARTING``/``STARTED``, and while a
+  job run is active);
 * ``DeleteApplication`` -> ``TERMINATED`` (moto refuses it unless ``CREATED``/``STOPPED``);
 * ``StartJobRun`` -> ``SUBMITTED`` (refused when the application cannot auto-start);
 * ``CancelJobRun`` -> ``CANCELLING``/``CANCELLED`` (refused for an ended run).

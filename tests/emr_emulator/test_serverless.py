@@ -142,6 +142,9 @@ def test_application_goes_through_aws_states(aws):
         sl.start_application(applicationId=app_id)  # not while CREATING
     assert states_until(lambda: app_state(sl, app_id), ("CREATED",)) == ["CREATING", "CREATED"]
     assert sl.get_application(applicationId=app_id)["application"]["architecture"] == "ARM64"
+    with pytest.raises(ClientError, match=r"must be in one of the following statuses: \[STARTING"):
+        sl.stop_application(applicationId=app_id)  # AWS refuses to stop a CREATED application
+    assert app_state(sl, app_id) == "CREATED"
 
     sl.start_application(applicationId=app_id)
     assert states_until(lambda: app_state(sl, app_id), ("STARTED",)) == ["STARTING", "STARTED"]
@@ -149,6 +152,8 @@ def test_application_goes_through_aws_states(aws):
         sl.delete_application(applicationId=app_id)
     sl.stop_application(applicationId=app_id)
     assert states_until(lambda: app_state(sl, app_id), ("STOPPED",)) == ["STOPPING", "STOPPED"]
+    with pytest.raises(ClientError, match="Current status: STOPPED"):
+        sl.stop_application(applicationId=app_id)
     sl.delete_application(applicationId=app_id)
     assert app_state(sl, app_id) == "TERMINATED"
 
