@@ -125,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
         "default: Spark's defaultParallelism (right for local[N], too low under YARN "
         "dynamic allocation while executors are still registering)",
     )
+    p.add_argument(
+        "--feature-cache",
+        help="feature cache folder (local path or s3:// URI): images whose content and "
+        "model are in it are not featurised again; this run's new features are added "
+        "(spark_jobs/feature_cache.py). Without it every image is featurised",
+    )
     p.add_argument("--master", help="Spark master (only outside spark-submit, e.g. local[2])")
     return p
 
@@ -302,9 +308,23 @@ def _run(
 ) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
-    from spark_jobs import io, pca
+    from spark_jobs import feature_cache, io, pca
 
     files, input_format, expected = _select_input(args, spark, input_uri)
+    cache = None
+    if args.feature_cache:
+        versions = _versions(args.runtime)
+        cache = feature_cache.open_cache(
+            spark,
+            io.qualify(args.feature_cache),
+            feature_cache.model_identity(
+                runtime=args.runtime,
+                model_digest=model.digest,
+                image_size=args.image_size,
+                versions={k: versions[k] for k in ("pillow", _RUNTIME_PACKAGES[args.runtime])},
+            ),
+        )
+        files = cache.mark_reused(files)
     # Featurise straight from the scan, no repartition: a shuffle would move the raw
     # JPEG bytes across the cluster and make reading wait for the whole input. The scan
     # is split into `partitions` pieces by minPartitionNum (packed shards split by row
@@ -319,14 +339,16 @@ def _run(
     featurized = files.withColumn(
         "_out",
         featurize_column(
-            F.col("content"),
+            cache.content_to_featurize() if cache else F.col("content"),
             model,
             bc_model,
             image_size=args.image_size,
             batch_size=args.batch_size,
             threads=threads,
         ),
-    ).select("path", "split", "label", "_out.features", "_out.error")
+    ).select(
+        "path", "split", "label", "_out.features", "_out.error", *(cache.columns if cache else ())
+    )
     # The one action that featurises. Every later step reads these files back, so losing
     # an executor (a spot node) afterwards costs a re-read, never a re-featurisation.
     staged_uri = f"{attempt}/{STAGED_DIR}"
@@ -361,12 +383,20 @@ def _run(
             f"(first reasons: {sorted({b['reason'] for b in bad_files})[:3]}); "
             "nothing published"
         )
+    cache_metrics = None
+    if cache:
+        # The new features go into the cache now, before the PCA: a run that fails later
+        # (or its retry) does not featurise them again.
+        cache_metrics = cache.add_new(spark, staged, attempt=attempt)
+        staged = cache.fill_reused(staged)
     features_uri = f"{attempt}/features"
     io.write_parquet(
         staged.filter(F.col("error").isNull()).select("path", "split", "label", "features"),
         features_uri,
     )
     good = spark.read.parquet(features_uri)
+    if cache:
+        cache.check_complete(good.count(), valid)
     projected, pca_result = pca.fit_transform(
         good,
         target_variance=args.pca_variance,
@@ -404,6 +434,9 @@ def _run(
         "counts": {
             "total_files": total_files,
             "valid_images": valid,
+            # Features computed by this run / taken from the feature cache.
+            "featurized": valid - (cache_metrics["hits"] if cache_metrics else 0),
+            "reused": cache_metrics["hits"] if cache_metrics else 0,
             "bad_files": len(bad_files),
             "by_label": dict(sorted(by_label.items())),
             "by_split": {s: sum(v.values()) for s, v in sorted(by_split_label.items())},
@@ -412,6 +445,7 @@ def _run(
             },
         },
         "bad_files": bad_files,
+        "feature_cache": cache_metrics,
         "pca": pca_result.as_dict(),
         "timings_s": {
             "read": round(t_read - t0, 3),
@@ -443,6 +477,7 @@ def _run(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``spark-submit`` and ``python -m spark_jobs.cli``; returns the exit code."""
+    from spark_jobs.feature_cache import FeatureCacheError
     from spark_jobs.io import NoInputFilesError
     from spark_jobs.pca import PcaInputError
     from spark_jobs.runtimes import ModelError, WeightsError
@@ -460,6 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         WeightsError,
         ModelError,
         FileNotFoundError,
+        FeatureCacheError,
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
