@@ -84,7 +84,8 @@ def test_params_are_the_shared_job_params_plus_the_dataset_folder(dag):
     from include.params import job_params
 
     shared = job_params()
-    assert set(dag.params) == {*shared, "dataset_dir", "force"}
+    assert set(dag.params) == {*shared, "dataset_dir", "force", "feature_cache"}
+    assert dag.params.get_param("feature_cache").value is True
     assert dag.params.get_param("force").value is False
     for name, param in shared.items():
         assert dag.params.get_param(name).value == param.value, name
@@ -145,6 +146,7 @@ def test_prepared_arguments_come_from_the_shared_builder(
         output_uri=str(local_env),
         run_id=run_key,
         model_uri=str(model),
+        feature_cache_uri=str(local_env / "_feature_cache"),
     )
     assert values["run_dir"] == str(local_env / run_key)
     assert values["py_files"].endswith("spark_jobs.zip")
