@@ -12,13 +12,16 @@ On EMR (or any cluster), with the package zipped for the executors::
         --input s3://BUCKET/fruits/dataset/packed --output s3://BUCKET/fruits/results \\
         --run-id 2026-01-01T00-00 --mode full --pca-variance 0.95 \\
         --weights s3://BUCKET/fruits/models/mobilenet_v2.weights.h5 --runtime litert \\
-        --model s3://BUCKET/fruits/models/mobilenet_v2-litert-224px-<key>.zip
+        --model s3://BUCKET/fruits/models/mobilenet_v2-litert-224px-<key>.zip \\
+        --feature-cache s3://BUCKET/fruits/feature-cache/
 
 Outputs under ``<output>/<run_id>/``: ``features/`` and ``pca/`` parquet, ``metrics.json``
 and, written last, ``_SUCCESS``. An attempt writes to ``<output>/<run_id>.tmp-<attempt>/``
 and replaces ``<run_id>/`` only once it succeeded: a failed rerun leaves the previous run
 (and its ``_SUCCESS``) untouched. Exit codes: 0 success, 2 no usable input
-(no valid images, bad weights, bad arguments), 1 anything else.
+(no valid images, bad weights, bad arguments, a feature cache of another model), 1 anything
+else. With ``--feature-cache`` only images not featurised before by the same model are
+featurised (:mod:`spark_jobs.feature_cache`); the outputs are the same.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import uuid
 from typing import Any
 
 from spark_jobs import FEATURE_DIM
+from spark_jobs.versions import feature_versions, package_versions
 
 log = logging.getLogger("spark_jobs")
 
@@ -150,28 +154,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not args.run_id.strip() or "/" in args.run_id or args.run_id in {".", ".."}:
         parser.error(f"--run-id must be a non-empty name without '/', got {args.run_id!r}")
     return args
-
-
-_RUNTIME_PACKAGES = {
-    "litert": "ai-edge-litert",
-    "onnx": "onnxruntime",
-    "keras": "tensorflow-cpu",
-}
-
-
-def _versions(runtime: str) -> dict[str, str]:
-    """Versions of what computed the results, from package metadata (nothing imported:
-    with litert/onnx the driver has no TensorFlow)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    names = ["pyspark", "numpy", "pandas", "pyarrow", "pillow", _RUNTIME_PACKAGES[runtime]]
-    found = {"python": sys.version.split()[0]}
-    for name in names:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:  # EMR's own pyspark is not a pip distribution
-            found[name] = "unknown"
-    return found
 
 
 def _now() -> str:
@@ -313,17 +295,13 @@ def _run(
     files, input_format, expected = _select_input(args, spark, input_uri)
     cache = None
     if args.feature_cache:
-        versions = _versions(args.runtime)
-        cache = feature_cache.open_cache(
-            spark,
-            io.qualify(args.feature_cache),
-            feature_cache.model_identity(
-                runtime=args.runtime,
-                model_digest=model.digest,
-                image_size=args.image_size,
-                versions={k: versions[k] for k in ("pillow", _RUNTIME_PACKAGES[args.runtime])},
-            ),
+        identity = feature_cache.model_identity(
+            runtime=args.runtime,
+            model_digest=model.digest,
+            image_size=args.image_size,
+            versions=feature_versions(args.runtime),
         )
+        cache = feature_cache.open_cache(spark, io.qualify(args.feature_cache), identity)
         files = cache.mark_reused(files)
     # Featurise straight from the scan, no repartition: a shuffle would move the raw
     # JPEG bytes across the cluster and make reading wait for the whole input. The scan
@@ -466,7 +444,7 @@ def _run(
             "task_slots": slots,
             "featurize_partitions": partitions,
         },
-        "versions": _versions(args.runtime),
+        "versions": package_versions(args.runtime),
         "image_size": args.image_size,
         "batch_size": args.batch_size,
         "feature_dim": FEATURE_DIM,

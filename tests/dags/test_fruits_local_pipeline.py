@@ -156,6 +156,30 @@ def test_prepared_arguments_come_from_the_shared_builder(
     assert values["env_vars"]["PYSPARK_PYTHON"] == sys.executable
 
 
+def test_the_feature_cache_param_off_gives_the_job_no_cache(
+    fresh_dag, airflow_db, local_env, sample_dataset
+):
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    conf = {"dataset_dir": str(sample_dataset), "weights": "none", "feature_cache": False}
+    dag_run = fresh_dag.test(
+        run_conf=conf,
+        mark_success_pattern="run_feature_job|check_results|build_report|publish_results",
+    )
+    assert _states(dag_run)["prepare_spark_job"] == "success"
+    with create_session() as session:
+        (pulled,) = session.scalars(
+            XComModel.get_many(
+                run_id=dag_run.run_id,
+                dag_ids=DAG_ID,
+                task_ids="prepare_spark_job",
+                key="application_args",
+            )
+        ).all()
+    assert "--feature-cache" not in XComModel.deserialize_value(pulled)
+
+
 def test_missing_dataset_fails_validation_without_retry(fresh_dag, airflow_db, local_env, tmp_path):
     dag_run = fresh_dag.test(run_conf={"dataset_dir": str(tmp_path / "nope"), "weights": "none"})
 
