@@ -153,9 +153,20 @@ def emr_check_budget(dataset: Mapping[str, Any], params: Mapping[str, Any]) -> d
         poke_interval_s=settings.poke_interval_seconds,
     )
     log.info("%s (budget $%.2f)", estimate.describe(), guards.max_cost_usd)
+    if settings.feature_cache:
+        # Which images the cache holds is only known from their content hashes, computed
+        # on the cluster: the estimate counts every image, an upper bound.
+        log.info(
+            "upper bound: images already in the feature cache are not featurised again, "
+            "so the run may cost less"
+        )
     assert guards.max_cost_usd is not None
     check_budget(estimate, guards.max_cost_usd)
-    return {**estimate.to_dict(), "max_cost_usd": guards.max_cost_usd}
+    return {
+        **estimate.to_dict(),
+        "max_cost_usd": guards.max_cost_usd,
+        "upper_bound_feature_cache": settings.feature_cache,
+    }
 
 
 def write_estimate(run_dir: Path, estimate: Mapping[str, Any] | None) -> Path | None:
