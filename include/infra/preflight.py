@@ -113,6 +113,23 @@ def check_roles(iam: Any, request: ClusterRequest) -> tuple[Check, bool]:
     ), v2
 
 
+def check_serverless_job_role(iam: Any, role: str) -> tuple[Check, str | None]:
+    """EMR Serverless: the job runtime role (name or ARN) exists; also returns its ARN."""
+    name = role.rsplit("/", 1)[-1] if role.startswith("arn:") else role
+    try:
+        arn = iam.get_role(RoleName=name)["Role"]["Arn"]
+    except ClientError as exc:
+        if _code(exc) != "NoSuchEntity":
+            raise
+        return Check(
+            "job role",
+            False,
+            f"EMR Serverless job runtime role {name!r} not found",
+            "create it (python -m include.infra create-roles) or set FRUITS_SERVERLESS_JOB_ROLE",
+        ), None
+    return Check("job role", True, arn), arn
+
+
 def _subnet(ec2: Any, subnet_id: str) -> dict[str, Any] | None:
     try:
         return ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]
