@@ -113,7 +113,7 @@ def fruits_emr_serverless_pipeline() -> None:
             ).conn
 
         bucket = ClusterRequest(plan["region"], plan["bucket"], "", "", "", ())
-        role, arn = check_serverless_job_role(client("iam"), plan["job_run"]["execution_role"])
+        role, arn = check_serverless_job_role(client("iam"), plan["execution_role"])
         checks = [check_bucket(client("s3"), bucket), role]
         for check in checks:
             print(check.line())
@@ -202,9 +202,9 @@ def fruits_emr_serverless_pipeline() -> None:
         application_id=create_application.output,
         execution_role_arn=checked["job_role_arn"],
         job_driver=staged_env["job_driver"],
-        configuration_overrides=plan["job_run"]["configuration_overrides"],
-        name=plan["job_run"]["name"],
-        config=plan["job_run"]["config"],
+        configuration_overrides=plan["job_run_overrides"],
+        name=plan["job_run_name"],
+        config=plan["job_run_config"],
         waiter_delay=10,
         waiter_max_attempts=60,
         **aws,
@@ -225,7 +225,7 @@ def fruits_emr_serverless_pipeline() -> None:
         task_id="cancel_job_run",
         application_id=create_application.output,
         job_run_id=start_job_run.output,
-        job_run_name=plan["job_run"]["name"],
+        job_run_name=plan["job_run_name"],
         application_tags=plan["application_tags"],
         trigger_rule=TriggerRule.ALL_DONE,
         **TEARDOWN_WAITER,

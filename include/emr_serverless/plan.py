@@ -185,20 +185,19 @@ def build_serverless_run_plan(
         "env_prefix": config.prefix.strip("/"),
         "application": application,
         "application_tags": identity_tags(application),
-        "job_run": {
-            "name": f"{PROJECT_TAG} {dag_id} {storage['run_key']}"[:256],
-            "execution_role": config.serverless_job_role,
-            "configuration_overrides": {
-                "monitoringConfiguration": {
-                    "s3MonitoringConfiguration": {"logUri": config.serverless_log_uri}
-                }
-            },
-            "config": {
-                "tags": tags,
-                # EMR Serverless cancels the job run itself past this: a backstop that
-                # works when Airflow is gone (5 minutes is the API's minimum).
-                "executionTimeoutMinutes": max(5, math.ceil(settings.job_timeout_seconds / 60)),
-            },
+        # Flat keys: the DAG passes each to an operator (an XComArg indexes one level).
+        "job_run_name": f"{PROJECT_TAG} {dag_id} {storage['run_key']}"[:256],
+        "execution_role": config.serverless_job_role,
+        "job_run_overrides": {
+            "monitoringConfiguration": {
+                "s3MonitoringConfiguration": {"logUri": config.serverless_log_uri}
+            }
+        },
+        "job_run_config": {
+            "tags": tags,
+            # EMR Serverless cancels the job run itself past this: a backstop that works
+            # when Airflow is gone (5 minutes is the API's minimum).
+            "executionTimeoutMinutes": max(5, math.ceil(settings.job_timeout_seconds / 60)),
         },
         "log_uri": config.serverless_log_uri,
         "tags": tags,
