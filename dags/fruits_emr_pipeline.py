@@ -11,7 +11,9 @@ transient EMR cluster (Spark + Livy) that this DAG creates and **always** termin
 2. `validate_dataset` — the local folder exists and has `<split>/<label>/<image>` images;
    or, with `dataset_uri` (`FRUITS_DATASET_URI`), the S3 prefix is listed (nothing is
    downloaded) and must hold that layout or packed `*.parquet` shards; the job then reads
-   it in place and `upload_dataset` uploads nothing.
+   it in place and `upload_dataset` uploads nothing. With `pack_s3_dataset`, an
+   images-layout S3 dataset is packed into parquet shards by a first Spark step on the
+   cluster (`plan_cluster_steps` plans it; once per listing, later runs read the shards).
    `skip_if_unchanged` — the dataset manifest + run fingerprint equal the last successful
    run's (`results/_last_success.json`) and its results are still there: every later task
    is *skipped* (no upload, no cluster), the log names the earlier run and its report, the
@@ -25,8 +27,9 @@ transient EMR cluster (Spark + Livy) that this DAG creates and **always** termin
    `--no-index`).
 4. `create_emr_cluster` — emr-7.x, Spark + Livy, bootstrap installing the job's
    requirements, idle auto-termination as a cost backstop, tagged Project/dag_id/run_id.
-5. `add_feature_step` → `wait_for_feature_step` (a failed step's details and stderr tail
-   are shown in the task log).
+5. `add_feature_step` (and the packing step before it, when planned) →
+   `wait_for_feature_step` (a failed step's details and stderr tail are shown in the task
+   log).
 6. `download_results` → `<results dir>/<run id>/` (refused without `_SUCCESS`), then
    `build_report` (HTML report with cost estimate), then `publish_results`: manifest,
    fingerprint, estimate and report beside the S3 results, the last-success record, and
@@ -85,13 +88,18 @@ def fruits_emr_pipeline() -> None:
         from include.config import REPO_ROOT, load_config
         from include.emr.plan import build_run_plan
         from include.params import emr_settings_from_params
-        from include.s3_dataset import dataset_uri_setting, plan_for_s3_dataset
+        from include.s3_dataset import (
+            dataset_uri_setting,
+            pack_on_cluster_setting,
+            plan_for_s3_dataset,
+        )
         from include.wheelhouse import digest_of_files
 
         try:
             settings = emr_settings_from_params(dict(context["params"]))
             config = load_config()
             dataset_uri = dataset_uri_setting(dict(context["params"]), config.dataset_uri)
+            pack_on_cluster = pack_on_cluster_setting(dict(context["params"]))
         except ValueError as exc:
             raise AirflowFailException(f"Invalid run settings: {exc}") from exc
         dag_run = context["dag_run"]
@@ -105,7 +113,7 @@ def fruits_emr_pipeline() -> None:
             else None,
         )
         if dataset_uri:  # read in place: the step's --input is the URI, nothing is uploaded
-            plan = plan_for_s3_dataset(plan, dataset_uri)
+            plan = plan_for_s3_dataset(plan, dataset_uri, pack_on_cluster=pack_on_cluster)
         if plan["weights_file"] and not Path(plan["weights_file"]).is_file():
             raise AirflowFailException(
                 f"Invalid run settings: weights file {plan['weights_file']} does not exist"
@@ -165,6 +173,21 @@ def fruits_emr_pipeline() -> None:
             return emr_check_budget(dataset, dict(context["params"]))
         except (BudgetExceededError, ValueError) as exc:
             raise AirflowFailException(str(exc)) from exc
+
+    @task
+    def plan_cluster_steps(plan: dict[str, Any], dataset: dict[str, Any]) -> list[dict[str, Any]]:
+        """The steps to add: the feature step, after a packing step when an S3 dataset is
+        to be packed on the cluster and this listing's shards do not exist yet."""
+        from include.s3_dataset import packed_dataset_uri, steps_for_s3_dataset
+        from include.staging import make_s3_hook
+
+        ready = False
+        if plan.get("pack_s3_dataset") and dataset.get("layout") == "images":
+            dest = packed_dataset_uri(plan, dataset["listing_digest"])
+            ready = make_s3_hook(plan["aws_conn_id"]).check_for_key(f"{dest}_SUCCESS")
+        steps, why = steps_for_s3_dataset(plan, dataset, packed_ready=ready)
+        print(why)
+        return steps
 
     @task
     def stage_wheelhouse(plan: dict[str, Any]) -> dict[str, Any] | None:
@@ -232,6 +255,7 @@ def fruits_emr_pipeline() -> None:
     staged_dataset = upload_dataset(plan)
     staged_code = upload_job_package(plan)
     staged_wheels = stage_wheelhouse(plan)
+    steps = plan_cluster_steps(plan, dataset)
     create_emr_cluster = EmrCreateClusterOperator(
         task_id="create_emr_cluster",
         emr_conn_id=None,
@@ -248,7 +272,7 @@ def fruits_emr_pipeline() -> None:
         aws_conn_id=plan["aws_conn_id"],
         region_name=plan["region"],
         job_flow_id=create_emr_cluster.output,
-        steps=plan["steps"],
+        steps=steps,
     )
     wait_for_feature_step = EmrStepSensorWithLogs(
         task_id="wait_for_feature_step",
@@ -277,7 +301,7 @@ def fruits_emr_pipeline() -> None:
         dataset,
         run_info,
         estimate,
-        [staged_dataset, staged_code, staged_wheels],
+        [staged_dataset, staged_code, staged_wheels, steps],
         create_emr_cluster,
         add_feature_step,
         wait_for_feature_step,
@@ -295,6 +319,7 @@ def fruits_emr_pipeline() -> None:
         staged_dataset,
         staged_code,
         staged_wheels,
+        steps,
         create_emr_cluster,
         add_feature_step,
         wait_for_feature_step,

@@ -100,21 +100,16 @@ def fruits_emr_serverless_pipeline() -> None:
         from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.infra.preflight import (
-            ClusterRequest,
-            check_bucket,
-            check_serverless_job_role,
-            failures,
-        )
+        from include.infra.preflight import ServerlessRequest, failures, preflight_serverless
 
         def client(service: str) -> Any:
             return AwsBaseHook(
                 aws_conn_id=plan["aws_conn_id"], region_name=plan["region"], client_type=service
             ).conn
 
-        bucket = ClusterRequest(plan["region"], plan["bucket"], "", "", "", ())
-        role, arn = check_serverless_job_role(client("iam"), plan["execution_role"])
-        checks = [check_bucket(client("s3"), bucket), role]
+        role = plan["execution_role"]
+        request = ServerlessRequest(region=plan["region"], bucket=plan["bucket"], job_role=role)
+        checks = preflight_serverless(client, request)
         for check in checks:
             print(check.line())
         failed = failures(checks)
@@ -122,7 +117,9 @@ def fruits_emr_serverless_pipeline() -> None:
             raise AirflowFailException(
                 "preflight failed, nothing was created: " + "; ".join(c.line() for c in failed)
             )
-        return {"checks": [c.to_dict() for c in checks], "job_role_arn": arn}
+        if not role.startswith("arn:"):  # StartJobRun takes the ARN
+            role = client("iam").get_role(RoleName=request.job_role_name)["Role"]["Arn"]
+        return {"checks": [c.to_dict() for c in checks], "job_role_arn": role}
 
     @task.short_circuit
     def skip_if_unchanged(plan: dict[str, Any], **context: Any) -> dict[str, Any] | None:

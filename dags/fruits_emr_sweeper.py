@@ -1,5 +1,5 @@
 """
-### Sweep orphaned EMR clusters of this project
+### Sweep orphaned EMR clusters and EMR Serverless applications of this project
 
 On a schedule, terminates this project's clusters (tag `Project=fruits-features`) that are
 still alive after a TTL. They exist only when Airflow itself died between
@@ -12,6 +12,12 @@ never touched.
   run is still queued or running** (its `dag_id`/`run_id` tags, looked up through Airflow's
   own API): a long healthy run is never cut short, whatever its age.
 - `terminate_stale_clusters` terminates them, or only logs them with the `dry_run` Param.
+- `sweep_serverless_applications` (a separate task: one failing does not hide the other)
+  stops and deletes this project's EMR Serverless applications (same tag) created and last
+  changed before *now − TTL* that are not in use: no job run submitted, pending, scheduled,
+  running, queued or cancelling, and no queued/running DAG run in their `dag_id`/`run_id`
+  tags. A started application is stopped first (waiting until STOPPED). `dry_run` only
+  logs. An application that cannot be removed makes the task fail, naming it.
 
 TTL: the `ttl_hours` Param, or `FRUITS_CLUSTER_TTL_HOURS` when left empty; its default is
 the longest run the EMR DAG allows by default (create wait 45 min + full-mode step timeout
@@ -41,14 +47,14 @@ from include.config import DAG_START_DATE, dag_default_args, sweeper_schedule
             False,
             type="boolean",
             title="Dry run",
-            description="Only list the clusters that would be terminated.",
+            description="Only list the clusters and applications that would be removed.",
         ),
         "ttl_hours": Param(
             None,
             type=["null", "number"],
             exclusiveMinimum=0,
             title="TTL (hours)",
-            description="Terminate tagged clusters older than this whose run is over. "
+            description="Remove tagged clusters/applications older than this whose run is over. "
             "Empty = FRUITS_CLUSTER_TTL_HOURS (default: the longest allowed run, 8 h).",
         ),
     },
@@ -104,7 +110,42 @@ def fruits_emr_sweeper() -> None:
         print(f"terminated {ids}")
         return ids
 
+    @task
+    def sweep_serverless_applications(**context: Any) -> list[dict[str, str]]:
+        """Stop and delete this project's stale, unused EMR Serverless applications."""
+        from datetime import UTC, datetime
+
+        from airflow.providers.amazon.aws.hooks.emr import EmrServerlessHook
+
+        from include.config import PROJECT_TAG, load_config
+        from include.emr.applications import sweep_applications
+
+        config = load_config()
+        ttl = context["params"].get("ttl_hours") or config.cluster_ttl_hours
+        hook = EmrServerlessHook(aws_conn_id=config.aws_conn_id, region_name=config.region)
+
+        def wait_stopped(application_id: str) -> None:
+            # Stopping takes up to a few minutes on AWS; 10 minutes is the bound.
+            hook.get_waiter("serverless_app_stopped").wait(
+                applicationId=application_id, WaiterConfig={"Delay": 15, "MaxAttempts": 40}
+            )
+
+        swept = sweep_applications(
+            hook.conn,
+            project_tag=PROJECT_TAG,
+            idle_since_before=datetime.now(UTC) - timedelta(hours=float(ttl)),
+            get_dagrun_state=context["ti"].get_dagrun_state,
+            wait_stopped=wait_stopped,
+            dry_run=bool(context["params"].get("dry_run")),
+            log=print,
+        )
+        print(
+            f"{len(swept)} application(s) tagged Project={PROJECT_TAG} older than {ttl} h: {swept}"
+        )
+        return swept
+
     chain(terminate_stale_clusters(find_stale_clusters()))
+    sweep_serverless_applications()
 
 
 fruits_emr_sweeper()

@@ -26,7 +26,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SERVICE_ROLE = f"{PROJECT_TAG}-emr-service"
 DEFAULT_INSTANCE_ROLE = f"{PROJECT_TAG}-emr-ec2"
 DEFAULT_SERVERLESS_JOB_ROLE = f"{PROJECT_TAG}-emr-serverless-job"
-"""Role names ``python -m include.infra create-roles`` makes, and the config's defaults.
+"""Role names ``python -m include.infra create-roles`` makes, and the config's defaults
+(the Serverless one is the job runs' ``executionRoleArn``).
 
 Project-specific on purpose: the account's ``EMR_DefaultRole``/``EMR_EC2_DefaultRole`` may
 serve other workloads (and may carry the v1 policy); the pipeline uses the roles it made.

@@ -222,6 +222,14 @@ def emr_params() -> dict[str, Param]:
     params.update(s3_dataset_params())
     params.update(
         {
+            "pack_s3_dataset": Param(
+                False,
+                type="boolean",
+                title="Pack the S3 dataset on the cluster",
+                description="With an images-layout dataset_uri: a first Spark step packs it "
+                "into parquet shards on the cluster (never on the Airflow worker), once per "
+                "listing; later runs of the same listing read those shards.",
+            ),
             "instance_type": Param(
                 ALLOWED_INSTANCE_TYPES[0],
                 type="string",

@@ -188,8 +188,16 @@ def attempt_uri(run_uri: str, attempt: str) -> str:
     return f"{run_uri}{ATTEMPT_SUFFIX}{attempt}"
 
 
-def publish_run(spark: SparkSession, attempt: str, run_uri: str, metrics: dict[str, Any]) -> None:
-    """Make the finished attempt folder the run: ``metrics.json`` into it, the previous
+def publish_run(
+    spark: SparkSession,
+    attempt: str,
+    run_uri: str,
+    metrics: dict[str, Any],
+    *,
+    summary_file: str = METRICS_FILE,
+) -> None:
+    """Make the finished attempt folder the run: ``metrics`` into it (as ``summary_file``,
+    ``metrics.json`` by default; the pack step's is ``_pack.json``), the previous
     run's ``_SUCCESS`` removed, the previous run deleted, the attempt renamed to
     ``<run>/``, and ``_SUCCESS`` written there last.
 
@@ -203,7 +211,7 @@ def publish_run(spark: SparkSession, attempt: str, run_uri: str, metrics: dict[s
     """
     write_text(
         spark,
-        f"{attempt}/{METRICS_FILE}",
+        f"{attempt}/{summary_file}",
         json.dumps(metrics, indent=2, ensure_ascii=False) + "\n",
     )
     fs, final = _fs_and_path(spark, run_uri)

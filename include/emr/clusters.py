@@ -51,13 +51,30 @@ def run_is_active(
 ) -> bool:
     """True when the cluster's DAG run (``dag_id``/``run_id`` tags) is still queued or running.
 
+    See :func:`tagged_run_is_active`; a cluster's tags are ``describe_cluster``'s list.
+    """
+    tags = {t["Key"]: t["Value"] for t in cluster.get("Tags", [])}
+    return tagged_run_is_active(
+        tags, get_dagrun_state, what=f"cluster {cluster.get('Id')}", log=log
+    )
+
+
+def tagged_run_is_active(
+    tags: Mapping[str, str],
+    get_dagrun_state: Callable[[str, str], str],
+    *,
+    what: str,
+    log: Callable[[str], None] = print,
+) -> bool:
+    """True when the DAG run named by ``tags`` (``dag_id``/``run_id``) is queued or running.
+
     ``get_dagrun_state`` is Airflow's own lookup (``RuntimeTaskInstance.get_dagrun_state`` in
-    a task). A cluster without the tags, or whose run Airflow does not know (404), is not
+    a task). A resource without the tags, or whose run Airflow does not know (404), is not
     protected: that is what an orphan looks like; any other lookup error protects it. The
     tags hold the run id as :func:`include.emr.plan.tag_value` wrote it, which is the run id
     itself for the run ids Airflow makes (``manual__<iso date>``, ``scheduled__<iso date>``).
+    ``what`` names the resource in the log lines (``cluster j-...``, ``application 00f...``).
     """
-    tags = {t["Key"]: t["Value"] for t in cluster.get("Tags", [])}
     dag_id, run_id = tags.get("dag_id"), tags.get("run_id")
     if not dag_id or not run_id:
         return False
@@ -69,15 +86,15 @@ def run_is_active(
         # is on the response.
         status = getattr(getattr(exc, "response", None), "status_code", None)
         if status == 404 or "404" in detail or "not found" in detail.lower():
-            # An unknown run (deleted, or another Airflow's) cannot be using the cluster.
-            log(f"cluster {cluster.get('Id')}: run {dag_id}/{run_id} not found: not protected")
+            # An unknown run (deleted, or another Airflow's) cannot be using the resource.
+            log(f"{what}: run {dag_id}/{run_id} not found: not protected")
             return False
-        # Any other failure to ask: protect the cluster (a healthy run must never be cut
+        # Any other failure to ask: protect the resource (a healthy run must never be cut
         # short because Airflow's API hiccupped); the next sweep asks again.
-        log(f"cluster {cluster.get('Id')}: could not ask for run {dag_id}/{run_id} ({exc}): kept")
+        log(f"{what}: could not ask for run {dag_id}/{run_id} ({exc}): kept")
         return True
     state = state.rsplit(".", 1)[-1].lower()  # a DagRunState enum prints as DagRunState.RUNNING
     if state in ACTIVE_RUN_STATES:
-        log(f"cluster {cluster.get('Id')}: run {dag_id}/{run_id} is {state}: left alone")
+        log(f"{what}: run {dag_id}/{run_id} is {state}: left alone")
         return True
     return False

@@ -157,8 +157,10 @@ class EmrStepSensorWithLogs(EmrStepSensor):
 
     ``wait`` (templated; ``{"poke_interval": s, "timeout": s, "log_wait": s}``) sizes the
     wait at run time (``log_wait``: how long to wait for a failed step's stderr.gz),
-    ``deferrable`` is templated too, and ``step_id`` may be the one-element list that
-    ``EmrAddStepsOperator`` returns. When the step ends FAILED/CANCELLED/INTERRUPTED, the
+    ``deferrable`` is templated too, and ``step_id`` may be the list that
+    ``EmrAddStepsOperator`` returns: the last step is waited for (steps run in order), and
+    when an earlier one failed (a packing step, whose failure cancels the rest) that one is
+    the step explained. When the step ends FAILED/CANCELLED/INTERRUPTED, the
     log shows its FailureDetails and the tail of its stderr (from ``log_uri``), and the task
     fails without retrying: polling a failed step again cannot make it succeed.
     """
@@ -176,13 +178,18 @@ class EmrStepSensorWithLogs(EmrStepSensor):
         self.log_uri = log_uri
         self.wait = wait
         self.log_wait_seconds = 0.0
+        self.step_ids: list[str] = []
 
     def _prepare(self) -> None:
         self.deferrable = _as_bool(self.deferrable)
         if isinstance(self.step_id, list | tuple):
-            if len(self.step_id) != 1:
-                raise AirflowFailException(f"expected one step id, got {self.step_id!r}")
-            self.step_id = self.step_id[0]
+            if not self.step_id:
+                raise AirflowFailException("no step id to wait for")
+            # Steps run in order (StepConcurrencyLevel 1): the last one ends the run.
+            self.step_ids = [str(s) for s in self.step_id]
+            self.step_id = self.step_ids[-1]
+        elif not self.step_ids:
+            self.step_ids = [self.step_id]
         if self.wait:
             self.poke_interval = float(self.wait["poke_interval"])
             self.timeout = float(self.wait["timeout"])
@@ -197,7 +204,7 @@ class EmrStepSensorWithLogs(EmrStepSensor):
     def _fail_with_details(self, reason: str) -> None:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        step = self.hook.conn.describe_step(ClusterId=self.job_flow_id, StepId=self.step_id)["Step"]
+        step = self._failed_step()
         cluster = self.hook.conn.describe_cluster(ClusterId=self.job_flow_id)["Cluster"]
         log_uri = self.log_uri or cluster.get("LogUri") or ""
         report = describe_step_failure(
@@ -210,6 +217,15 @@ class EmrStepSensorWithLogs(EmrStepSensor):
         )
         self.log.error("%s", report)
         raise AirflowFailException(f"{reason}; see the step's failure details above")
+
+    def _failed_step(self) -> dict[str, Any]:
+        """The step to explain: the first FAILED one of the run's steps, else the last."""
+        steps = [
+            self.hook.conn.describe_step(ClusterId=self.job_flow_id, StepId=step_id)["Step"]
+            for step_id in self.step_ids or [self.step_id]
+        ]
+        failed = [s for s in steps if s.get("Status", {}).get("State") == "FAILED"]
+        return failed[0] if failed else steps[-1]
 
     def poke(self, context: Context) -> bool:
         response = self.get_emr_response(context=context)

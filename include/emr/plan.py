@@ -2,8 +2,9 @@
 
 * :func:`build_run_plan` turns validated settings + configuration + run id into everything
   a run needs (S3 keys, the cluster request, the Spark step) as plain JSON data.
-* :func:`build_job_flow_overrides` and :func:`build_spark_step` are pure: they return new
-  dicts (``RunJobFlow`` request and ``AddJobFlowSteps`` step) and never mutate shared data.
+* :func:`build_job_flow_overrides`, :func:`build_spark_step` and :func:`build_pack_step`
+  are pure: they return new dicts (``RunJobFlow`` request and ``AddJobFlowSteps`` steps)
+  and never mutate shared data.
 
 No AWS calls and no operator imports here: the DAG file and the CLI import this cheaply.
 """
@@ -189,6 +190,29 @@ def build_job_flow_overrides(
     return request
 
 
+def _spark_submit(
+    *, py_files_uri: str, entry_script_uri: str, spark_conf: Mapping[str, str] | None
+) -> list[str]:
+    """``spark-submit ... entrypoint.py`` for ``command-runner.jar`` (client deploy mode)."""
+    return [
+        "spark-submit",
+        "--deploy-mode",
+        "client",
+        "--master",
+        "yarn",
+        "--conf",
+        f"spark.pyspark.python={NODE_PYTHON}",
+        *(
+            arg
+            for key, value in sorted((spark_conf or {}).items())
+            for arg in ("--conf", f"{key}={value}")
+        ),
+        "--py-files",
+        py_files_uri,
+        entry_script_uri,
+    ]
+
+
 def build_spark_step(
     job: JobSettings,
     *,
@@ -211,21 +235,9 @@ def build_spark_step(
     task ends the cluster after the failure was logged.
     """
     args = [
-        "spark-submit",
-        "--deploy-mode",
-        "client",
-        "--master",
-        "yarn",
-        "--conf",
-        f"spark.pyspark.python={NODE_PYTHON}",
-        *(
-            arg
-            for key, value in sorted((spark_conf or {}).items())
-            for arg in ("--conf", f"{key}={value}")
+        *_spark_submit(
+            py_files_uri=py_files_uri, entry_script_uri=entry_script_uri, spark_conf=spark_conf
         ),
-        "--py-files",
-        py_files_uri,
-        entry_script_uri,
         *build_job_arguments(
             job, input_uri=input_uri, output_uri=output_uri, run_id=run_id, model_uri=model_uri
         ),
@@ -304,6 +316,39 @@ def build_storage_plan(
     }
 
 
+PACK_STEP_NAME = "pack the S3 dataset into parquet shards"
+
+
+def build_pack_step(
+    *,
+    entry_script_uri: str,
+    py_files_uri: str,
+    source_uri: str,
+    dest_uri: str,
+    shard_mb: int = 128,
+) -> dict[str, Any]:
+    """The step packing an S3 image folder into shards on the cluster (``spark_jobs.pack_step``).
+
+    ``CANCEL_AND_WAIT`` on failure: the feature step after it, which would read shards
+    that were never written, is cancelled instead of run.
+    """
+    args = [
+        *_spark_submit(py_files_uri=py_files_uri, entry_script_uri=entry_script_uri, spark_conf={}),
+        "pack",
+        "--input",
+        source_uri,
+        "--output",
+        dest_uri.rstrip("/"),
+        "--shard-mb",
+        str(shard_mb),
+    ]
+    return {
+        "Name": PACK_STEP_NAME,
+        "ActionOnFailure": "CANCEL_AND_WAIT",
+        "HadoopJarStep": {"Jar": "command-runner.jar", "Args": args},
+    }
+
+
 def build_run_plan(
     settings: EmrSettings,
     config: PipelineConfig,
@@ -351,6 +396,8 @@ def build_run_plan(
         wheelhouse = {"digest": wheelhouse_digest, "key_prefix": key_prefix, "uri": uri(key_prefix)}
     return {
         **storage,
+        # An S3 dataset packed on the cluster, one folder per listing (include/s3_dataset.py).
+        "s3_packed_prefix": f"{prefix}/dataset/s3-packed",
         "job": asdict(job),
         "executors": executors.as_dict(),
         "log_uri": config.log_uri,

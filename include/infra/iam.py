@@ -1,4 +1,10 @@
-"""IAM for EMR: the service role, the EC2 instance profile, and the Airflow identity's policy.
+"""IAM for EMR: the service role, the EC2 instance profile, the EMR Serverless job role, and
+the Airflow identity's policy.
+
+The Serverless job-runtime role (the job runs' ``executionRoleArn``) is trusted by
+``emr-serverless.amazonaws.com`` only for this account's applications (``aws:SourceAccount``
+and ``aws:SourceArn``, AWS's confused-deputy advice) and may only read and write the
+project's prefix (and read a ``dataset_uri`` outside it): no Glue, no wildcard resource.
 
 Role names default to project-specific ones (not EMR_DefaultRole / EMR_EC2_DefaultRole), so
 creating them never changes roles other workloads in the account rely on. Every role and
@@ -7,12 +13,18 @@ policy is tagged ``Project=<PROJECT_TAG>``; an existing role without that tag is
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from include.config import DEFAULT_INSTANCE_ROLE, DEFAULT_SERVICE_ROLE, PROJECT_TAG
+from include.config import (
+    DEFAULT_INSTANCE_ROLE,
+    DEFAULT_SERVERLESS_JOB_ROLE,
+    DEFAULT_SERVICE_ROLE,
+    PROJECT_TAG,
+)
 from include.infra.aws import AwsContext
 from include.infra.dataset_access import dataset_read_statements
 from include.infra.errors import InfraError, RefusedError
@@ -21,6 +33,7 @@ from include.infra.policies import EMR_SERVICE_MANAGED_POLICY, policy_json, rend
 AIRFLOW_POLICY_NAME = f"{PROJECT_TAG}-airflow-pipeline"
 SERVICE_INLINE_POLICY = "pass-project-instance-role"
 INSTANCE_INLINE_POLICY = "project-bucket-access"
+SERVERLESS_INLINE_POLICY = "project-bucket-access"
 _TAGS = [{"Key": "Project", "Value": PROJECT_TAG}]
 
 
@@ -34,12 +47,19 @@ class RoleSettings:
     instance_role: str = DEFAULT_INSTANCE_ROLE
     dataset_uri: str | None = None
     """A dataset read in place (``s3://bucket/prefix/``); outside the project's prefix, the
-    instance profile gets read-only access to it (``include/infra/dataset_access.py``)."""
+    instance profile and the Serverless job role get read-only access to it
+    (``include/infra/dataset_access.py``)."""
+    serverless_job_role: str = DEFAULT_SERVERLESS_JOB_ROLE
 
     @property
     def instance_profile(self) -> str:
         """The instance profile has the same name as its role (what the console does)."""
         return self.instance_role
+
+
+def project_role_names(settings: RoleSettings) -> tuple[str, ...]:
+    """The roles create-roles makes: EMR service, EC2 instance, EMR Serverless job."""
+    return (settings.service_role, settings.instance_role, settings.serverless_job_role)
 
 
 def render_documents(ctx: AwsContext, settings: RoleSettings) -> dict[str, dict[str, Any]]:
@@ -52,6 +72,7 @@ def render_documents(ctx: AwsContext, settings: RoleSettings) -> dict[str, dict[
         "partition": ctx.partition,
         "service_role": settings.service_role,
         "instance_role": settings.instance_role,
+        "serverless_job_role": settings.serverless_job_role,
         "project_tag": PROJECT_TAG,
     }
     documents = {
@@ -61,6 +82,8 @@ def render_documents(ctx: AwsContext, settings: RoleSettings) -> dict[str, dict[
             "emr-service-inline",
             "emr-ec2-trust",
             "emr-ec2-inline",
+            "emr-serverless-trust",
+            "emr-serverless-job",
             "airflow-pipeline",
         )
     }
@@ -73,7 +96,9 @@ def render_documents(ctx: AwsContext, settings: RoleSettings) -> dict[str, dict[
         )
     except ValueError as exc:
         raise RefusedError(str(exc)) from None
+    # Both compute identities read the dataset the same way (copies: documents stay independent).
     documents["emr-ec2-inline"]["Statement"].extend(extra)
+    documents["emr-serverless-job"]["Statement"].extend(copy.deepcopy(extra))
     return documents
 
 
@@ -117,7 +142,7 @@ def get_project_role(ctx: AwsContext, name: str) -> dict[str, Any] | None:
         iam.list_role_tags(RoleName=name).get("Tags"),
         f"IAM role {name!r}",
         "it is not this project's, so it is left alone. Pick other names with "
-        "--service-role/--instance-role.",
+        "--service-role/--instance-role/--serverless-job-role.",
     )
     return role
 
@@ -154,7 +179,8 @@ def _get_project_instance_profile(ctx: AwsContext, name: str) -> dict[str, Any] 
 
 
 def create_roles(ctx: AwsContext, settings: RoleSettings) -> dict[str, Any]:
-    """Create or update both EMR roles, the instance profile and the Airflow policy (idempotent).
+    """Create or update the EMR roles, the instance profile, the Serverless job role and the
+    Airflow policy (idempotent).
 
     Every name is checked before anything is created, so a refusal changes nothing; if an AWS
     call fails half-way, what this call created is deleted again before the error is raised.
@@ -162,8 +188,7 @@ def create_roles(ctx: AwsContext, settings: RoleSettings) -> dict[str, Any]:
     iam = ctx.client("iam")
     docs = render_documents(ctx, settings)
     roles_before = {
-        name: get_project_role(ctx, name) is not None
-        for name in (settings.service_role, settings.instance_role)
+        name: get_project_role(ctx, name) is not None for name in project_role_names(settings)
     }
     profile = _get_project_instance_profile(ctx, settings.instance_profile)
     policy_before = project_policy_exists(ctx, airflow_policy_arn(ctx))
@@ -176,34 +201,31 @@ def create_roles(ctx: AwsContext, settings: RoleSettings) -> dict[str, Any]:
         raise InfraError(f"AWS-managed policy {managed_arn} not found in this account") from None
 
     created: list[str] = []
-    try:
-        _ensure_role(
-            ctx,
-            settings.service_role,
-            docs["emr-service-trust"],
-            f"EMR service role of {PROJECT_TAG} (bucket {settings.bucket})",
-        )
-        if not roles_before[settings.service_role]:
-            created.append(f"role:{settings.service_role}")
-        iam.attach_role_policy(RoleName=settings.service_role, PolicyArn=managed_arn)
+
+    def role_with_inline_policy(name: str, trust: str, policy: str, inline: str, what: str) -> None:
+        _ensure_role(ctx, name, docs[trust], f"{what} of {PROJECT_TAG} (bucket {settings.bucket})")
+        if not roles_before[name]:
+            created.append(f"role:{name}")
         iam.put_role_policy(
-            RoleName=settings.service_role,
-            PolicyName=SERVICE_INLINE_POLICY,
-            PolicyDocument=policy_json(docs["emr-service-inline"]),
+            RoleName=name, PolicyName=inline, PolicyDocument=policy_json(docs[policy])
         )
 
-        _ensure_role(
-            ctx,
-            settings.instance_role,
-            docs["emr-ec2-trust"],
-            f"EC2 instance role of {PROJECT_TAG} EMR clusters (bucket {settings.bucket})",
+    try:
+        role_with_inline_policy(
+            settings.service_role,
+            "emr-service-trust",
+            "emr-service-inline",
+            SERVICE_INLINE_POLICY,
+            "EMR service role",
         )
-        if not roles_before[settings.instance_role]:
-            created.append(f"role:{settings.instance_role}")
-        iam.put_role_policy(
-            RoleName=settings.instance_role,
-            PolicyName=INSTANCE_INLINE_POLICY,
-            PolicyDocument=policy_json(docs["emr-ec2-inline"]),
+        iam.attach_role_policy(RoleName=settings.service_role, PolicyArn=managed_arn)
+
+        role_with_inline_policy(
+            settings.instance_role,
+            "emr-ec2-trust",
+            "emr-ec2-inline",
+            INSTANCE_INLINE_POLICY,
+            "EC2 instance role of EMR clusters",
         )
         if profile is None:
             iam.create_instance_profile(InstanceProfileName=settings.instance_profile, Tags=_TAGS)
@@ -216,6 +238,14 @@ def create_roles(ctx: AwsContext, settings: RoleSettings) -> dict[str, Any]:
                 InstanceProfileName=settings.instance_profile, RoleName=settings.instance_role
             )
 
+        role_with_inline_policy(
+            settings.serverless_job_role,
+            "emr-serverless-trust",
+            "emr-serverless-job",
+            SERVERLESS_INLINE_POLICY,
+            "EMR Serverless job runtime role",
+        )
+
         airflow_arn = _ensure_airflow_policy(ctx, docs["airflow-pipeline"])
     except Exception:
         _rollback(ctx, created)
@@ -226,6 +256,8 @@ def create_roles(ctx: AwsContext, settings: RoleSettings) -> dict[str, Any]:
         "instance_role": settings.instance_role,
         "instance_role_created": not roles_before[settings.instance_role],
         "instance_profile": settings.instance_profile,
+        "serverless_job_role": settings.serverless_job_role,
+        "serverless_job_role_created": not roles_before[settings.serverless_job_role],
         "airflow_policy_arn": airflow_arn,
         "airflow_policy_created": not policy_before,
     }
@@ -311,9 +343,7 @@ def delete_roles(ctx: AwsContext, settings: RoleSettings) -> list[str]:
     """
     iam = ctx.client("iam")
     roles = [
-        name
-        for name in (settings.service_role, settings.instance_role)
-        if get_project_role(ctx, name) is not None
+        name for name in project_role_names(settings) if get_project_role(ctx, name) is not None
     ]
     profile = _get_project_instance_profile(ctx, settings.instance_profile)
     arn = airflow_policy_arn(ctx)

@@ -1,7 +1,8 @@
 """The IAM and bucket policy documents shipped as JSON in ``include/infra/policies/``.
 
 They are templates: ``${bucket}``, ``${prefix}``, ``${account_id}``, ``${region}``,
-``${partition}``, ``${service_role}``, ``${instance_role}`` and ``${project_tag}`` are filled
+``${partition}``, ``${service_role}``, ``${instance_role}``, ``${serverless_job_role}`` and
+``${project_tag}`` are filled
 in by :func:`render_policy`, which fails if a placeholder is left or the result is not JSON.
 """
 
@@ -20,6 +21,8 @@ POLICY_FILES: dict[str, str] = {
     "emr-service-inline": "emr-service-inline.json",
     "emr-ec2-trust": "emr-ec2-trust.json",
     "emr-ec2-inline": "emr-ec2-inline.json",
+    "emr-serverless-trust": "emr-serverless-trust.json",
+    "emr-serverless-job": "emr-serverless-job.json",
     "airflow-pipeline": "airflow-pipeline.json",
 }
 """Logical name -> file in POLICY_DIR."""

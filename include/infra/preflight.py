@@ -1,7 +1,8 @@
 """Preflight: what would make a cluster fail or cost money, checked before one exists.
 
 Each check reads the account (IAM, EC2, Service Quotas, S3) for the run's ``RunJobFlow``
-request and returns a :class:`Check`: passed, failed (a one-line reason and what to change)
+request (or, with :func:`preflight_serverless`, an EMR Serverless run's job role and bucket)
+and returns a :class:`Check`: passed, failed (a one-line reason and what to change)
 or unknown (the service could not answer: a warning, never a silent pass). The EMR DAG runs
 them in its ``preflight`` task; ``python -m include.infra preflight`` runs them by hand.
 
@@ -10,9 +11,8 @@ Evidence for each rule is cited at the check.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -111,23 +111,6 @@ def check_roles(iam: Any, request: ClusterRequest) -> tuple[Check, bool]:
     return Check(
         "roles", True, f"{request.service_role} ({policy}), {request.instance_profile}"
     ), v2
-
-
-def check_serverless_job_role(iam: Any, role: str) -> tuple[Check, str | None]:
-    """EMR Serverless: the job runtime role (name or ARN) exists; also returns its ARN."""
-    name = role.rsplit("/", 1)[-1] if role.startswith("arn:") else role
-    try:
-        arn = iam.get_role(RoleName=name)["Role"]["Arn"]
-    except ClientError as exc:
-        if _code(exc) != "NoSuchEntity":
-            raise
-        return Check(
-            "job role",
-            False,
-            f"EMR Serverless job runtime role {name!r} not found",
-            "create it (python -m include.infra create-roles) or set FRUITS_SERVERLESS_JOB_ROLE",
-        ), None
-    return Check("job role", True, arn), arn
 
 
 def _subnet(ec2: Any, subnet_id: str) -> dict[str, Any] | None:
@@ -258,7 +241,7 @@ def check_vcpu_quota(ec2: Any, quotas: Any, request: ClusterRequest) -> list[Che
     return checks
 
 
-def check_bucket(s3: Any, request: ClusterRequest) -> Check:
+def check_bucket(s3: Any, request: ClusterRequest | ServerlessRequest) -> Check:
     """The bucket exists, is in the run's region and has default encryption."""
     try:
         location = s3.get_bucket_location(Bucket=request.bucket)["LocationConstraint"]
@@ -386,59 +369,95 @@ def run_preflight(client: Callable[[str], Any], request: ClusterRequest) -> list
     return checks
 
 
+# --- EMR Serverless --------------------------------------------------------------------
+
+SERVERLESS_PRINCIPAL = "emr-serverless.amazonaws.com"
+
+
+@dataclass(frozen=True)
+class ServerlessRequest:
+    """What the Serverless checks need: the job runs' execution role and the bucket."""
+
+    region: str
+    bucket: str
+    job_role: str
+    """The job runtime role: a name, or the ``executionRoleArn`` itself."""
+
+    @property
+    def job_role_name(self) -> str:
+        """The role's name (the last part of an ARN, which may carry a path)."""
+        return (
+            self.job_role.rsplit("/", 1)[-1] if self.job_role.startswith("arn:") else self.job_role
+        )
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _trusts_service(trust: dict[str, Any], service: str) -> dict[str, Any] | None:
+    """The Allow statement of the trust policy that lets ``service`` assume the role."""
+    for statement in _as_list(trust.get("Statement", [])):
+        principal = statement.get("Principal") or {}
+        services = _as_list(principal.get("Service", [])) if isinstance(principal, dict) else []
+        actions = _as_list(statement.get("Action", []))
+        if (
+            statement.get("Effect") == "Allow"
+            and service in services
+            and any(a in ("sts:AssumeRole", "sts:*", "*") for a in actions)
+        ):
+            return statement
+    return None
+
+
+def check_serverless_job_role(iam: Any, request: ServerlessRequest) -> Check:
+    """The job runtime role exists and EMR Serverless may assume it (its trust policy).
+
+    StartJobRun accepts a role EMR Serverless cannot assume; the job run then fails minutes
+    later (AWS's EMR Serverless User Guide, "Job runtime roles": the role's trust policy names
+    ``emr-serverless.amazonaws.com``).
+    """
+    name = request.job_role_name
+    fix = (
+        "run `python -m include.infra create-roles`, or point the DAG at a job role "
+        f"trusted by {SERVERLESS_PRINCIPAL}"
+    )
+    try:
+        role = iam.get_role(RoleName=name)["Role"]
+    except ClientError as exc:
+        if _code(exc) != "NoSuchEntity":
+            raise
+        return Check("serverless job role", False, f"role {name!r} not found", fix)
+    trust = role.get("AssumeRolePolicyDocument") or {}
+    if isinstance(trust, str):
+        import json
+        from urllib.parse import unquote
+
+        trust = json.loads(unquote(trust))
+    statement = _trusts_service(trust, SERVERLESS_PRINCIPAL)
+    if statement is None:
+        return Check(
+            "serverless job role",
+            False,
+            f"role {name!r} cannot be assumed by {SERVERLESS_PRINCIPAL} (its trust policy)",
+            fix,
+        )
+    account = (statement.get("Condition") or {}).get("StringEquals", {}).get("aws:SourceAccount")
+    scope = f", only for account {account}" if account else ""
+    return Check("serverless job role", True, f"{name}: assumable by {SERVERLESS_PRINCIPAL}{scope}")
+
+
+def preflight_serverless(client: Callable[[str], Any], request: ServerlessRequest) -> list[Check]:
+    """The Serverless DAG's checks before an application exists: job role, then bucket.
+
+    ``client(service)`` as for :func:`run_preflight`.
+    """
+    return [
+        check_serverless_job_role(client("iam"), request),
+        check_bucket(client("s3"), request),
+    ]
+
+
 def failures(checks: list[Check]) -> list[Check]:
     """The failed checks (warnings are not failures)."""
     return [c for c in checks if c.ok is False]
-
-
-# --- python -m include.infra preflight --------------------------------------------------
-
-
-def add_preflight_arguments(parser: argparse.ArgumentParser) -> None:
-    """The cluster shape to check (the EMR DAG's Params of the same names)."""
-    from include.config import ALLOWED_INSTANCE_TYPES
-
-    parser.add_argument("--instance-type", choices=ALLOWED_INSTANCE_TYPES)
-    parser.add_argument("--core-nodes", type=int, help="core nodes (default: the DAG's)")
-    parser.add_argument("--spot", action="store_true", help="core nodes on the spot market")
-    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
-
-
-def cmd_preflight(args: argparse.Namespace) -> int:
-    """Run the checks for the DAG's default run (or the given shape); exit 1 on a failure."""
-    import json
-
-    from include.config import load_config
-    from include.emr.plan import build_run_plan
-    from include.infra.aws import make_context
-    from include.infra.errors import EXIT_FAILURE, EXIT_OK, RefusedError
-    from include.params import emr_settings_from_params
-
-    try:
-        config = load_config()
-        if args.bucket:
-            config = replace(config, bucket=args.bucket)
-        if args.region:
-            config = replace(config, region=args.region)
-        shape: dict[str, Any] = {"spot_core_nodes": bool(args.spot)}
-        if args.instance_type:
-            shape["instance_type"] = args.instance_type
-        if args.core_nodes is not None:
-            shape["core_nodes"] = args.core_nodes
-        settings = emr_settings_from_params(shape)
-    except ValueError as exc:
-        raise RefusedError(str(exc)) from None
-    plan = build_run_plan(settings, config, dag_id="preflight", run_id="preflight")
-    ctx = make_context(config.region, profile=args.profile, aws_conn_id=args.aws_conn_id)
-    request = ClusterRequest.from_overrides(
-        plan["job_flow_overrides"],
-        region=config.region,
-        bucket=config.bucket,
-        install_from_s3_only=False,
-    )
-    checks = run_preflight(ctx.client, request)
-    if args.json:
-        print(json.dumps([c.to_dict() for c in checks], indent=2))
-    else:
-        print("\n".join(c.line() for c in checks))
-    return EXIT_FAILURE if failures(checks) else EXIT_OK

@@ -127,6 +127,52 @@ def test_real_job_through_the_emr_dag(pack, real_emr_dag, emulated_aws, sample_d
     assert not [k for k in keys if k.endswith(".crc")]
 
 
+def test_an_s3_dataset_is_packed_on_the_cluster_once_per_listing(
+    real_emr_dag, emulated_aws, sample_dataset
+):
+    """pack_s3_dataset: a Spark step on the cluster packs the S3 images (nothing is
+    uploaded or packed by Airflow); a forced rerun of the same listing reads those shards."""
+    from include.emr.plan import PACK_STEP_NAME
+
+    s3, emr = emulated_aws["s3"], emulated_aws["emr"]
+    s3.create_bucket(
+        Bucket="data-team-images", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    images = _images(sample_dataset)
+    for path in images:
+        key = f"fruits-360/{path.relative_to(sample_dataset).as_posix()}"
+        s3.put_object(Bucket="data-team-images", Key=key, Body=path.read_bytes())
+    uri = "s3://data-team-images/fruits-360/"
+    params = {**EMU_PARAMS, "dataset_uri": uri, "pack_s3_dataset": True}
+
+    state, tasks = run_dag(real_emr_dag, **params)
+    assert state == "success", tasks
+    assert tasks["upload_dataset"] == "success"  # which uploads nothing for an S3 dataset
+    cluster = _wait_for_state(emr, "TERMINATED")
+    steps = emr.list_steps(ClusterId=cluster["Id"])["Steps"][::-1]  # newest first -> in order
+    assert steps[0]["Name"] == PACK_STEP_NAME
+    assert [s["Status"]["State"] for s in steps] == ["COMPLETED", "COMPLETED"]
+    packed = step_arg(steps[0]["Config"]["Args"], "--output")
+    assert step_arg(steps[1]["Config"]["Args"], "--input") == packed + "/"
+    bucket, _, key = packed.removeprefix("s3://").partition("/")
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=key)["Contents"]}
+    assert f"{key}/_SUCCESS" in keys
+    assert [k for k in keys if k.endswith(".parquet")]
+    run_dir = emulated_aws["results"] / step_arg(steps[1]["Config"]["Args"], "--run-id")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["input_format"] == "packed"
+    assert metrics["counts"]["valid_images"] == len(images)
+    assert not [
+        k for k in s3.list_objects_v2(Bucket=BUCKET)["Contents"] if "/datasets/" in k["Key"]
+    ]
+
+    state, tasks = run_dag(real_emr_dag, force=True, **params)
+    assert state == "success", tasks
+    (newest,) = [c for c in emr.list_clusters()["Clusters"] if c["Id"] != cluster["Id"]]
+    (step,) = emr.list_steps(ClusterId=newest["Id"])["Steps"]  # no packing the second time
+    assert step_arg(step["Config"]["Args"], "--input") == packed + "/"
+
+
 def test_no_decodable_image_fails_the_step_with_the_jobs_reason(
     real_emr_dag, emulated_aws, tmp_path, monkeypatch
 ):

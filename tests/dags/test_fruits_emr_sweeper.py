@@ -131,3 +131,109 @@ def test_default_ttl_outlasts_the_longest_allowed_run():
     longest = CREATE_WAIT_SECONDS + max(STEP_TIMEOUT_BY_MODE.values())
     assert PipelineConfig().cluster_ttl_hours * 3600 > longest
     assert PipelineConfig().cluster_ttl_hours == 8
+
+
+# --- EMR Serverless applications (task sweep_serverless_applications) ------------------------
+
+SERVERLESS_TASK = "sweep_serverless_applications"
+
+
+@pytest.fixture
+def applications(monkeypatch):
+    """This project's and others' applications; only "old_idle" and "old_stopped" are stale."""
+    from moto import mock_aws
+
+    from tests.application_fakes import create_application, start_job_run
+
+    monkeypatch.setenv("FRUITS_REGION", REGION)
+    monkeypatch.setenv("FRUITS_CLUSTER_TTL_HOURS", "6")
+    with mock_aws():
+        client = boto3.client("emr-serverless", region_name=REGION)
+        ours = {"Project": PROJECT_TAG, "dag_id": "fruits_emr_serverless_pipeline", "run_id": "r1"}
+
+        def app(name: str, tags: dict[str, str], age: float, state: str | None = None) -> str:
+            return create_application(client, name=name, tags=tags, age_hours=age, state=state)
+
+        ids = {
+            "old_idle": app("old idle", ours, 10),
+            "old_stopped": app("old stopped", ours, 10, "STOPPED"),
+            "young": app("young", ours, 1),
+            "foreign": app("old idle", {"Project": "someone-else"}, 48),
+            "untagged": app("untagged", {}, 48),
+            "busy": app("busy", ours, 30),
+        }
+        start_job_run(client, ids["busy"], state="RUNNING")
+        yield client, ids
+
+
+def _app_states(client, ids: dict[str, str]) -> dict[str, str]:
+    from tests.application_fakes import application_state
+
+    return {name: application_state(client, app_id) for name, app_id in ids.items()}
+
+
+@pytest.mark.slow
+def test_sweeper_removes_only_old_idle_project_applications(sweeper, applications):
+    """Also: an old one whose DAG run (the sweeper's own test run) is still running stays."""
+    from datetime import UTC, datetime
+
+    from tests.application_fakes import create_application
+
+    client, ids = applications
+    run_after = datetime.now(UTC).replace(microsecond=0)
+    ids["run_running"] = create_application(
+        client,
+        name="long healthy run",
+        tags={
+            "Project": PROJECT_TAG,
+            "dag_id": DAG_ID,
+            "run_id": f"manual__{run_after.isoformat()}",
+        },
+        age_hours=30,
+    )
+    dag_run = sweeper.test(
+        run_after=run_after, logical_date=run_after, run_conf={"dry_run": False, "ttl_hours": None}
+    )
+    assert str(dag_run.state) == "success", _ti_states(dag_run)
+    assert _app_states(client, ids) == {
+        "old_idle": "TERMINATED",
+        "old_stopped": "TERMINATED",
+        "young": "STARTED",
+        "foreign": "STARTED",
+        "untagged": "STARTED",
+        "busy": "STARTED",
+        "run_running": "STARTED",
+    }
+
+
+@pytest.mark.slow
+def test_sweeper_dry_run_leaves_applications_alone(sweeper, applications):
+    client, ids = applications
+    before = _app_states(client, ids)
+    dag_run = sweeper.test(run_conf={"dry_run": True, "ttl_hours": 0.5})
+    assert str(dag_run.state) == "success", _ti_states(dag_run)
+    assert _app_states(client, ids) == before
+    assert before["young"] == "STARTED"  # 1 h old > 0.5 h: it would have been a candidate
+
+
+@pytest.mark.slow
+def test_an_application_that_cannot_be_deleted_fails_the_run(sweeper, applications, monkeypatch):
+    from moto.emrserverless.exceptions import ValidationException
+    from moto.emrserverless.models import EMRServerlessBackend
+
+    client, ids = applications
+    original = EMRServerlessBackend.delete_application
+
+    def delete(self, application_id):
+        if application_id == ids["old_idle"]:
+            raise ValidationException("locked")
+        return original(self, application_id)
+
+    monkeypatch.setattr(EMRServerlessBackend, "delete_application", delete)
+    dag_run = sweeper.test(run_conf={"dry_run": False, "ttl_hours": None})
+    states = _ti_states(dag_run)
+    assert str(dag_run.state) == "failed", states
+    assert states[SERVERLESS_TASK] == "failed"
+    assert states["terminate_stale_clusters"] == "success"  # the cluster sweep is not hidden
+    assert _app_states(client, ids)["old_stopped"] == "TERMINATED"  # the others were done
+    assert _app_states(client, ids)["old_idle"] == "STOPPED"

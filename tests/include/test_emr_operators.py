@@ -93,6 +93,52 @@ def test_cluster_that_went_straight_to_terminated_fails_the_create(aws, tmp_path
         _create_task(ends_at_once).execute(_context())
 
 
+# ------------------------------------------------------------- a run of several steps
+
+
+def test_sensor_waits_for_the_last_step_and_explains_the_failed_pack_step(
+    aws, tmp_path, monkeypatch
+):
+    """A packing step first: it fails, EMR cancels the feature step (CANCEL_AND_WAIT), and
+    the task log explains the packing step, not the cancelled one."""
+    import include.emr.operators as operators
+    from include.emr.operators import EmrStepSensorWithLogs
+    from include.emr.plan import PACK_STEP_NAME, build_pack_step
+
+    plan = _plan(tmp_path)
+    cluster_id = _create_task(plan["job_flow_overrides"]).execute(_context())
+    pack = build_pack_step(
+        entry_script_uri="s3://b/e.py",
+        py_files_uri="s3://b/z.zip",
+        source_uri="s3://d/x/",
+        dest_uri="s3://b/packed/",
+    )
+    step_ids = aws.add_job_flow_steps(JobFlowId=cluster_id, Steps=[pack, *plan["steps"]])["StepIds"]
+    sensor = EmrStepSensorWithLogs(
+        task_id="wait_for_feature_step",
+        aws_conn_id=None,
+        region_name=REGION,
+        job_flow_id=cluster_id,
+        step_id=step_ids,
+        log_uri="s3://b/logs/",
+        wait={"poke_interval": 1, "timeout": 5, "log_wait": 0},
+    )
+    reports: list[str] = []
+    monkeypatch.setattr(
+        operators, "describe_step_failure", lambda step, **kw: reports.append(step["Name"]) or ""
+    )
+    sensor._prepare()
+    assert sensor.step_id == step_ids[-1]  # the feature step ends the run
+    (cluster,) = [c for c in moto_clusters() if c.id == cluster_id]
+    assert sensor.poke({}) is False  # pack RUNNING, feature PENDING: keep waiting
+    cluster.steps[0].state, cluster.steps[1].state = "FAILED", "CANCELLED"
+    with pytest.raises(AirflowFailException, match="CANCELLED"):
+        sensor.poke({})
+    assert reports == [PACK_STEP_NAME]
+    cluster.steps[0].state, cluster.steps[1].state = "COMPLETED", "COMPLETED"
+    assert sensor.poke({}) is True
+
+
 # ------------------------------------------------------------------------- late step logs
 
 

@@ -296,19 +296,3 @@ def test_find_applications_matches_name_and_every_tag(moto):
         client, tags={"Project": "fruits-features", "run_id": "r1"}, name="app"
     )
     assert [a["applicationId"] for a in found] == [ours]
-
-
-def test_preflight_finds_the_job_role_and_its_arn(moto):
-    from include.infra.preflight import check_serverless_job_role
-
-    iam = boto3.client("iam", region_name="eu-west-1")
-    missing, arn = check_serverless_job_role(iam, "fruits-features-emr-serverless-job")
-    assert missing.ok is False
-    assert arn is None
-    assert "FRUITS_SERVERLESS_JOB_ROLE" in missing.fix
-    iam.create_role(RoleName="fruits-features-emr-serverless-job", AssumeRolePolicyDocument="{}")
-    found, arn = check_serverless_job_role(
-        iam, "arn:aws:iam::123456789012:role/fruits-features-emr-serverless-job"
-    )
-    assert found.ok is True
-    assert arn == "arn:aws:iam::123456789012:role/fruits-features-emr-serverless-job"

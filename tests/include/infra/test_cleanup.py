@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from include.infra.iam import AIRFLOW_POLICY_NAME, DEFAULT_INSTANCE_ROLE, DEFAULT_SERVICE_ROLE
+from include.infra.iam import (
+    AIRFLOW_POLICY_NAME,
+    DEFAULT_INSTANCE_ROLE,
+    DEFAULT_SERVERLESS_JOB_ROLE,
+    DEFAULT_SERVICE_ROLE,
+)
 from tests.include.infra.conftest import BUCKET, REGION, cluster_state, start_cluster
 
 
@@ -32,6 +37,7 @@ def test_cleanup_without_confirmation_lists_the_plan_and_deletes_nothing(
     assert f"terminate cluster {project}" in result.out
     assert f"delete every object in s3://{BUCKET}" in result.out
     assert f"delete IAM {DEFAULT_SERVICE_ROLE}" in result.out
+    assert f"delete IAM {DEFAULT_SERVERLESS_JOB_ROLE}" in result.out
     assert f"delete IAM {AIRFLOW_POLICY_NAME}" in result.out
     assert cluster_state(emr, project) == "WAITING"
     assert s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 3
@@ -45,7 +51,9 @@ def test_cleanup_with_confirmation_deletes_clusters_bucket_and_roles(project, cl
     assert cluster_state(emr, project) == "TERMINATED"
     assert cluster_state(emr, other) == "WAITING"
     assert BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
-    assert not {DEFAULT_SERVICE_ROLE, DEFAULT_INSTANCE_ROLE} & _role_names(iam)
+    assert not {DEFAULT_SERVICE_ROLE, DEFAULT_INSTANCE_ROLE, DEFAULT_SERVERLESS_JOB_ROLE} & (
+        _role_names(iam)
+    )
     with pytest.raises(ClientError, match="NoSuchEntity"):
         iam.get_instance_profile(InstanceProfileName=DEFAULT_INSTANCE_ROLE)
     assert iam.list_policies(Scope="Local")["Policies"] == []

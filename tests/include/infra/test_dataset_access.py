@@ -8,7 +8,7 @@ import pytest
 
 from include.dataset_uri import outside_project, parse_dataset_uri
 from include.infra.dataset_access import LIST_SID, READ_SID, dataset_read_statements
-from include.infra.iam import DEFAULT_INSTANCE_ROLE
+from include.infra.iam import DEFAULT_INSTANCE_ROLE, DEFAULT_SERVERLESS_JOB_ROLE
 from tests.include.infra.conftest import BUCKET
 
 OTHER = "s3://data-team-images/fruits/2026/"
@@ -126,6 +126,16 @@ def test_create_roles_puts_the_dataset_read_into_the_instance_profile_policy(aws
     assert statements[READ_SID]["Action"] == "s3:GetObject"
     # No write anywhere outside the project's own prefix.
     writes = [s for s in document["Statement"] if "s3:PutObject" in json.dumps(s["Action"])]
+    assert [s["Resource"] for s in writes] == [f"arn:aws:s3:::{BUCKET}/fruits/*"]
+    # The Serverless job role reads it the same way (the same two statements), writes nowhere.
+    job = iam.get_role_policy(
+        RoleName=DEFAULT_SERVERLESS_JOB_ROLE, PolicyName="project-bucket-access"
+    )
+    job = job["PolicyDocument"]
+    job = json.loads(job) if isinstance(job, str) else job
+    assert _statements(job)[LIST_SID] == statements[LIST_SID]
+    assert _statements(job)[READ_SID] == statements[READ_SID]
+    writes = [s for s in job["Statement"] if "s3:PutObject" in json.dumps(s["Action"])]
     assert [s["Resource"] for s in writes] == [f"arn:aws:s3:::{BUCKET}/fruits/*"]
 
 

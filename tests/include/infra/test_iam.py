@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from include.config import PROJECT_TAG, PipelineConfig
-from include.infra.iam import AIRFLOW_POLICY_NAME, DEFAULT_INSTANCE_ROLE, DEFAULT_SERVICE_ROLE
+from include.infra.iam import (
+    AIRFLOW_POLICY_NAME,
+    DEFAULT_INSTANCE_ROLE,
+    DEFAULT_SERVERLESS_JOB_ROLE,
+    DEFAULT_SERVICE_ROLE,
+)
 from include.infra.policies import POLICY_DIR, POLICY_FILES, render_policy
 from tests.include.infra.conftest import ACCOUNT_ID, BUCKET
 
@@ -21,6 +26,7 @@ VALUES = {
     "partition": "aws",
     "service_role": "svc",
     "instance_role": "ec2",
+    "serverless_job_role": "job",
     "project_tag": PROJECT_TAG,
 }
 
@@ -48,6 +54,18 @@ def _tags(tag_list: list[dict]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in tag_list}
 
 
+def _trust(iam, role: str) -> dict:
+    trust = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
+    return json.loads(trust) if isinstance(trust, str) else trust
+
+
+def _airflow_document(iam) -> dict:
+    policy = iam.get_policy(PolicyArn=AIRFLOW_ARN)["Policy"]
+    version = iam.get_policy_version(PolicyArn=AIRFLOW_ARN, VersionId=policy["DefaultVersionId"])
+    document = version["PolicyVersion"]["Document"]
+    return json.loads(document) if isinstance(document, str) else document
+
+
 def test_every_shipped_policy_renders_to_json_without_placeholders():
     assert sorted(p.name for p in POLICY_DIR.glob("*.json")) == sorted(POLICY_FILES.values())
     for name in POLICY_FILES:
@@ -64,7 +82,7 @@ def test_render_policy_names_a_missing_value():
         render_policy("nope", **VALUES)
 
 
-@pytest.mark.parametrize("name", ["emr-ec2-inline", "airflow-pipeline"])
+@pytest.mark.parametrize("name", ["emr-ec2-inline", "emr-serverless-job", "airflow-pipeline"])
 def test_s3_access_is_scoped_to_the_project_bucket(name):
     document = render_policy(name, **VALUES)
     s3_statements = [
@@ -231,3 +249,164 @@ def test_create_roles_refuses_a_foreign_instance_profile(aws_iam, cli, iam):
     assert result.code == 2
     assert "instance profile" in result.err
     assert iam.list_roles()["Roles"] == []
+
+
+def test_create_roles_creates_the_least_privilege_serverless_job_role(aws_iam, cli, iam):
+    result = cli("create-roles", "--bucket", BUCKET)
+    assert result.code == 0, result.err
+    assert f"serverless job role {DEFAULT_SERVERLESS_JOB_ROLE}: created" in result.out
+    assert _tags(iam.list_role_tags(RoleName=DEFAULT_SERVERLESS_JOB_ROLE)["Tags"]) == {
+        "Project": PROJECT_TAG
+    }
+
+    # Trusted by EMR Serverless only, for this account's applications only.
+    (trust,) = _trust(iam, DEFAULT_SERVERLESS_JOB_ROLE)["Statement"]
+    assert trust["Principal"] == {"Service": "emr-serverless.amazonaws.com"}
+    assert trust["Action"] == "sts:AssumeRole"
+    assert trust["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": ACCOUNT_ID},
+        "ArnLike": {
+            "aws:SourceArn": f"arn:aws:emr-serverless:eu-west-1:{ACCOUNT_ID}:/applications/*"
+        },
+    }
+
+    # The project's prefix and nothing else: no managed policy, no Glue, no wildcard resource.
+    assert (
+        iam.list_attached_role_policies(RoleName=DEFAULT_SERVERLESS_JOB_ROLE)["AttachedPolicies"]
+        == []
+    )
+    assert iam.list_role_policies(RoleName=DEFAULT_SERVERLESS_JOB_ROLE)["PolicyNames"] == [
+        "project-bucket-access"
+    ]
+    document = _inline(iam, DEFAULT_SERVERLESS_JOB_ROLE, "project-bucket-access")
+    statements = _statements(document)
+    assert set(statements) == {"ListTheProjectPrefix", "ReadWriteTheProjectPrefix"}
+    listing = statements["ListTheProjectPrefix"]
+    assert _actions(listing) == ["s3:ListBucket"]
+    assert listing["Resource"] == f"arn:aws:s3:::{BUCKET}"
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["fruits", "fruits/*"]}}
+    objects = statements["ReadWriteTheProjectPrefix"]
+    assert {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"} <= set(_actions(objects))
+    assert objects["Resource"] == f"arn:aws:s3:::{BUCKET}/fruits/*"
+    for statement in document["Statement"]:
+        assert statement["Effect"] == "Allow"
+        assert all(a.startswith("s3:") and "*" not in a for a in _actions(statement))
+        assert all(r.startswith(f"arn:aws:s3:::{BUCKET}") for r in _resources(statement))
+
+    # Run again: updated in place, still one inline policy.
+    again = cli("create-roles", "--bucket", "fruits-features-other")
+    assert again.code == 0, again.err
+    assert f"serverless job role {DEFAULT_SERVERLESS_JOB_ROLE}: updated" in again.out
+    moved = _statements(_inline(iam, DEFAULT_SERVERLESS_JOB_ROLE, "project-bucket-access"))
+    assert moved["ReadWriteTheProjectPrefix"]["Resource"] == (
+        "arn:aws:s3:::fruits-features-other/fruits/*"
+    )
+
+
+def test_the_airflow_policy_may_run_only_project_tagged_serverless_applications(aws_iam, cli, iam):
+    assert cli("create-roles", "--bucket", BUCKET).code == 0
+    airflow = _statements(_airflow_document(iam))
+    apps = f"arn:aws:emr-serverless:eu-west-1:{ACCOUNT_ID}:/applications/*"
+    create = airflow["CreateOnlyProjectTaggedServerlessApplications"]
+    assert _actions(create) == ["emr-serverless:CreateApplication"]
+    assert create["Condition"] == {"StringEquals": {"aws:RequestTag/Project": PROJECT_TAG}}
+    tag = airflow["TagServerlessOnCreate"]
+    assert (_actions(tag), tag["Resource"]) == (["emr-serverless:TagResource"], apps)
+    assert tag["Condition"] == {"StringEquals": {"aws:RequestTag/Project": PROJECT_TAG}}
+    change = airflow["ChangeOnlyProjectServerlessApplications"]
+    assert set(_actions(change)) == {
+        f"emr-serverless:{action}"
+        for action in (
+            "StartApplication",
+            "StopApplication",
+            "DeleteApplication",
+            "StartJobRun",
+            "CancelJobRun",
+        )
+    }
+    assert change["Resource"] == apps
+    assert change["Condition"] == {"StringEquals": {"aws:ResourceTag/Project": PROJECT_TAG}}
+    reads = airflow["ReadServerlessApplications"]
+    assert set(_actions(reads)) == {
+        "emr-serverless:GetApplication",
+        "emr-serverless:GetJobRun",
+        "emr-serverless:ListJobRuns",
+    }
+    assert reads["Resource"] == apps
+    assert _actions(airflow["FindServerlessApplications"]) == ["emr-serverless:ListApplications"]
+    # Every emr-serverless action the DAG and the sweeper call, and no other.
+    granted = {a for s in airflow.values() for a in _actions(s) if a.startswith("emr-serverless:")}
+    assert granted == {
+        f"emr-serverless:{action}"
+        for action in (
+            "CreateApplication",
+            "StartApplication",
+            "StopApplication",
+            "DeleteApplication",
+            "GetApplication",
+            "ListApplications",
+            "StartJobRun",
+            "GetJobRun",
+            "CancelJobRun",
+            "ListJobRuns",
+            "TagResource",
+        )
+    }
+    # The job role may be passed to EMR Serverless only, and only that role.
+    passing = airflow["PassOnlyTheServerlessJobRole"]
+    assert _actions(passing) == ["iam:PassRole"]
+    assert passing["Resource"] == f"arn:aws:iam::{ACCOUNT_ID}:role/{DEFAULT_SERVERLESS_JOB_ROLE}"
+    assert passing["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "emr-serverless.amazonaws.com"}
+    }
+    assert f"arn:aws:iam::{ACCOUNT_ID}:role/{DEFAULT_SERVERLESS_JOB_ROLE}" not in _resources(
+        airflow["PassOnlyTheProjectEmrRoles"]
+    )
+    linked = airflow["CreateTheServerlessServiceLinkedRole"]
+    assert _actions(linked) == ["iam:CreateServiceLinkedRole"]
+    assert linked["Resource"].endswith(
+        "/ops.emr-serverless.amazonaws.com/AWSServiceRoleForAmazonEMRServerless"
+    )
+
+
+def test_print_roles_shows_the_serverless_job_role(aws, cli):
+    result = cli(
+        "print-roles",
+        "--bucket",
+        BUCKET,
+        "--account-id",
+        "210987654321",
+        "--serverless-job-role",
+        "my-job-role",
+    )
+    assert result.code == 0, result.err
+    job = json.loads(result.out)["serverless_job_role"]
+    assert job["name"] == "my-job-role"
+    assert job["trust_policy"]["Statement"][0]["Condition"]["StringEquals"] == {
+        "aws:SourceAccount": "210987654321"
+    }
+    document = job["inline_policies"]["project-bucket-access"]
+    assert _statements(document)["ReadWriteTheProjectPrefix"]["Resource"] == (
+        f"arn:aws:s3:::{BUCKET}/fruits/*"
+    )
+    airflow = _statements(json.loads(result.out)["airflow_policy"]["document"])
+    assert airflow["PassOnlyTheServerlessJobRole"]["Resource"] == (
+        "arn:aws:iam::210987654321:role/my-job-role"
+    )
+
+
+def test_the_airflow_policy_fits_in_a_managed_policy():
+    """IAM refuses a managed policy over 6,144 characters (whitespace not counted): with the
+    longest names the CLI accepts (a 63-character bucket, 64-character role names) the
+    rendered document must still fit, or create-roles would fail on a real account."""
+    from include.infra.policies import policy_json
+
+    values = {
+        **VALUES,
+        "bucket": "b" * 63,
+        "prefix": "p" * 40,
+        "service_role": "s" * 64,
+        "instance_role": "i" * 64,
+        "serverless_job_role": "j" * 64,
+    }
+    assert len(policy_json(render_policy("airflow-pipeline", **values))) <= 6144

@@ -269,3 +269,70 @@ def test_cli_preflight_exits_1_with_reasons_then_0_once_ready(aws, cli, monkeypa
     checks = {c["name"]: c for c in json.loads(body)}
     assert checks["on-demand vCPU quota"]["ok"] is None  # moto: could not check
     assert "16 vCPUs" in checks["on-demand vCPU quota"]["reason"]  # (1 + 3) x 4
+
+
+def test_serverless_preflight_checks_the_job_role_trust_and_the_bucket(monkeypatch):
+    """The job role create-roles makes passes (by name or ARN); a missing one, or one EMR
+    Serverless may not assume, fails with a fix; so does a missing bucket. No managed
+    policies are needed here (nothing attaches one), which keeps this test fast."""
+    from dataclasses import replace
+
+    from moto import mock_aws
+
+    from include.config import DEFAULT_SERVERLESS_JOB_ROLE
+    from include.infra.iam import render_documents
+    from include.infra.policies import policy_json
+    from include.infra.preflight import ServerlessRequest, preflight_serverless
+
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "false")
+    with mock_aws():
+        session = boto3.session.Session(region_name=REGION)
+        ctx = AwsContext(session=session, region=REGION)
+        iam, s3 = session.client("iam"), session.client("s3")
+        docs = render_documents(ctx, RoleSettings(BUCKET, "p"))
+        arn = iam.create_role(
+            RoleName=DEFAULT_SERVERLESS_JOB_ROLE,
+            AssumeRolePolicyDocument=policy_json(docs["emr-serverless-trust"]),
+        )["Role"]["Arn"]
+        iam.create_role(
+            RoleName="ec2-only", AssumeRolePolicyDocument=policy_json(docs["emr-ec2-trust"])
+        )
+        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        s3.put_bucket_encryption(
+            Bucket=BUCKET,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
+        request = ServerlessRequest(region=REGION, bucket=BUCKET, job_role=arn)
+
+        checks = _by_name(preflight_serverless(session.client, request))
+        assert list(checks) == ["serverless job role", "bucket"]
+        assert not failures(list(checks.values())), [c.line() for c in checks.values()]
+        assert checks["serverless job role"].reason == (
+            f"{DEFAULT_SERVERLESS_JOB_ROLE}: assumable by emr-serverless.amazonaws.com, "
+            f"only for account {ctx.account_id}"
+        )
+
+        def only_failure(req):
+            failed = failures(preflight_serverless(session.client, req))
+            assert len(failed) == 1, [c.line() for c in failed]
+            assert failed[0].fix
+            return failed[0]
+
+        missing = only_failure(replace(request, job_role="nope"))
+        assert (missing.name, missing.reason) == ("serverless job role", "role 'nope' not found")
+        assert "create-roles" in missing.fix
+        wrong = only_failure(replace(request, job_role="ec2-only"))
+        assert "cannot be assumed by emr-serverless.amazonaws.com" in wrong.reason
+        no_bucket = only_failure(replace(request, bucket="fruits-nope"))
+        assert no_bucket.name == "bucket"
+
+
+def test_cli_serverless_preflight_fails_on_an_empty_account(aws, cli):
+    result = cli("preflight", "--serverless", "--bucket", "fruits-features-nope")
+    assert result.code == 1, result.err
+    assert "FAIL serverless job role: role 'fruits-features-emr-serverless-job' not found" in (
+        result.out
+    )
+    assert "FAIL bucket:" in result.out
