@@ -16,8 +16,18 @@ moto's backends:
 * :mod:`emr_emulator.steps` — runs a ``command-runner.jar`` ``spark-submit`` step for real
   on local Spark (see that module for the only rewrites), with S3 mirrored to a local
   folder (:mod:`emr_emulator.mirror`), and pushes its logs to the cluster's LogUri.
+* :mod:`emr_emulator.serverless` (+ ``serverless_api``, ``serverless_jobs``) — EMR
+  Serverless: applications CREATING -> CREATED -> STARTING -> STARTED -> STOPPING -> STOPPED
+  with auto-start/auto-stop, job runs SUBMITTED -> ... -> SUCCESS/FAILED/CANCELLED run for
+  real through the same step runner and mirror, with AWS's log layout and billed usage.
 * :mod:`emr_emulator.server` — :class:`Emulator`: the HTTP server on loopback + engine;
   ``python -m emr_emulator`` starts one.
+
+What it cannot emulate (README, "The offline EMR"): IAM, EMRFS, YARN's memory limits, the
+bootstrap's real installs, spot, networking, EMR's start-up time; for EMR Serverless also
+pre-initialised and maximum capacity, executor scaling, retries, custom images, and whether
+a packed environment (``spark.archives``) really runs there: it is checked, and used only
+when it was built for this very machine.
 
 Nothing under ``dags/``, ``include/`` or ``spark_jobs/`` imports this package: the
 pipeline talks to it only through the AWS API (an ``endpoint_url``), as it talks to AWS.

@@ -13,8 +13,9 @@ holds the response until the engine has corrected moto's instant state changes:
 * ``CancelSteps``, ``GetAutoTerminationPolicy``, ``PutAutoTerminationPolicy``,
   ``RemoveAutoTerminationPolicy`` — answered here (moto lacks them).
 
-Every other request (S3, IAM, STS, the rest of EMR) goes to moto untouched.
-``GET /_emr_emulator/clusters`` returns the engine's view (states with times, steps).
+EMR Serverless requests (REST-JSON) go to :mod:`emr_emulator.serverless_api`. Every other
+request (S3, IAM, STS, the rest of EMR) goes to moto untouched. ``GET /_emr_emulator/clusters``
+returns the engine's view (states with times, steps; Serverless applications and job runs).
 Responses of moto's model are also given the fields EMR has and moto leaves out
 (``StateChangeReason.Code``, a step's ``FailureDetails``) by :func:`install_model_patches`.
 """
@@ -26,6 +27,8 @@ import json
 import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
+
+from emr_emulator.serverless_api import ServerlessApi, is_serverless
 
 if TYPE_CHECKING:
     from emr_emulator.engine import EmrEngine
@@ -104,19 +107,28 @@ class EmrApiLayer:
         self.app = app
         self.engine = engine
         self.ready = threading.Event()  # set once the emulator's own set-up is done
+        self.serverless = ServerlessApi(engine.serverless, self._call_moto)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == STATUS_PATH and environ.get("REQUEST_METHOD") == "GET":
             if not self.ready.is_set():  # health checks wait for the buckets too
                 return _json_response(start_response, {"ready": False}, "503 Service Unavailable")
-            return _json_response(start_response, {"clusters": self.engine.snapshot()})
+            return _json_response(
+                start_response,
+                {
+                    "clusters": self.engine.snapshot(),
+                    "serverless": self.engine.serverless.snapshot(),
+                },
+            )
+        if is_serverless(environ):
+            raw = self._read_body(environ)
+            with self.engine.lock:
+                return self.serverless(environ, start_response, raw)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if not target.startswith(TARGET_PREFIX):
             return self.app(environ, start_response)
         action = target[len(TARGET_PREFIX) :]
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        raw = environ["wsgi.input"].read(length) if length else b""
-        environ["wsgi.input"] = io.BytesIO(raw)
+        raw = self._read_body(environ)
         try:
             request = json.loads(raw or b"{}")
         except json.JSONDecodeError:
@@ -126,6 +138,14 @@ class EmrApiLayer:
             if handler is None:
                 return self._call_moto(environ, start_response)[0]
             return handler(request, environ, start_response)
+
+    @staticmethod
+    def _read_body(environ: dict[str, Any]) -> bytes:
+        """The request body, left readable again for moto."""
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(raw)
+        return raw
 
     def _call_moto(
         self, environ: dict[str, Any], start_response: StartResponse

@@ -21,10 +21,7 @@ model (``Status.Timeline``), so ``describe_cluster`` shows what EMR would.
 
 from __future__ import annotations
 
-import json
 import logging
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -36,7 +33,9 @@ from typing import TYPE_CHECKING, Any
 from moto.core.utils import utcnow
 
 from emr_emulator import steps as step_runner
+from emr_emulator.bootstrap import check_bootstrap
 from emr_emulator.mirror import S3Mirror, parse_s3_uri
+from emr_emulator.serverless import ServerlessEngine
 
 if TYPE_CHECKING:
     from emr_emulator.server import EmulatorSettings
@@ -115,6 +114,14 @@ class EmrEngine:
         self._thread = threading.Thread(target=self._loop, name="emr-engine", daemon=True)
         self._timers: list[threading.Thread] = []
         self.errors: list[BaseException] = []
+        self.serverless = ServerlessEngine(self)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def s3_client(self) -> Any:
+        return self._s3_factory()
 
     # ---------------------------------------------------------------- API layer hooks
 
@@ -192,6 +199,7 @@ class EmrEngine:
                     run.cancel.add(run.running_step)
         self._stop.set()
         self._thread.join(timeout=10)
+        self.serverless.stop()
         for run in list(self.runs.values()):
             if run.worker:
                 run.worker.join(timeout=15)
@@ -213,6 +221,7 @@ class EmrEngine:
             runs = list(self.runs.values())
         for run in runs:
             self._advance(run)
+        self.serverless.tick()
 
     # ---------------------------------------------------------------- state machine
 
@@ -315,59 +324,17 @@ class EmrEngine:
             group.state, group.end_date_time = "ENDED", now
         self._set_state(run, final, code, message)
 
-    # ---------------------------------------------------------------- bootstrap
-
     def _check_bootstrap(self, run: ClusterRun) -> str | None:
-        """None when every bootstrap action would run; else EMR's kind of reason."""
-        s3 = self._s3_factory()
         master = next((i.ec2_instance_id for i in run.cluster.ec2_instances), "i-0emulatedmaster0")
-        for number, action in enumerate(run.request.get("BootstrapActions") or [], start=1):
-            script = action.get("ScriptBootstrapAction") or {}
-            location = parse_s3_uri(str(script.get("Path", "")))
-            download_failed = (
-                f"Master instance ({master}) failed attempting to download bootstrap "
-                f"action {number} file from S3"
-            )
-            if location is None:
-                return download_failed
-            try:
-                body = s3.get_object(Bucket=location.bucket, Key=location.key)["Body"].read()
-            except Exception:  # NoSuchKey, NoSuchBucket, AccessDenied all mean the same here
-                return download_failed
-            with tempfile.NamedTemporaryFile(suffix=".sh") as handle:
-                handle.write(body)
-                handle.flush()
-                check = subprocess.run(
-                    ["bash", "-n", handle.name], capture_output=True, text=True, check=False
-                )
-            if check.returncode != 0:
-                return (
-                    f"On the master instance ({master}), bootstrap action {number} returned "
-                    f"a non-zero return code (bash -n: {check.stderr.strip()[-300:]})"
-                )
-            for arg in script.get("Args") or []:
-                arg_location = parse_s3_uri(str(arg))
-                if arg_location is None:
-                    continue
-                try:
-                    s3.head_object(Bucket=arg_location.bucket, Key=arg_location.key)
-                except Exception:
-                    return (
-                        f"On the master instance ({master}), bootstrap action {number} "
-                        f"returned a non-zero return code ({arg} does not exist)"
-                    )
-        return None
+        return check_bootstrap(self._s3_factory(), run.request, master)
 
     # ---------------------------------------------------------------- steps
 
     def _run_step(self, run: ClusterRun, step: Any) -> None:
         workdir = self.settings.data_dir / "steps" / run.id / step.id
-        controller: list[str] = [f"emulator: step {step.id} ({step.name}) on {run.id}"]
-        exit_code, stopped = 1, None
-        try:
-            s3 = self._s3_factory()
-            mirror = S3Mirror(self.settings.data_dir / "s3", s3)
-            prepared = step_runner.prepare_step(
+
+        def prepare(mirror: S3Mirror) -> step_runner.PreparedStep:
+            return step_runner.prepare_step(
                 step.hadoop_jar_step,
                 configurations=run.request.get("Configurations") or [],
                 mirror=mirror,
@@ -375,48 +342,21 @@ class EmrEngine:
                 local_cores=self.settings.local_cores,
                 python=self.settings.python,
             )
-            controller += [f"rewrite: {r}" for r in prepared.rewrites]
-            synced = mirror.download(prepared.locations)
-            controller.append(
-                f"mirror: {synced.downloaded} object(s) downloaded, {synced.deleted} removed"
-            )
-            before = mirror.snapshot(prepared.buckets)
-            controller.append("command: " + json.dumps(prepared.argv))
 
-            def should_stop() -> str | None:
-                with self.lock:
-                    if step.id in run.cancel:
-                        return "cancelled"
-                return "stopping" if self._stop.is_set() else None
+        def should_stop() -> str | None:
+            with self.lock:
+                if step.id in run.cancel:
+                    return "cancelled"
+            return "stopping" if self._stop.is_set() else None
 
-            exit_code, stopped = step_runner.run_process(
-                prepared, workdir=workdir, should_stop=should_stop
-            )
-            written = mirror.upload_changes(before, prepared.buckets)
-            controller.append(
-                f"exit code {exit_code}; mirror: {written.uploaded} object(s) uploaded, "
-                f"{written.deleted} deleted"
-            )
-        except step_runner.StepRejected as exc:
-            workdir.mkdir(parents=True, exist_ok=True)
-            (workdir / "stderr").write_text(f"error: {exc}\n")
-            controller.append(f"rejected: {exc}")
-        except Exception as exc:  # the step fails; the emulator keeps running
-            log.exception("step %s failed to run", step.id)
-            workdir.mkdir(parents=True, exist_ok=True)
-            with (workdir / "stderr").open("a") as err:
-                err.write(
-                    f"error: the emulator could not run the step: {type(exc).__name__}: {exc}\n"
-                )
-            controller.append(f"emulator error: {type(exc).__name__}: {exc}")
-        (workdir / "controller").write_text("\n".join(controller) + "\n")
-        # spark-submit's PythonRunner merges the Python driver's stderr into its stdout, so
-        # the job's own "error: ..." line is in stdout (as on EMR); the JVM's log in stderr.
-        output = "\n".join(
-            (workdir / name).read_text(errors="replace")
-            for name in ("stderr", "stdout")
-            if (workdir / name).is_file()
+        result = step_runner.run_job(
+            prepare,
+            mirror=S3Mirror(self.settings.data_dir / "s3", self._s3_factory()),
+            workdir=workdir,
+            controller=[f"emulator: step {step.id} ({step.name}) on {run.id}"],
+            should_stop=should_stop,
         )
+        exit_code, stopped, output = result.exit_code, result.stopped, result.output
         if self.settings.log_delay_s <= 0:  # no delay: the logs are there with the end state
             self._push_logs(run, step.id, workdir)
         with self.lock:
@@ -462,33 +402,35 @@ class EmrEngine:
 
     def _push_logs(self, run: ClusterRun, step_id: str, workdir: Path) -> None:
         """controller/stdout/stderr, gzipped, to ``<LogUri>/<cluster>/steps/<step>/``."""
+        uploads = []
+        for name in ("controller", "stdout", "stderr"):
+            uri = self._log_uri(run, step_id, f"{name}.gz")
+            if uri is None:
+                return
+            uploads.append((uri, workdir / name))
+        self.push_logs(uploads)
+
+    def push_logs(self, uploads: list[tuple[str, Path]]) -> None:
+        """Upload logs now; a failure is logged and kept in ``errors`` (the job's state stays)."""
         try:
-            s3 = self._s3_factory()
-            for name in ("controller", "stdout", "stderr"):
-                uri = self._log_uri(run, step_id, f"{name}.gz")
-                if uri is None:
-                    return
-                location = parse_s3_uri(uri)
-                assert location is not None
-                s3.put_object(
-                    Bucket=location.bucket,
-                    Key=location.key,
-                    Body=step_runner.gzip_file(workdir / name),
-                )
+            step_runner.push_logs(self._s3_factory(), uploads)
         except Exception as exc:
-            log.exception("could not push the logs of step %s", step_id)
+            log.exception("could not push the logs %s", [uri for uri, _ in uploads])
             self.errors.append(exc)
 
-    def _push_logs_later(self, run: ClusterRun, step_id: str, workdir: Path) -> None:
-        """EMR uploads step logs to S3 some time after the step ended: model that delay."""
+    def later(self, name: str, action: Any) -> None:
+        """Run ``action`` ``log_delay_s`` from now (EMR uploads logs some time after a job)."""
 
-        def push() -> None:
+        def run() -> None:
             time.sleep(self.settings.log_delay_s)
-            self._push_logs(run, step_id, workdir)
+            action()
 
-        timer = threading.Thread(target=push, name=f"logs-{step_id}", daemon=True)
+        timer = threading.Thread(target=run, name=name, daemon=True)
         self._timers.append(timer)
         timer.start()
+
+    def _push_logs_later(self, run: ClusterRun, step_id: str, workdir: Path) -> None:
+        self.later(f"logs-{step_id}", lambda: self._push_logs(run, step_id, workdir))
 
     # ---------------------------------------------------------------- helpers
 

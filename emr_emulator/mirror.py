@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,7 +121,8 @@ class S3Mirror:
                 ):
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f".{target.name}.emu-part")
+                # A name of its own: two jobs may download the same object at once.
+                tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.emu-part")
                 self.s3.download_file(location.bucket, key, str(tmp))
                 tmp.replace(target)
                 # A checksum file of an earlier version would fail Hadoop's local reads.

@@ -37,7 +37,9 @@ class EmulatorSettings:
     """How the emulated EMR behaves. Durations are seconds; defaults suit a demo.
 
     ``idle_scale`` multiplies ``AutoTerminationPolicy.IdleTimeout`` (EMR's minimum is 60 s;
-    tests use e.g. 0.05 to see the cost backstop act in seconds). ``log_delay_s``
+    tests use e.g. 0.05 to see the cost backstop act in seconds) and EMR Serverless's
+    ``autoStopConfiguration.idleTimeoutMinutes``; ``timeout_scale`` multiplies a job run's
+    ``executionTimeoutMinutes`` (AWS's minimum is 5). ``log_delay_s``
     (``FRUITS_EMU_LOG_DELAY_S``) is how long after a step ends its logs reach S3.
     """
 
@@ -51,6 +53,18 @@ class EmulatorSettings:
     idle_scale: float = field(default_factory=lambda: _env_float("FRUITS_EMU_IDLE_SCALE", 1.0))
     local_cores: int = field(default_factory=lambda: int(_env_float("FRUITS_EMU_CORES", 2)))
     python: str = field(default_factory=lambda: os.environ.get("PYSPARK_PYTHON") or sys.executable)
+    # EMR Serverless: seconds in CREATING, in each queue state of a job run (SUBMITTED,
+    # PENDING, SCHEDULED); STARTING lasts start_s and STOPPING terminate_s.
+    app_create_s: float = field(default_factory=lambda: _env_float("FRUITS_EMU_APP_CREATE_S", 1.0))
+    job_queue_s: float = field(default_factory=lambda: _env_float("FRUITS_EMU_JOB_QUEUE_S", 0.5))
+    timeout_scale: float = field(
+        default_factory=lambda: _env_float("FRUITS_EMU_TIMEOUT_SCALE", 1.0)
+    )
+    # An environment archive built for this machine is really used (FRUITS_EMU_USE_ARCHIVES=0:
+    # never; the job then runs with ``python``, as cluster steps do).
+    use_archives: bool = field(
+        default_factory=lambda: os.environ.get("FRUITS_EMU_USE_ARCHIVES", "1") != "0"
+    )
     tick_s: float = 0.2
 
     def __post_init__(self) -> None:
@@ -62,11 +76,19 @@ class EmulatorSettings:
                 f"host {self.host!r}: the emulator listens on loopback only "
                 "(set FRUITS_EMU_ALLOW_NON_LOOPBACK=1 inside a container network)"
             )
-        for name in ("start_s", "bootstrap_s", "terminate_s", "log_delay_s", "tick_s"):
+        for name in (
+            "start_s",
+            "bootstrap_s",
+            "terminate_s",
+            "log_delay_s",
+            "tick_s",
+            "app_create_s",
+            "job_queue_s",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
-        if self.idle_scale <= 0 or self.local_cores < 1:
-            raise ValueError("idle_scale must be > 0 and local_cores >= 1")
+        if self.idle_scale <= 0 or self.timeout_scale <= 0 or self.local_cores < 1:
+            raise ValueError("idle_scale and timeout_scale must be > 0, local_cores >= 1")
 
 
 class Emulator:

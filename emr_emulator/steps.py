@@ -8,7 +8,8 @@ The step's own argument list is run, with these rewrites and no others:
    step, and what the step wrote there is uploaded to the same keys after it
    (:mod:`emr_emulator.mirror`);
 3. the cluster's Python: an interpreter named by ``spark.pyspark.python`` /
-   ``spark.pyspark.driver.python`` (``--conf`` or the cluster's ``spark-defaults``) or by
+   ``spark.pyspark.driver.python`` / ``spark.executorEnv.PYSPARK_PYTHON`` /
+   ``spark.yarn.appMasterEnv.PYSPARK_PYTHON`` (``--conf`` or ``spark-defaults``) or by
    ``PYSPARK_PYTHON`` (its ``spark-env`` export) is the node's Python, which on EMR the
    bootstrap action filled with the job's requirements; here it is the emulator's own
    interpreter, whose environment has them.
@@ -17,12 +18,17 @@ The cluster's ``spark-defaults`` classification is written to the step's
 ``spark-defaults.conf`` (as EMR writes ``/etc/spark/conf``), on top of the emulator's node
 defaults (:data:`NODE_SPARK_DEFAULTS`), and its ``spark-env`` exports are the step's
 environment. ``spark-submit`` is the one of the emulator's pyspark (:func:`find_spark_submit`).
+
+:func:`run_job` runs a prepared command with the mirror synced around it (what a cluster step
+and an EMR Serverless job run share), :func:`push_logs` uploads its logs gzipped.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import json
+import logging
 import os
 import re
 import signal
@@ -36,10 +42,17 @@ from typing import Any
 
 from emr_emulator.mirror import S3Location, S3Mirror, parse_s3_uri
 
+log = logging.getLogger("emr_emulator")
+
 # An S3 URI inside any argument: up to a separator of lists (",", ";"), a quote, or the
 # "#alias" of --archives/--files.
 _S3_IN_TEXT = re.compile(r"s3[an]?://[A-Za-z0-9.\-_]+(?:/[^\s,;'\"#]*)?")
-_PYTHON_CONFS = ("spark.pyspark.python", "spark.pyspark.driver.python")
+_PYTHON_CONFS = (
+    "spark.pyspark.python",
+    "spark.pyspark.driver.python",
+    "spark.executorEnv.PYSPARK_PYTHON",
+    "spark.yarn.appMasterEnv.PYSPARK_PYTHON",
+)
 _PYTHON_ENV = ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON")
 
 NODE_SPARK_DEFAULTS = {
@@ -121,7 +134,34 @@ def prepare_step(
         raise StepRejected(
             f"the emulator runs spark-submit steps only, got {args[:1] or 'no arguments'}"
         )
-    rewrites: list[str] = []
+    return prepare_spark_submit(
+        args[1:],
+        spark_defaults=classification(configurations, "spark-defaults"),
+        env_exports=spark_env_exports(configurations),
+        mirror=mirror,
+        conf_dir=conf_dir,
+        local_cores=local_cores,
+        python=python,
+        base_env=base_env,
+    )
+
+
+def prepare_spark_submit(
+    submit_args: Sequence[str],
+    *,
+    spark_defaults: Mapping[str, str],
+    env_exports: Mapping[str, str],
+    mirror: S3Mirror,
+    conf_dir: Path,
+    local_cores: int,
+    python: str = sys.executable,
+    base_env: Mapping[str, str] | None = None,
+    rewrites: Sequence[str] = (),
+) -> PreparedStep:
+    """spark-submit's arguments (after ``spark-submit``) -> the local command: the rewrites
+    of the module docstring, ``spark_defaults`` into the step's spark-defaults.conf,
+    ``env_exports`` into its environment. ``rewrites`` are the caller's own, for the log."""
+    done: list[str] = list(rewrites)
     locations: dict[str, S3Location] = {}
 
     def map_s3(text: str) -> str:
@@ -134,12 +174,11 @@ def prepare_step(
 
         mapped = _S3_IN_TEXT.sub(one, text)
         if mapped != text:
-            rewrites.append(f"{text} -> {mapped}")
+            done.append(f"{text} -> {mapped}")
         return mapped
 
-    spark_submit = find_spark_submit(python)
-    argv = [spark_submit]
-    rest = args[1:]
+    argv = [find_spark_submit(python)]
+    rest = [str(a) for a in submit_args]
     i = 0
     while i < len(rest):
         arg = rest[i]
@@ -147,14 +186,14 @@ def prepare_step(
             master = rest[i + 1]
             if master == "yarn":
                 master = f"local[{local_cores}]"
-                rewrites.append(f"--master yarn -> --master {master}")
+                done.append(f"--master yarn -> --master {master}")
             argv += [arg, master]
             i += 2
             continue
         if arg == "--conf" and i + 1 < len(rest):
             key, sep, value = rest[i + 1].partition("=")
             if sep and key in _PYTHON_CONFS and value != python:
-                rewrites.append(f"--conf {key}={value} -> {key}={python} (node Python)")
+                done.append(f"--conf {key}={value} -> {key}={python} (node Python)")
                 value = python
             argv += [arg, map_s3(f"{key}{sep}{value}")]
             i += 2
@@ -162,7 +201,7 @@ def prepare_step(
         argv.append(map_s3(arg))
         i += 1
 
-    defaults = {**NODE_SPARK_DEFAULTS, **classification(configurations, "spark-defaults")}
+    defaults = {**NODE_SPARK_DEFAULTS, **spark_defaults}
     for key in _PYTHON_CONFS:
         if key in defaults:
             defaults[key] = python
@@ -171,12 +210,12 @@ def prepare_step(
         "".join(f"{key} {map_s3(value)}\n" for key, value in sorted(defaults.items()))
     )
     env = dict(os.environ if base_env is None else base_env)
-    env.update(spark_env_exports(configurations))
+    env.update(env_exports)
     for key in _PYTHON_ENV:
         env[key] = python
     env["SPARK_CONF_DIR"] = str(conf_dir)
     env.pop("SPARK_HOME", None)  # pyspark's own, found next to its spark-submit
-    return PreparedStep(argv=argv, env=env, locations=list(locations.values()), rewrites=rewrites)
+    return PreparedStep(argv=argv, env=env, locations=list(locations.values()), rewrites=done)
 
 
 def run_process(
@@ -242,3 +281,71 @@ def failure_message(output: str, exit_code: int) -> str:
 
 def gzip_file(path: Path) -> bytes:
     return gzip.compress(path.read_bytes() if path.is_file() else b"")
+
+
+@dataclass
+class JobResult:
+    """How a job's command ended: exit code, stop reason (None: it ran to its end), and
+    its stderr + stdout text (for :func:`failure_message`)."""
+
+    exit_code: int
+    stopped: str | None
+    output: str
+
+
+def run_job(
+    prepare: Callable[[S3Mirror], PreparedStep],
+    *,
+    mirror: S3Mirror,
+    workdir: Path,
+    controller: list[str],
+    should_stop: Callable[[], str | None],
+) -> JobResult:
+    """Prepare the command (``prepare`` may raise :class:`StepRejected`), sync the mirror
+    down, run it, upload what it wrote. Never raises: a rejection or an emulator error is
+    the job's failure, written to its ``stderr``. ``controller`` (the log of what the
+    emulator did) is completed and written to ``workdir/controller``."""
+    exit_code, stopped = 1, None
+    try:
+        prepared = prepare(mirror)
+        controller += [f"rewrite: {r}" for r in prepared.rewrites]
+        synced = mirror.download(prepared.locations)
+        controller.append(
+            f"mirror: {synced.downloaded} object(s) downloaded, {synced.deleted} removed"
+        )
+        before = mirror.snapshot(prepared.buckets)
+        controller.append("command: " + json.dumps(prepared.argv))
+        exit_code, stopped = run_process(prepared, workdir=workdir, should_stop=should_stop)
+        written = mirror.upload_changes(before, prepared.buckets)
+        controller.append(
+            f"exit code {exit_code}; mirror: {written.uploaded} object(s) uploaded, "
+            f"{written.deleted} deleted"
+        )
+    except StepRejected as exc:
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "stderr").write_text(f"error: {exc}\n")
+        controller.append(f"rejected: {exc}")
+    except Exception as exc:  # the job fails; the emulator keeps running
+        log.exception("the emulator could not run the job in %s", workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        with (workdir / "stderr").open("a") as err:
+            err.write(f"error: the emulator could not run the job: {type(exc).__name__}: {exc}\n")
+        controller.append(f"emulator error: {type(exc).__name__}: {exc}")
+    (workdir / "controller").write_text("\n".join(controller) + "\n")
+    # spark-submit's PythonRunner merges the Python driver's stderr into its stdout, so
+    # the job's own "error: ..." line is in stdout (as on EMR); the JVM's log in stderr.
+    output = "\n".join(
+        (workdir / name).read_text(errors="replace")
+        for name in ("stderr", "stdout")
+        if (workdir / name).is_file()
+    )
+    return JobResult(exit_code, stopped, output)
+
+
+def push_logs(s3: Any, uploads: Sequence[tuple[str, Path]]) -> None:
+    """Upload each local log file, gzipped, to its ``s3://`` URI (a missing file: empty)."""
+    for uri, path in uploads:
+        location = parse_s3_uri(uri)
+        if location is None:
+            continue
+        s3.put_object(Bucket=location.bucket, Key=location.key, Body=gzip_file(path))

@@ -56,19 +56,6 @@ class FakeDownloader:
             )
 
 
-@pytest.fixture
-def s3_hook():
-    from moto import mock_aws
-
-    with mock_aws():
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        boto3.client("s3", region_name=REGION).create_bucket(
-            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
-        )
-        yield S3Hook(aws_conn_id=None, region_name=REGION)
-
-
 def _keys() -> list[str]:
     listing = boto3.client("s3", region_name=REGION).list_objects_v2(Bucket=BUCKET)
     return sorted(o["Key"] for o in listing.get("Contents", []))
