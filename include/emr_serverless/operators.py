@@ -31,8 +31,8 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.config import load_config
+from include.emr.applications import find_applications
 from include.emr.operators import _as_bool
-from include.emr_serverless.applications import find_applications
 from include.emr_serverless.logs import describe_job_run_failure
 from include.emr_serverless.plan import JOB_RUN_STATES_REUSABLE, SCOPE_TAG
 
@@ -109,7 +109,11 @@ class EmrServerlessCreateOrReuseApplicationOperator(EmrServerlessCreateApplicati
     def execute(self, context: Context) -> str:
         request = dict(self.application)
         conn = self.hook.conn
-        existing = find_applications(conn, tags=self.identity_tags, name=request["name"])
+        existing = [
+            app
+            for app in find_applications(conn, tags=self.identity_tags)
+            if app.get("name") == request["name"]
+        ]
         if existing:
             app = existing[-1]
             self.log.warning(

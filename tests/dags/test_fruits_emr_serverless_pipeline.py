@@ -153,8 +153,18 @@ def serverless_aws(aws_env, monkeypatch) -> Iterator[None]:
     monkeypatch.setattr("include.serverless_env.build_packed_env", fake_env_build)
     with mock_aws():
         prepare_account(BUCKET, REGION)
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "emr-serverless.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
         boto3.client("iam", region_name=REGION).create_role(
-            RoleName=DEFAULT_SERVERLESS_JOB_ROLE, AssumeRolePolicyDocument="{}"
+            RoleName=DEFAULT_SERVERLESS_JOB_ROLE, AssumeRolePolicyDocument=json.dumps(trust)
         )
         yield
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
 
 from include.config import PipelineConfig
@@ -263,36 +262,3 @@ def test_report_shows_the_serverless_cost_section(tmp_path):
     assert "estimated before the run" in html
     (tmp_path / JOB_RUN_FILE).write_text("{not json")
     assert "cost estimate unavailable" in serverless_cost_section(tmp_path, None)
-
-
-# ---------------------------------------------------------------------------- AWS lookups
-
-
-@pytest.fixture
-def moto():
-    from moto import mock_aws
-
-    with mock_aws():
-        yield
-
-
-def test_find_applications_matches_name_and_every_tag(moto):
-    from include.emr_serverless.applications import find_applications
-
-    client = boto3.client("emr-serverless", region_name="eu-west-1")
-
-    def create(name, **tags):
-        return client.create_application(
-            name=name, releaseLabel="emr-7.12.0", type="SPARK", tags=tags
-        )["applicationId"]
-
-    ours = create("app", Project="fruits-features", run_id="r1")
-    create("app", Project="fruits-features", run_id="r2")
-    create("other", Project="fruits-features", run_id="r1")
-    gone = create("app", Project="fruits-features", run_id="r1")
-    client.stop_application(applicationId=gone)
-    client.delete_application(applicationId=gone)
-    found = find_applications(
-        client, tags={"Project": "fruits-features", "run_id": "r1"}, name="app"
-    )
-    assert [a["applicationId"] for a in found] == [ours]
