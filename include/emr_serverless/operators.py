@@ -122,7 +122,6 @@ class EmrServerlessCreateOrReuseApplicationOperator(EmrServerlessCreateApplicati
                 request["name"],
                 app["state"],
             )
-            context["ti"].xcom_push(key="created", value=False)
             return app["applicationId"]
         # Same request from the same run -> same token: AWS returns the application a lost
         # response created instead of a second one.
@@ -130,7 +129,6 @@ class EmrServerlessCreateOrReuseApplicationOperator(EmrServerlessCreateApplicati
         response = conn.create_application(clientToken=token[:64], **request)
         application_id = response["applicationId"]
         self.log.info("EMR Serverless application %s created: %s", request["name"], application_id)
-        context["ti"].xcom_push(key="created", value=True)
         state = _wait_for_application(
             conn,
             application_id,

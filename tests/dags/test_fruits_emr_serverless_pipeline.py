@@ -47,21 +47,35 @@ STDERR_TEXT = (
     "ValueError: zero valid images under s3://fruits-test-bucket/fruits/datasets/x\n"
     "aws_secret_access_key=abcdefSECRET123\n"
 )
+JOB_ROLE_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "emr-serverless.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+"""The job runtime role's trust policy (preflight checks EMR Serverless may assume it)."""
 BILLED = {"vCPUHour": 0.5, "memoryGBHour": 2.0, "storageGBHour": 0.0}
 CREATE_TASK = "create_emr_serverless_application"
 LIVE_APP_STATES = ("CREATING", "CREATED", "STARTING", "STARTED", "STOPPING")
 ACTIVE_JOB_STATES = ("SUBMITTED", "PENDING", "SCHEDULED", "RUNNING")
 
 
-def serverless_backend() -> Any:
+def moto_job_runs() -> list[Any]:
+    """Every job run in moto's backend, all regions (a moto *server* may file a request
+    signed for eu-west-1 under another region)."""
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.emrserverless.models import emrserverless_backends
 
-    return emrserverless_backends[DEFAULT_ACCOUNT_ID][REGION]
-
-
-def moto_job_runs() -> list[Any]:
-    return [run for runs in serverless_backend().job_runs.values() for run in list(runs)]
+    return [
+        run
+        for backend in emrserverless_backends[DEFAULT_ACCOUNT_ID].values()
+        for runs in list(backend.job_runs.values())
+        for run in list(runs)
+    ]
 
 
 class FakeServerlessJob:
@@ -70,8 +84,9 @@ class FakeServerlessJob:
     scenario: "complete" | "fail" | "hang" | "no_success_marker".
     """
 
-    def __init__(self, scenario: str) -> None:
+    def __init__(self, scenario: str, *, endpoint_url: str | None = None) -> None:
         self.scenario = scenario
+        self.endpoint_url = endpoint_url
         self.seen: list[dict[str, Any]] = []
         self.errors: list[BaseException] = []
         self._stop = threading.Event()
@@ -86,7 +101,7 @@ class FakeServerlessJob:
         self._thread.join(timeout=5)
 
     def _loop(self) -> None:
-        s3 = boto3.client("s3", region_name=REGION)
+        s3 = boto3.client("s3", region_name=REGION, endpoint_url=self.endpoint_url)
         while not self._stop.is_set():
             try:
                 for run in moto_job_runs():
@@ -153,18 +168,9 @@ def serverless_aws(aws_env, monkeypatch) -> Iterator[None]:
     monkeypatch.setattr("include.serverless_env.build_packed_env", fake_env_build)
     with mock_aws():
         prepare_account(BUCKET, REGION)
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "emr-serverless.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
         boto3.client("iam", region_name=REGION).create_role(
-            RoleName=DEFAULT_SERVERLESS_JOB_ROLE, AssumeRolePolicyDocument=json.dumps(trust)
+            RoleName=DEFAULT_SERVERLESS_JOB_ROLE,
+            AssumeRolePolicyDocument=json.dumps(JOB_ROLE_TRUST),
         )
         yield
 
@@ -187,8 +193,8 @@ def run_dag(dag: Any, **conf: Any) -> tuple[str, dict[str, str]]:
     return str(dag_run.state), states
 
 
-def applications() -> dict[str, dict[str, Any]]:
-    client = boto3.client("emr-serverless", region_name=REGION)
+def applications(endpoint_url: str | None = None) -> dict[str, dict[str, Any]]:
+    client = boto3.client("emr-serverless", region_name=REGION, endpoint_url=endpoint_url)
     return {
         a["id"]: client.get_application(applicationId=a["id"])["application"]
         for a in client.list_applications()["applications"]
@@ -411,6 +417,45 @@ def test_retries_reuse_the_application_and_the_job_run(
     assert len(applications()) == 1
     assert len(moto_job_runs()) == 1
     assert_nothing_left_running()
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_deferrable_wait_against_moto_server(serverless_dag, aws_env, sample_dataset, monkeypatch):
+    """Deferrable sensor: its trigger polls a moto server on 127.0.0.1 (aiobotocore)."""
+    from moto.server import ThreadedMotoServer
+
+    from include.config import DEFAULT_SERVERLESS_JOB_ROLE
+
+    monkeypatch.setattr("moto.emrserverless.models.JOB_STATUS", "SUBMITTED")
+    monkeypatch.setattr("include.serverless_env.build_packed_env", fake_env_build)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        assert host == "127.0.0.1"
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_AWS_DEFAULT",
+            json.dumps(
+                {"conn_type": "aws", "extra": {"region_name": REGION, "endpoint_url": endpoint}}
+            ),
+        )
+        prepare_account(BUCKET, REGION, endpoint_url=endpoint)
+        boto3.client("iam", region_name=REGION, endpoint_url=endpoint).create_role(
+            RoleName=DEFAULT_SERVERLESS_JOB_ROLE,
+            AssumeRolePolicyDocument=json.dumps(JOB_ROLE_TRUST),
+        )
+        with FakeServerlessJob("complete", endpoint_url=endpoint) as job:
+            state, tasks = run_dag(
+                serverless_dag, dataset_dir=str(sample_dataset), deferrable=True, **FAST
+            )
+        assert not job.errors
+        assert state == "success", tasks
+        assert len(job.seen) == 1
+        assert {a["state"] for a in applications(endpoint).values()} == {"TERMINATED"}
+    finally:
+        server.stop()
 
 
 # ---------------------------------------------------------------------------- bad Params

@@ -20,6 +20,7 @@ import pytest
 from tests.dags.test_fruits_emr_serverless_pipeline import (
     BUCKET,
     DAG_ID,
+    JOB_ROLE_TRUST,
     PREFIX,
     REGION,
     fake_env_build,
@@ -34,16 +35,6 @@ EMU_PARAMS = {
     "job_timeout_seconds": 900,
     "job_log_wait_seconds": 30,
     "weights": "none",
-}
-JOB_ROLE_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "emr-serverless.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
 }
 
 
