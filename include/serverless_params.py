@@ -80,6 +80,15 @@ def serverless_params() -> dict[str, Param]:
     """Every Param of the Serverless DAG (a new dict each call)."""
     params = job_params()
     params.update(guard_params(emr=True))
+    params["max_cost_usd"] = Param(
+        params["max_cost_usd"].value,
+        type="number",
+        exclusiveMinimum=0,
+        title="Budget (USD)",
+        description="Refuse the run before anything is created when its estimated cost "
+        "(images / runtime throughput + worker start + one poll, at the EMR Serverless "
+        "price table's per vCPU-hour and GB-hour prices) is higher.",
+    )
     params.update(s3_dataset_params())
     cluster = emr_params()
     params.update({name: cluster[name] for name in SHARED_WITH_CLUSTER_DAG})
