@@ -47,17 +47,6 @@ STDERR_TEXT = (
     "ValueError: zero valid images under s3://fruits-test-bucket/fruits/datasets/x\n"
     "aws_secret_access_key=abcdefSECRET123\n"
 )
-JOB_ROLE_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "emr-serverless.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
-"""The job runtime role's trust policy (preflight checks EMR Serverless may assume it)."""
 BILLED = {"vCPUHour": 0.5, "memoryGBHour": 2.0, "storageGBHour": 0.0}
 CREATE_TASK = "create_emr_serverless_application"
 LIVE_APP_STATES = ("CREATING", "CREATED", "STARTING", "STARTED", "STOPPING")
@@ -158,20 +147,14 @@ def fake_env_build(requirements, constraints, dest, platform, python_version):
 
 @pytest.fixture
 def serverless_aws(aws_env, monkeypatch) -> Iterator[None]:
-    """In-process moto: the test bucket, the cluster roles and the job runtime role; new job
-    runs start SUBMITTED; the environment build is the fake."""
+    """In-process moto with the emulated account (bucket, cluster roles, job runtime role);
+    new job runs start SUBMITTED; the environment build is the fake."""
     from moto import mock_aws
-
-    from include.config import DEFAULT_SERVERLESS_JOB_ROLE
 
     monkeypatch.setattr("moto.emrserverless.models.JOB_STATUS", "SUBMITTED")
     monkeypatch.setattr("include.serverless_env.build_packed_env", fake_env_build)
     with mock_aws():
         prepare_account(BUCKET, REGION)
-        boto3.client("iam", region_name=REGION).create_role(
-            RoleName=DEFAULT_SERVERLESS_JOB_ROLE,
-            AssumeRolePolicyDocument=json.dumps(JOB_ROLE_TRUST),
-        )
         yield
 
 
@@ -425,8 +408,6 @@ def test_deferrable_wait_against_moto_server(serverless_dag, aws_env, sample_dat
     """Deferrable sensor: its trigger polls a moto server on 127.0.0.1 (aiobotocore)."""
     from moto.server import ThreadedMotoServer
 
-    from include.config import DEFAULT_SERVERLESS_JOB_ROLE
-
     monkeypatch.setattr("moto.emrserverless.models.JOB_STATUS", "SUBMITTED")
     monkeypatch.setattr("include.serverless_env.build_packed_env", fake_env_build)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -442,10 +423,6 @@ def test_deferrable_wait_against_moto_server(serverless_dag, aws_env, sample_dat
             ),
         )
         prepare_account(BUCKET, REGION, endpoint_url=endpoint)
-        boto3.client("iam", region_name=REGION, endpoint_url=endpoint).create_role(
-            RoleName=DEFAULT_SERVERLESS_JOB_ROLE,
-            AssumeRolePolicyDocument=json.dumps(JOB_ROLE_TRUST),
-        )
         with FakeServerlessJob("complete", endpoint_url=endpoint) as job:
             state, tasks = run_dag(
                 serverless_dag, dataset_dir=str(sample_dataset), deferrable=True, **FAST

@@ -20,7 +20,6 @@ import pytest
 from tests.dags.test_fruits_emr_serverless_pipeline import (
     BUCKET,
     DAG_ID,
-    JOB_ROLE_TRUST,
     PREFIX,
     REGION,
     fake_env_build,
@@ -40,9 +39,7 @@ EMU_PARAMS = {
 
 @pytest.fixture
 def emulated_aws(emr_emulator, monkeypatch, tmp_path) -> dict[str, Any]:
-    """The pipeline's AWS connection pointed at the emulator; bucket and job role made."""
-    from include.config import DEFAULT_SERVERLESS_JOB_ROLE
-
+    """The pipeline's AWS connection pointed at the emulator; its account prepared."""
     emr_emulator.settings.app_create_s = 0.3
     emr_emulator.settings.job_queue_s = 0.1
     results = tmp_path / "results"
@@ -61,9 +58,6 @@ def emulated_aws(emr_emulator, monkeypatch, tmp_path) -> dict[str, Any]:
     )
     monkeypatch.setattr("include.serverless_env.build_packed_env", fake_env_build)
     prepare_account(BUCKET, REGION, endpoint_url=emr_emulator.endpoint_url)
-    emr_emulator.client("iam").create_role(
-        RoleName=DEFAULT_SERVERLESS_JOB_ROLE, AssumeRolePolicyDocument=json.dumps(JOB_ROLE_TRUST)
-    )
     return {
         "results": results,
         "s3": emr_emulator.s3_client(),
