@@ -350,7 +350,19 @@ class EmrServerlessDeleteRunApplicationsOperator(EmrServerlessDeleteApplicationO
             # The provider cancels what still runs first (force_stop); its listing fails on
             # an application without job runs under moto, so only when there are some.
             self.force_stop = bool(list_job_runs(conn, app_id, ACTIVE_JOB_STATES))
-            super().execute(context)
+            state = _wait_for_application(
+                conn,
+                app_id,
+                wanted={"CREATED", "STARTED", "STOPPED"},
+                delay=self.waiter_delay,
+                attempts=self.waiter_max_attempts,
+            )
+            if state in ("CREATED", "STOPPED") and not self.force_stop:
+                # AWS refuses to stop an application that is not started (the provider's
+                # delete stops first): one that never ran a job is deleted as it is.
+                self._delete_application()
+            else:
+                super().execute(context)
 
     def _stop_shared(self, app: Mapping[str, Any]) -> None:
         app_id = app["applicationId"]

@@ -143,3 +143,25 @@ def test_a_failing_job_run_shows_the_drivers_reason_and_is_cleaned_up(
     assert "is FAILED" in report
     assert "SPARK_DRIVER/stderr.gz" in report
     assert "error: " in report  # the job's own message, from the driver's log
+
+
+def test_an_application_that_never_ran_a_job_is_deleted(
+    real_serverless_dag, emulated_aws, sample_dataset, monkeypatch
+):
+    """StartJobRun never happens: the CREATED application is deleted without the stop AWS
+    (and the emulator) refuse for an application that is not started."""
+    import include.emr_serverless.operators as operators
+
+    def fail(self, context, *args, **kwargs):
+        raise RuntimeError("injected: start_job_run failed before StartJobRun")
+
+    monkeypatch.setattr(operators.EmrServerlessStartJobOnceOperator, "execute", fail)
+    state, tasks = run_dag(
+        real_serverless_dag, dataset_dir=str(sample_dataset), pack_dataset=False, **EMU_PARAMS
+    )
+    assert state == "failed", tasks
+    assert tasks["start_job_run"] == "failed"
+    assert tasks["delete_emr_serverless_application"] == "success", tasks
+    serverless = emulated_aws["serverless"]
+    (app,) = serverless.list_applications()["applications"]
+    assert app["state"] == "TERMINATED"
