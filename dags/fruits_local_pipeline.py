@@ -13,7 +13,9 @@ check results on a laptop before paying for a cluster.
    later task is *skipped*, the log names that run and its report, the run ends success.
    The `force` Param reruns anyway.
 2. **prepare_spark_job**: builds the job package (`include/job_package.py`) and the job's
-   arguments (`include/job_args.py`, shared with the EMR DAG).
+   arguments (`include/job_args.py`, shared with the EMR DAG), with the feature cache
+   `<results>/_feature_cache/` unless the `feature_cache` Param is off: images featurised
+   before by the same model are not featurised again.
 3. **run_feature_job**: the apache-spark provider's `SparkSubmitOperator` on the
    `spark_local` connection (`AIRFLOW_CONN_SPARK_LOCAL='{"conn_type": "spark", "host":
    "local[*]"}'`, set by `make run` and docker-compose).
@@ -137,7 +139,7 @@ def fruits_local_pipeline() -> None:
         from include.config import load_config
         from include.job_args import CONVERTED_RUNTIMES, build_job_arguments
         from include.job_package import build_job_package
-        from include.params import job_settings_from_params
+        from include.params import guard_settings_from_params, job_settings_from_params
 
         try:
             BaseHook.get_connection(SPARK_CONN_ID)
@@ -153,6 +155,7 @@ def fruits_local_pipeline() -> None:
         # Outside the run folder: the job replaces <results>/<run id>/ as a whole.
         try:
             settings = job_settings_from_params(context["params"])
+            guards = guard_settings_from_params(context["params"], emr=False)
             package = build_job_package(
                 config.results_dir / PACKAGES_DIRNAME / run_key, runtime=settings.runtime
             )
@@ -186,6 +189,9 @@ def fruits_local_pipeline() -> None:
                 output_uri=str(config.results_dir),
                 run_id=run_key,
                 model_uri=model_uri,
+                feature_cache_uri=(
+                    str(config.local_feature_cache) if guards.feature_cache else None
+                ),
             ),
             # Spark's Python workers must run this environment's interpreter.
             "env_vars": {

@@ -13,7 +13,9 @@ in the report. :func:`check_budget` refuses an estimate over ``max_cost_usd`` wi
 giving the estimate and the Param to raise.
 
 :func:`images_to_featurise` turns a dataset summary and the job settings into the number of
-images the job will featurise (the mini-mode sample, or every image).
+images the job will featurise (the mini-mode sample, or every image). With the feature
+cache on, images featurised by an earlier run are reused, not featurised: which ones is only
+known from their content hashes, on the cluster, so the estimate is then an upper bound.
 """
 
 from __future__ import annotations

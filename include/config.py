@@ -265,6 +265,17 @@ class PipelineConfig:
         return f"{self.s3_base}/logs/emr-serverless/"
 
     @property
+    def feature_cache_uri(self) -> str:
+        """The EMR job's feature cache (``spark_jobs/feature_cache.py``), under the project
+        prefix (the instance profile's policy covers it)."""
+        return f"{self.s3_base}/feature-cache/"
+
+    @property
+    def local_feature_cache(self) -> Path:
+        """The local job's feature cache: ``<results>/_feature_cache/`` (beside the runs)."""
+        return self.results_dir / "_feature_cache"
+
+    @property
     def log_uri(self) -> str:
         """Where EMR writes cluster and step logs (stderr of failed steps is read from here)."""
         return self.emr_log_uri or f"{self.s3_base}/logs/emr/"

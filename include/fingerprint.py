@@ -21,6 +21,11 @@ A **fingerprint** is the SHA-256 of every input that changes the results:
   into ``spark_jobs.zip``);
 * the execution environment the caller names (e.g. the EMR release label).
 
+The feature cache (``feature_cache`` Param, ``--feature-cache``) is deliberately not part of
+it: a run with the cache gives the results of a full recompute (bit-identical features, the
+same PCA), so turning it on or off must not make an unchanged run rerun. That is why it is
+a guard setting and an argument of ``build_job_arguments``, not a ``JobSettings`` field.
+
 Everything here is a pure function of its arguments, except :func:`manifest_from_dir`,
 :func:`file_sha256` and :func:`job_package_digest`, which read local files.
 """

@@ -75,11 +75,15 @@ def build_job_arguments(
     output_uri: str,
     run_id: str,
     model_uri: str | None = None,
+    feature_cache_uri: str | None = None,
 ) -> list[str]:
     """The job's arguments as a list (never a shell string), after the entry script.
 
     ``model_uri``: the converted model staged for a litert/onnx run; without it the job's
     driver converts the model itself (it needs TensorFlow then, as in the local DAG).
+    ``feature_cache_uri``: the job's ``--feature-cache`` (features reused by image content
+    and model); not a ``JobSettings`` field because it never changes the results, so it
+    stays out of the run fingerprint.
     """
     if model_uri and settings.runtime not in CONVERTED_RUNTIMES:
         raise ValueError(f"runtime {settings.runtime!r} runs no converted model")
@@ -107,6 +111,8 @@ def build_job_arguments(
     ]
     if model_uri:
         args += ["--model", model_uri]
+    if feature_cache_uri:
+        args += ["--feature-cache", feature_cache_uri]
     if settings.mode == "mini":
         if settings.max_images is not None:
             args += ["--max-images", str(settings.max_images)]

@@ -210,6 +210,9 @@ def summarise(run_dir: Path, decision: WeightsDecision) -> str:
         f"Run finished: {run_dir}",
         f"  images       {counts.get('valid_images', '?')} valid, "
         f"{counts.get('bad_files', '?')} skipped",
+        f"  featurised   {counts.get('featurized', '?')} now, {counts.get('reused', 0)} reused "
+        f"from {(metrics.get('feature_cache') or {}).get('uri') or 'no feature cache'} "
+        f"(job {(metrics.get('timings_s') or {}).get('total', '?')} s)",
         f"  features     {run_dir / 'features'}  (parquet: path, split, label, features[1280])",
         f"  PCA          {run_dir / 'pca'}  (k = {pca.get('k', '?')}, "
         f"variance kept {pca.get('variance_at_k', float('nan')):.3f})",

@@ -155,8 +155,10 @@ def job_params() -> dict[str, Param]:
 def guard_params(*, emr: bool) -> dict[str, Param]:
     """Params of the scheduled-run guards (not job settings: they never enter a fingerprint).
 
-    ``force`` (both DAGs) reruns a run whose fingerprint is unchanged; ``max_cost_usd`` (EMR)
-    refuses a run whose estimate is higher, before any cluster exists.
+    ``force`` (both DAGs) reruns a run whose fingerprint is unchanged; ``feature_cache``
+    (both DAGs) reuses the features of images featurised before by the same model (the
+    results are identical either way, so it is no job setting either); ``max_cost_usd``
+    (EMR) refuses a run whose estimate is higher, before any cluster exists.
     """
     params = {
         "force": Param(
@@ -165,6 +167,15 @@ def guard_params(*, emr: bool) -> dict[str, Param]:
             title="Run even if unchanged",
             description="A run whose dataset, weights, settings and job package equal the "
             "last successful run's is skipped (its results are reused). Tick to rerun anyway.",
+        ),
+        "feature_cache": Param(
+            True,
+            type="boolean",
+            title="Reuse cached features",
+            description="Featurise only images whose content the same model (weights, image "
+            "size, runtime) has not featurised before; take the others' features from the "
+            "feature cache and add the new ones. Results are identical. Untick to featurise "
+            "every image (the cache is then neither read nor written).",
         ),
     }
     if emr:
@@ -201,18 +212,20 @@ class GuardSettings:
 
     force: bool
     max_cost_usd: float | None
+    feature_cache: bool = True
 
 
 def guard_settings_from_params(params: Mapping[str, Any], *, emr: bool) -> GuardSettings:
     """Validated ``GuardSettings``; raises ``ValueError`` naming the bad Param."""
     defaults = guard_params(emr=emr)
     force = _check_bool("force", _get(params, "force", defaults))
+    feature_cache = _check_bool("feature_cache", _get(params, "feature_cache", defaults))
     budget = None
     if emr:
         budget = _check_number("max_cost_usd", _get(params, "max_cost_usd", defaults))
         if budget is None or budget <= 0:
             raise ValueError(f"max_cost_usd must be > 0, got {budget}")
-    return GuardSettings(force=force, max_cost_usd=budget)
+    return GuardSettings(force=force, max_cost_usd=budget, feature_cache=feature_cache)
 
 
 def emr_params() -> dict[str, Param]:
@@ -355,6 +368,8 @@ class EmrSettings:
     step_timeout_seconds: int
     step_log_wait_seconds: int = DEFAULT_STEP_LOG_WAIT_SECONDS
     wheelhouse: bool = True
+    feature_cache: bool = True
+    """Give the job ``<s3 base>/feature-cache/`` (the ``feature_cache`` guard Param)."""
 
 
 def _get(params: Mapping[str, Any], name: str, defaults: Mapping[str, Param]) -> Any:
@@ -523,4 +538,5 @@ def emr_settings_from_params(params: Mapping[str, Any]) -> EmrSettings:
         step_timeout_seconds=timeout or STEP_TIMEOUT_BY_MODE[job.mode],
         step_log_wait_seconds=log_wait,
         wheelhouse=_check_bool("wheelhouse", _get(params, "wheelhouse", defaults)),
+        feature_cache=guard_settings_from_params(params, emr=True).feature_cache,
     )

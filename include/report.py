@@ -388,6 +388,11 @@ def _render_html(
                     f"{counts.get('bad_files', 'n/a')}",
                 ),
                 (
+                    "features: computed now / reused from the feature cache",
+                    f"{counts.get('featurized', 'n/a')} / {counts.get('reused', 0)} "
+                    f"({(metrics.get('feature_cache') or {}).get('uri') or 'no cache'})",
+                ),
+                (
                     "PCA",
                     f"k = {pca.get('k', 'n/a')}, variance kept = "
                     f"{_fmt(pca.get('variance_at_k'), 4)}"

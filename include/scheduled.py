@@ -153,9 +153,25 @@ def emr_check_budget(dataset: Mapping[str, Any], params: Mapping[str, Any]) -> d
         poke_interval_s=settings.poke_interval_seconds,
     )
     log.info("%s (budget $%.2f)", estimate.describe(), guards.max_cost_usd)
+    log_cache_upper_bound(settings.feature_cache)
     assert guards.max_cost_usd is not None
     check_budget(estimate, guards.max_cost_usd)
-    return {**estimate.to_dict(), "max_cost_usd": guards.max_cost_usd}
+    return {
+        **estimate.to_dict(),
+        "max_cost_usd": guards.max_cost_usd,
+        "upper_bound_feature_cache": settings.feature_cache,
+    }
+
+
+def log_cache_upper_bound(feature_cache: bool) -> None:
+    """Say that the estimate is an upper bound when the feature cache is on."""
+    if feature_cache:
+        # Which images the cache holds is only known from their content hashes, computed
+        # on the cluster: the estimate counts every image, an upper bound.
+        log.info(
+            "upper bound: images already in the feature cache are not featurised again, "
+            "so the run may cost less"
+        )
 
 
 def images_of(dataset: Mapping[str, Any], job: Any) -> int:

@@ -38,6 +38,7 @@ from include.params import (
     _get,
     emr_params,
     guard_params,
+    guard_settings_from_params,
     job_params,
     job_settings_from_params,
     s3_dataset_params,
@@ -197,6 +198,8 @@ class ServerlessSettings:
     poke_interval_seconds: int
     job_timeout_seconds: int
     job_log_wait_seconds: int
+    feature_cache: bool = True
+    """Give the job ``<s3 base>/feature-cache/`` (the ``feature_cache`` guard Param)."""
 
 
 def _int(params: Mapping[str, Any], name: str, defaults: Mapping[str, Param]) -> int:
@@ -274,4 +277,5 @@ def serverless_settings_from_params(params: Mapping[str, Any]) -> ServerlessSett
         poke_interval_seconds=poke or POKE_INTERVAL_BY_MODE[job.mode],
         job_timeout_seconds=timeout or STEP_TIMEOUT_BY_MODE[job.mode],
         job_log_wait_seconds=log_wait,
+        feature_cache=guard_settings_from_params(params, emr=True).feature_cache,
     )

@@ -7,7 +7,9 @@ Modules: :mod:`~spark_jobs.session` (the one SparkSession builder), :mod:`~spark
 (reading images / packed shards, writing a run's outputs), :mod:`~spark_jobs.transforms`
 (pure ``DataFrame -> DataFrame`` steps), :mod:`~spark_jobs.features` (the MobileNetV2 UDF),
 :mod:`~spark_jobs.pca` (centring, MLlib PCA, choosing k), :mod:`~spark_jobs.packing`
-(pack many small images into a few parquet shards; no Spark needed).
+(pack many small images into a few parquet shards; no Spark needed),
+:mod:`~spark_jobs.feature_cache` (features reused by image content and model across runs),
+:mod:`~spark_jobs.versions` (package versions of what computed the results).
 """
 
 FEATURE_DIM = 1280

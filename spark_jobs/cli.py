@@ -12,13 +12,16 @@ On EMR (or any cluster), with the package zipped for the executors::
         --input s3://BUCKET/fruits/dataset/packed --output s3://BUCKET/fruits/results \\
         --run-id 2026-01-01T00-00 --mode full --pca-variance 0.95 \\
         --weights s3://BUCKET/fruits/models/mobilenet_v2.weights.h5 --runtime litert \\
-        --model s3://BUCKET/fruits/models/mobilenet_v2-litert-224px-<key>.zip
+        --model s3://BUCKET/fruits/models/mobilenet_v2-litert-224px-<key>.zip \\
+        --feature-cache s3://BUCKET/fruits/feature-cache/
 
 Outputs under ``<output>/<run_id>/``: ``features/`` and ``pca/`` parquet, ``metrics.json``
 and, written last, ``_SUCCESS``. An attempt writes to ``<output>/<run_id>.tmp-<attempt>/``
 and replaces ``<run_id>/`` only once it succeeded: a failed rerun leaves the previous run
 (and its ``_SUCCESS``) untouched. Exit codes: 0 success, 2 no usable input
-(no valid images, bad weights, bad arguments), 1 anything else.
+(no valid images, bad weights, bad arguments, a feature cache of another model), 1 anything
+else. With ``--feature-cache`` only images not featurised before by the same model are
+featurised (:mod:`spark_jobs.feature_cache`); the outputs are the same.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import uuid
 from typing import Any
 
 from spark_jobs import FEATURE_DIM
+from spark_jobs.versions import feature_versions, package_versions
 
 log = logging.getLogger("spark_jobs")
 
@@ -125,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
         "default: Spark's defaultParallelism (right for local[N], too low under YARN "
         "dynamic allocation while executors are still registering)",
     )
+    p.add_argument(
+        "--feature-cache",
+        help="feature cache folder (local path or s3:// URI): images whose content and "
+        "model are in it are not featurised again; this run's new features are added "
+        "(spark_jobs/feature_cache.py). Without it every image is featurised",
+    )
     p.add_argument("--master", help="Spark master (only outside spark-submit, e.g. local[2])")
     return p
 
@@ -144,28 +154,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not args.run_id.strip() or "/" in args.run_id or args.run_id in {".", ".."}:
         parser.error(f"--run-id must be a non-empty name without '/', got {args.run_id!r}")
     return args
-
-
-_RUNTIME_PACKAGES = {
-    "litert": "ai-edge-litert",
-    "onnx": "onnxruntime",
-    "keras": "tensorflow-cpu",
-}
-
-
-def _versions(runtime: str) -> dict[str, str]:
-    """Versions of what computed the results, from package metadata (nothing imported:
-    with litert/onnx the driver has no TensorFlow)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    names = ["pyspark", "numpy", "pandas", "pyarrow", "pillow", _RUNTIME_PACKAGES[runtime]]
-    found = {"python": sys.version.split()[0]}
-    for name in names:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:  # EMR's own pyspark is not a pip distribution
-            found[name] = "unknown"
-    return found
 
 
 def _now() -> str:
@@ -302,9 +290,19 @@ def _run(
 ) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
-    from spark_jobs import io, pca
+    from spark_jobs import feature_cache, io, pca
 
     files, input_format, expected = _select_input(args, spark, input_uri)
+    cache = None
+    if args.feature_cache:
+        identity = feature_cache.model_identity(
+            runtime=args.runtime,
+            model_digest=model.digest,
+            image_size=args.image_size,
+            versions=feature_versions(args.runtime),
+        )
+        cache = feature_cache.open_cache(spark, io.qualify(args.feature_cache), identity)
+        files = cache.mark_reused(files)
     # Featurise straight from the scan, no repartition: a shuffle would move the raw
     # JPEG bytes across the cluster and make reading wait for the whole input. The scan
     # is split into `partitions` pieces by minPartitionNum (packed shards split by row
@@ -319,14 +317,16 @@ def _run(
     featurized = files.withColumn(
         "_out",
         featurize_column(
-            F.col("content"),
+            cache.content_to_featurize() if cache else F.col("content"),
             model,
             bc_model,
             image_size=args.image_size,
             batch_size=args.batch_size,
             threads=threads,
         ),
-    ).select("path", "split", "label", "_out.features", "_out.error")
+    ).select(
+        "path", "split", "label", "_out.features", "_out.error", *(cache.columns if cache else ())
+    )
     # The one action that featurises. Every later step reads these files back, so losing
     # an executor (a spot node) afterwards costs a re-read, never a re-featurisation.
     staged_uri = f"{attempt}/{STAGED_DIR}"
@@ -361,12 +361,20 @@ def _run(
             f"(first reasons: {sorted({b['reason'] for b in bad_files})[:3]}); "
             "nothing published"
         )
+    cache_metrics = None
+    if cache:
+        # The new features go into the cache now, before the PCA: a run that fails later
+        # (or its retry) does not featurise them again.
+        cache_metrics = cache.add_new(spark, staged, attempt=attempt)
+        staged = cache.fill_reused(staged)
     features_uri = f"{attempt}/features"
     io.write_parquet(
         staged.filter(F.col("error").isNull()).select("path", "split", "label", "features"),
         features_uri,
     )
     good = spark.read.parquet(features_uri)
+    if cache:
+        cache.check_complete(good.count(), valid)
     projected, pca_result = pca.fit_transform(
         good,
         target_variance=args.pca_variance,
@@ -404,6 +412,9 @@ def _run(
         "counts": {
             "total_files": total_files,
             "valid_images": valid,
+            # Features computed by this run / taken from the feature cache.
+            "featurized": valid - (cache_metrics["hits"] if cache_metrics else 0),
+            "reused": cache_metrics["hits"] if cache_metrics else 0,
             "bad_files": len(bad_files),
             "by_label": dict(sorted(by_label.items())),
             "by_split": {s: sum(v.values()) for s, v in sorted(by_split_label.items())},
@@ -412,6 +423,7 @@ def _run(
             },
         },
         "bad_files": bad_files,
+        "feature_cache": cache_metrics,
         "pca": pca_result.as_dict(),
         "timings_s": {
             "read": round(t_read - t0, 3),
@@ -432,7 +444,7 @@ def _run(
             "task_slots": slots,
             "featurize_partitions": partitions,
         },
-        "versions": _versions(args.runtime),
+        "versions": package_versions(args.runtime),
         "image_size": args.image_size,
         "batch_size": args.batch_size,
         "feature_dim": FEATURE_DIM,
@@ -443,6 +455,7 @@ def _run(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``spark-submit`` and ``python -m spark_jobs.cli``; returns the exit code."""
+    from spark_jobs.feature_cache import FeatureCacheError
     from spark_jobs.io import NoInputFilesError
     from spark_jobs.pca import PcaInputError
     from spark_jobs.runtimes import ModelError, WeightsError
@@ -460,6 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         WeightsError,
         ModelError,
         FileNotFoundError,
+        FeatureCacheError,
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -238,11 +238,15 @@ def featurize_contents(
     """Features for one batch of file contents: columns ``features`` and ``error``.
 
     A bad file gets ``features=None`` and its reason in ``error``: never a zero vector.
+    A null content (not an empty one) is not asked for: ``features`` and ``error`` stay
+    null and nothing is decoded (the feature cache's reused images).
     """
     decoded: list[np.ndarray] = []
     ok_rows: list[int] = []
     errors: list[str | None] = [None] * len(contents)
     for i, content in enumerate(contents):
+        if content is None:
+            continue
         try:
             decoded.append(decode_image(content, image_size))
             ok_rows.append(i)

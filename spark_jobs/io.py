@@ -77,6 +77,41 @@ def write_text(spark: SparkSession, uri: str, text: str) -> None:
         stream.close()
 
 
+def read_text(spark: SparkSession, uri: str) -> str | None:
+    """A small UTF-8 text file's content, or None when it does not exist."""
+    fs, path = _fs_and_path(spark, uri)
+    if not fs.exists(path):
+        return None
+    stream = fs.open(path)
+    try:
+        reader = spark._jvm.java.io.InputStreamReader(stream, "UTF-8")
+        return str(spark._jvm.org.apache.commons.io.IOUtils.toString(reader))
+    finally:
+        stream.close()
+
+
+def move_files(
+    spark: SparkSession, source_dir: str, dest_dir: str, *, suffix: str, prefix: str
+) -> int:
+    """Move the ``*suffix`` files of ``source_dir`` into ``dest_dir`` as
+    ``<prefix>-NNNNN<suffix>``, one file at a time (each appears complete: a rename on
+    local disks and HDFS, a copy then delete on S3). Returns the number moved."""
+    fs, source = _fs_and_path(spark, source_dir)
+    _, dest = _fs_and_path(spark, dest_dir)
+    fs.mkdirs(dest)
+    names = sorted(
+        str(s.getPath().getName())
+        for s in fs.listStatus(source)
+        if s.isFile() and s.getPath().getName().endswith(suffix)
+    )
+    hadoop_path = spark._jvm.org.apache.hadoop.fs.Path
+    for i, name in enumerate(names):
+        target = hadoop_path(dest, f"{prefix}-{i:05d}{suffix}")
+        if not fs.rename(hadoop_path(source, name), target):
+            raise OSError(f"could not move {source_dir}/{name} to {target}")
+    return len(names)
+
+
 def copy_to_local(spark: SparkSession, uri: str, local_path: Path) -> Path:
     """Copy a file from any Hadoop filesystem (s3://, file:) to a local path."""
     fs, path = _fs_and_path(spark, uri)

@@ -224,6 +224,7 @@ def build_spark_step(
     run_id: str,
     model_uri: str | None = None,
     spark_conf: Mapping[str, str] | None = None,
+    feature_cache_uri: str | None = None,
 ) -> dict[str, Any]:
     """One ``AddJobFlowSteps`` step running the job with spark-submit (a new dict each call).
 
@@ -239,7 +240,12 @@ def build_spark_step(
             py_files_uri=py_files_uri, entry_script_uri=entry_script_uri, spark_conf=spark_conf
         ),
         *build_job_arguments(
-            job, input_uri=input_uri, output_uri=output_uri, run_id=run_id, model_uri=model_uri
+            job,
+            input_uri=input_uri,
+            output_uri=output_uri,
+            run_id=run_id,
+            model_uri=model_uri,
+            feature_cache_uri=feature_cache_uri,
         ),
     ]
     return {
@@ -433,6 +439,7 @@ def build_run_plan(
                 run_id=rid,
                 model_uri=storage["uris"]["model"],
                 spark_conf=executors.spark_conf(),
+                feature_cache_uri=config.feature_cache_uri if settings.feature_cache else None,
             )
         ],
     }

@@ -117,13 +117,19 @@ def build_job_driver(
     run_id: str,
     model_uri: str | None,
     spark_conf: Mapping[str, str],
+    feature_cache_uri: str | None = None,
 ) -> dict[str, Any]:
     """The ``StartJobRun`` job driver (a new dict each call)."""
     return {
         "sparkSubmit": {
             "entryPoint": entry_script_uri,
             "entryPointArguments": build_job_arguments(
-                job, input_uri=input_uri, output_uri=output_uri, run_id=run_id, model_uri=model_uri
+                job,
+                input_uri=input_uri,
+                output_uri=output_uri,
+                run_id=run_id,
+                model_uri=model_uri,
+                feature_cache_uri=feature_cache_uri,
             ),
             "sparkSubmitParameters": spark_submit_parameters(spark_conf, py_files_uri=py_files_uri),
         }
@@ -143,6 +149,7 @@ def job_driver_for(plan: Mapping[str, Any], env_conf: Mapping[str, str]) -> dict
         run_id=plan["run_key"],
         model_uri=uris["model"],
         spark_conf={**plan["spark_conf"], **env_conf},
+        feature_cache_uri=plan.get("feature_cache_uri"),
     )
 
 
@@ -182,6 +189,7 @@ def build_serverless_run_plan(
         "sizing": sizing.as_dict(),
         "spark_conf": {**job_spark_defaults(job), **sizing.spark_conf()},
         "architecture": settings.architecture,
+        "feature_cache_uri": config.feature_cache_uri if settings.feature_cache else None,
         "env_prefix": config.prefix.strip("/"),
         "application": application,
         "application_tags": identity_tags(application),

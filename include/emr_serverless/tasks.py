@@ -44,7 +44,7 @@ def check_budget(
     from include.budget import runtime_of
     from include.emr_serverless.costs import estimate_serverless_cost
     from include.params import guard_settings_from_params
-    from include.scheduled import images_of
+    from include.scheduled import images_of, log_cache_upper_bound
     from include.serverless_params import serverless_settings_from_params
 
     settings = serverless_settings_from_params(params)
@@ -58,9 +58,14 @@ def check_budget(
         poke_interval_s=settings.poke_interval_seconds,
     )
     log.info("%s (budget $%.2f)", estimate.describe(), guards.max_cost_usd)
+    log_cache_upper_bound(settings.feature_cache)
     assert guards.max_cost_usd is not None
     refuse_over_budget(estimate, guards.max_cost_usd)  # type: ignore[arg-type]
-    return {**estimate.to_dict(), "max_cost_usd": guards.max_cost_usd}
+    return {
+        **estimate.to_dict(),
+        "max_cost_usd": guards.max_cost_usd,
+        "upper_bound_feature_cache": settings.feature_cache,
+    }
 
 
 def stage_job_environment(plan: Mapping[str, Any]) -> dict[str, Any]:

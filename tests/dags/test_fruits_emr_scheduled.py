@@ -279,8 +279,12 @@ def test_check_budget_task_message_gives_the_estimate_and_the_param(dagbag):
     estimate = task.python_callable(dataset, params=big)  # within the default budget
     assert estimate["images"] == 90_000
     assert estimate["max_cost_usd"] == params["max_cost_usd"]
+    # Cached features are known only on the cluster (content hashes): every image counted.
+    assert estimate["upper_bound_feature_cache"] is True
     mini = task.python_callable(dataset, params={**params, "max_images": 200})
     assert mini["images"] == 200
+    uncached = task.python_callable(dataset, params={**params, "feature_cache": False})
+    assert uncached["upper_bound_feature_cache"] is False
 
 
 # ---------------------------------------------------------------------------- S3 datasets

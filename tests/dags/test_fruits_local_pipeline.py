@@ -84,7 +84,8 @@ def test_params_are_the_shared_job_params_plus_the_dataset_folder(dag):
     from include.params import job_params
 
     shared = job_params()
-    assert set(dag.params) == {*shared, "dataset_dir", "force"}
+    assert set(dag.params) == {*shared, "dataset_dir", "force", "feature_cache"}
+    assert dag.params.get_param("feature_cache").value is True
     assert dag.params.get_param("force").value is False
     for name, param in shared.items():
         assert dag.params.get_param(name).value == param.value, name
@@ -145,6 +146,7 @@ def test_prepared_arguments_come_from_the_shared_builder(
         output_uri=str(local_env),
         run_id=run_key,
         model_uri=str(model),
+        feature_cache_uri=str(local_env / "_feature_cache"),
     )
     assert values["run_dir"] == str(local_env / run_key)
     assert values["py_files"].endswith("spark_jobs.zip")
@@ -152,6 +154,30 @@ def test_prepared_arguments_come_from_the_shared_builder(
     # The package is built outside the run folder: the job replaces that folder as a whole.
     assert not values["py_files"].startswith(values["run_dir"])
     assert values["env_vars"]["PYSPARK_PYTHON"] == sys.executable
+
+
+def test_the_feature_cache_param_off_gives_the_job_no_cache(
+    fresh_dag, airflow_db, local_env, sample_dataset
+):
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    conf = {"dataset_dir": str(sample_dataset), "weights": "none", "feature_cache": False}
+    dag_run = fresh_dag.test(
+        run_conf=conf,
+        mark_success_pattern="run_feature_job|check_results|build_report|publish_results",
+    )
+    assert _states(dag_run)["prepare_spark_job"] == "success"
+    with create_session() as session:
+        (pulled,) = session.scalars(
+            XComModel.get_many(
+                run_id=dag_run.run_id,
+                dag_ids=DAG_ID,
+                task_ids="prepare_spark_job",
+                key="application_args",
+            )
+        ).all()
+    assert "--feature-cache" not in XComModel.deserialize_value(pulled)
 
 
 def test_missing_dataset_fails_validation_without_retry(fresh_dag, airflow_db, local_env, tmp_path):

@@ -445,3 +445,14 @@ def test_run_is_active_asks_airflow_and_protects_on_doubt():
     assert not run_is_active(cluster, raising("404: DagRun not found"), log=lambda _: None)
     assert run_is_active(cluster, raising("connection reset"), log=lambda _: None)
     assert not run_is_active({"Id": "j-2", "Tags": []}, state("running"), log=lambda _: None)
+
+
+def test_the_step_reads_and_fills_the_feature_cache_unless_turned_off(config):
+    on = build_run_plan(emr_settings_from_params({}), config, dag_id="d", run_id="r1")
+    args = on["steps"][0]["HadoopJarStep"]["Args"]
+    assert args[args.index("--feature-cache") + 1] == "s3://b/p/feature-cache/"
+    assert config.feature_cache_uri.startswith(config.s3_base + "/")  # the policy's prefix
+    off = build_run_plan(
+        emr_settings_from_params({"feature_cache": False}), config, dag_id="d", run_id="r1"
+    )
+    assert "--feature-cache" not in off["steps"][0]["HadoopJarStep"]["Args"]

@@ -262,3 +262,13 @@ def test_report_shows_the_serverless_cost_section(tmp_path):
     assert "estimated before the run" in html
     (tmp_path / JOB_RUN_FILE).write_text("{not json")
     assert "cost estimate unavailable" in serverless_cost_section(tmp_path, None)
+
+
+def test_feature_cache_param_gives_the_job_the_projects_cache():
+    def cache_arg(**params):
+        driver = job_driver_for(plan_for(**params), {})["sparkSubmit"]
+        args = driver["entryPointArguments"]
+        return args[args.index("--feature-cache") + 1] if "--feature-cache" in args else None
+
+    assert cache_arg() == "s3://b/p/feature-cache/"
+    assert cache_arg(feature_cache=False) is None

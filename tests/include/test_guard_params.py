@@ -10,8 +10,8 @@ from include.params import emr_params, guard_params, guard_settings_from_params
 
 
 def test_guard_params_are_on_the_emr_form_and_the_budget_only_there():
-    assert set(guard_params(emr=True)) == {"force", "max_cost_usd"}
-    assert set(guard_params(emr=False)) == {"force"}
+    assert set(guard_params(emr=True)) == {"force", "feature_cache", "max_cost_usd"}
+    assert set(guard_params(emr=False)) == {"force", "feature_cache"}
     assert set(guard_params(emr=True)) <= set(emr_params())
     budget = emr_params()["max_cost_usd"]
     assert budget.value == DEFAULT_MAX_COST_USD
@@ -31,12 +31,15 @@ def test_guard_settings_defaults_and_values():
     settings = guard_settings_from_params({"force": True, "max_cost_usd": 12}, emr=True)
     assert settings.force is True
     assert settings.max_cost_usd == 12.0
+    assert settings.feature_cache is True  # reuse is on by default
+    assert guard_settings_from_params({"feature_cache": False}, emr=False).feature_cache is False
 
 
 @pytest.mark.parametrize(
     ("params", "message"),
     [
         ({"force": "yes"}, "force must be true or false"),
+        ({"feature_cache": "no"}, "feature_cache must be true or false"),
         ({"max_cost_usd": 0}, "max_cost_usd must be > 0"),
         ({"max_cost_usd": None}, "max_cost_usd must be a number"),
         ({"max_cost_usd": True}, "max_cost_usd must be a number"),

@@ -74,3 +74,14 @@ def test_safe_run_id_is_one_path_segment():
     assert len(safe_run_id("x" * 500)) == 200
     with pytest.raises(ValueError, match="no usable characters"):
         safe_run_id("::")
+
+
+def test_feature_cache_is_passed_only_when_given_and_is_no_job_setting():
+    settings = JobSettings(weights="none")
+    common = {"input_uri": "/d", "output_uri": "/o", "run_id": "r"}
+    assert "--feature-cache" not in build_job_arguments(settings, **common)
+    args = build_job_arguments(settings, **common, feature_cache_uri="s3://b/p/feature-cache/")
+    assert _flags(args)["--feature-cache"] == "s3://b/p/feature-cache/"
+    # It never changes the results: it must stay out of the fingerprint (every JobSettings
+    # field enters it).
+    assert not {f for f in JobSettings.__dataclass_fields__ if "cache" in f}

@@ -9,6 +9,7 @@ import functools
 import http.server
 import json
 import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -254,14 +255,15 @@ def restore_environ():
 def test_make_run_end_to_end_on_local_spark(
     airflow_db, sample_dataset, tmp_path, monkeypatch, capsys, restore_environ
 ):
-    """The README's run command: the local DAG through Airflow, real Spark, then the report."""
+    """The README's run command: the local DAG through Airflow, real Spark, then the report;
+    the same run again (skipped); then more images, featurised alone (the feature cache)."""
+    data = tmp_path / "fruits-360"
+    shutil.copytree(sample_dataset, data)
     results = tmp_path / "results"
     monkeypatch.setenv("FRUITS_RESULTS_DIR", str(results))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras"))  # no cached ImageNet file
 
-    code = local_run.main(
-        ["--data", str(sample_dataset), "--offline", "--pca-k", "2", "--max-images", "24"]
-    )
+    code = local_run.main(["--data", str(data), "--offline", "--pca-k", "2", "--max-images", "24"])
 
     out = capsys.readouterr()
     assert code == 0, out.err[-3000:]
@@ -297,9 +299,7 @@ def test_make_run_end_to_end_on_local_spark(
     assert events["fruits_features_features"][-1]["local_dir"] == str(run_dir / "features")
 
     # The same run again: skipped, nothing recomputed, no new folder, no new Asset event.
-    code = local_run.main(
-        ["--data", str(sample_dataset), "--offline", "--pca-k", "2", "--max-images", "24"]
-    )
+    code = local_run.main(["--data", str(data), "--offline", "--pca-k", "2", "--max-images", "24"])
 
     out = capsys.readouterr()
     assert code == 0, out.err[-3000:]
@@ -308,6 +308,31 @@ def test_make_run_end_to_end_on_local_spark(
     assert [p for p in results.iterdir() if p.is_dir() and not p.name.startswith("_")] == [run_dir]
     assert json.loads((results / "_last_success.json").read_text()) == record
     assert _local_asset_events() == events
+
+    # Two more images and every image (full mode): only the images no run featurised yet
+    # are featurised; the first run's 24 come from the feature cache.
+    kiwis = sorted((data / "Training" / "Kiwi").glob("*.jpg"))[:2]
+    for i, source in enumerate(kiwis):
+        _recolour(source, source.with_name(f"extra_{i}.jpg"))
+    code = local_run.main(["--data", str(data), "--offline", "--pca-k", "2", "--mode", "full"])
+    out = capsys.readouterr()
+    assert code == 0, out.err[-3000:]
+    runs = [p for p in results.iterdir() if p.is_dir() and not p.name.startswith("_")]
+    (third,) = set(runs) - {run_dir}
+    metrics = json.loads((third / "metrics.json").read_text())
+    total = sum(1 for p in data.rglob("*.jpg"))
+    assert metrics["counts"]["valid_images"] == total
+    assert metrics["counts"]["reused"] == 24
+    assert metrics["counts"]["featurized"] == total - 24
+    assert metrics["feature_cache"]["uri"] == f"file://{results / '_feature_cache'}"
+    assert f"featurised   {total - 24} now, 24 reused" in out.out
+
+
+def _recolour(source: Path, dest: Path) -> None:
+    """A new image (other bytes) from an existing one."""
+    from PIL import Image, ImageOps
+
+    ImageOps.invert(Image.open(source).convert("RGB")).save(dest, quality=90)
 
 
 def _local_asset_events() -> dict[str, list[dict]]:

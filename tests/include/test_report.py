@@ -395,3 +395,18 @@ def test_no_estimate_no_section_and_a_damaged_one_is_ignored(tmp_path):
     assert "Estimated vs actual" not in build_report(run_dir).read_text()
     (run_dir / "cost_estimate.json").write_text("{broken")
     assert "Estimated vs actual" not in build_report(run_dir).read_text()
+
+
+def test_features_computed_and_reused_are_reported(tmp_path):
+    run_dir = _run_dir(tmp_path, k=3)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics["counts"].update(featurized=3, reused=61)
+    metrics["feature_cache"] = {"uri": "s3://b/p/feature-cache", "hits": 61, "misses": 4}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+
+    html = build_report(run_dir).read_text()
+
+    assert (
+        "computed now / reused from the feature cache</td><td>3 / 61 (s3://b/p/feature-cache)"
+        in html
+    )

@@ -35,6 +35,11 @@ def test_parses_what_the_dags_build():
     local = build_job_arguments(JobSettings(), input_uri="a", output_uri="b", run_id="r")
     assert "--task-slots" not in local
     assert cli.parse_args(local).task_slots is None
+    assert cli.parse_args(local).feature_cache is None  # no cache: every image featurised
+    cached = build_job_arguments(
+        JobSettings(), input_uri="a", output_uri="b", run_id="r", feature_cache_uri="s3://b/c/"
+    )
+    assert cli.parse_args(cached).feature_cache == "s3://b/c/"
 
 
 def test_partitions_are_a_whole_multiple_of_the_slots():

@@ -75,6 +75,23 @@ def test_featurize_contents_marks_bad_rows_and_never_emits_zero_vectors(
     np.testing.assert_allclose(again["features"][2], out["features"][0], rtol=1e-4, atol=1e-5)
 
 
+def test_null_contents_are_skipped_not_decoded_nor_counted_bad(bad_dataset, tiny_predictor):
+    """The feature cache's reused images reach the UDF as null: no features, no error."""
+    good = (bad_dataset / "Training/Kiwi/0_100.jpg").read_bytes()
+    calls: list[int] = []
+
+    def counting(batch):
+        calls.append(len(batch))
+        return tiny_predictor(batch)
+
+    out = feat.featurize_contents(counting, [None, good, None, b""], TEST_IMAGE_SIZE, 8)
+    assert calls == [1]  # only the one real image went through the model
+    assert list(out["features"].isna()) == [True, False, True, True]
+    assert list(out["error"].isna()) == [True, True, True, False]
+    assert out["features"][1].shape == (FEATURE_DIM,)
+    assert out["error"][3].startswith("empty file")  # an empty file is still a bad file
+
+
 def test_preprocessing_is_mobilenet_v2s_bit_for_bit():
     """The TensorFlow-free preprocessing equals Keras's preprocess_input exactly."""
     from keras.applications.mobilenet_v2 import preprocess_input

@@ -410,3 +410,23 @@ def test_the_airflow_policy_fits_in_a_managed_policy():
         "serverless_job_role": "j" * 64,
     }
     assert len(policy_json(render_policy("airflow-pipeline", **values))) <= 6144
+
+
+def test_the_cluster_may_read_write_and_move_feature_cache_entries():
+    """The job reads the cache, writes new entries aside and moves them in (copy + delete
+    on S3): all under the project prefix that the instance role's policy covers."""
+    from fnmatch import fnmatchcase
+
+    config = PipelineConfig(bucket=BUCKET, prefix="fruits")
+    key = config.feature_cache_uri.removeprefix(f"s3://{BUCKET}/") + "model=abc/part-x.parquet"
+    arn = f"arn:aws:s3:::{BUCKET}/{key}"
+    document = render_policy("emr-ec2-inline", **VALUES)
+    allowed = {
+        action
+        for s in document["Statement"]
+        if any(fnmatchcase(arn, r) for r in _resources(s))
+        for action in _actions(s)
+    }
+    assert {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"} <= allowed
+    listing = _statements(document)["ListTheProjectBucket"]
+    assert "s3:ListBucket" in _actions(listing)
