@@ -152,6 +152,7 @@ def test_job_driver_runs_the_cluster_step_arguments_on_the_staged_environment():
         output_uri="s3://b/p/results",
         run_id=plan["run_key"],
         model_uri=plan["uris"]["model"],
+        feature_cache_uri=plan["feature_cache_uri"],
     )
     parts = driver["sparkSubmitParameters"].split(" ")
     assert "spark.archives=s3://b/env/pyspark_env.tar.gz#environment" in parts
