@@ -49,13 +49,19 @@ from typing import Any
 
 from airflow.sdk import TriggerRule, chain, dag, task
 
-from include.assets import FEATURES_ASSET, PCA_ASSET
 from include.config import DAG_START_DATE, EMR_RETRY_DELAY, dag_default_args, emr_schedule
 from include.emr.operators import (
     EmrAddStepOnceOperator,
     EmrCreateClusterOperator,
     EmrStepSensorWithLogs,
     EmrTerminateRunClustersOperator,
+)
+from include.emr_pipeline_tasks import (
+    build_report,
+    publish_results,
+    upload_dataset,
+    upload_job_package,
+    validate_dataset,
 )
 from include.params import emr_params
 
@@ -143,25 +149,6 @@ def fruits_emr_pipeline() -> None:
             )
         return [c.to_dict() for c in checks]
 
-    @task
-    def validate_dataset(plan: dict[str, Any]) -> dict[str, Any]:
-        """Fail fast when the dataset (folder, or S3 prefix: listed, not downloaded) is
-        missing, empty or laid out wrongly."""
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from include.dataset import DatasetError, validate_dataset
-        from include.s3_dataset import S3DatasetError, validate_s3_dataset
-        from include.staging import make_s3_hook
-
-        try:
-            if plan.get("dataset_uri"):
-                hook = make_s3_hook(plan["aws_conn_id"])
-                return validate_s3_dataset(hook, plan["dataset_uri"])
-            summary = validate_dataset(plan["dataset_dir"])
-        except (DatasetError, S3DatasetError) as exc:
-            raise AirflowFailException(str(exc)) from exc
-        return summary.to_dict()
-
     @task.short_circuit
     def skip_if_unchanged(plan: dict[str, Any], **context: Any) -> dict[str, Any] | None:
         """Fingerprint the run; None (skip every later task) when it is unchanged."""
@@ -188,26 +175,6 @@ def fruits_emr_pipeline() -> None:
             raise AirflowFailException(str(exc)) from exc
 
     @task
-    def upload_dataset(plan: dict[str, Any]) -> dict[str, Any]:
-        """Mirror the dataset to S3 (idempotent); return the upload summary."""
-        from pathlib import Path
-
-        from include.staging import upload_dataset
-
-        if plan.get("dataset_uri"):
-            print(f"dataset {plan['dataset_uri']} is read in place: nothing to upload")
-            return {"uri": plan["dataset_uri"], "uploaded": 0, "skipped": 0, "in_place": True}
-
-        summary = upload_dataset(
-            Path(plan["dataset_dir"]),
-            plan["bucket"],
-            plan["dataset_prefix"],
-            aws_conn_id=plan["aws_conn_id"],
-            pack=plan["pack_dataset"],
-        )
-        return summary.to_dict()
-
-    @task
     def plan_cluster_steps(plan: dict[str, Any], dataset: dict[str, Any]) -> list[dict[str, Any]]:
         """The steps to add: the feature step, after a packing step when an S3 dataset is
         to be packed on the cluster and this listing's shards do not exist yet."""
@@ -221,13 +188,6 @@ def fruits_emr_pipeline() -> None:
         steps, why = steps_for_s3_dataset(plan, dataset, packed_ready=ready)
         print(why)
         return steps
-
-    @task
-    def upload_job_package(plan: dict[str, Any]) -> dict[str, Any]:
-        """Upload the Spark job (zip + entry script), bootstrap, requirements, weights file."""
-        from include.emr.tasks import upload_job_package
-
-        return upload_job_package(plan)
 
     @task
     def stage_wheelhouse(plan: dict[str, Any]) -> dict[str, Any] | None:
@@ -279,30 +239,6 @@ def fruits_emr_pipeline() -> None:
             return download_results(plan, cluster_id=cluster_id)
         except ResultsIncompleteError as exc:
             raise AirflowFailException(str(exc)) from exc
-
-    @task
-    def build_report(run_dir: str, estimate: dict[str, Any] | None = None) -> str:
-        """Write the run's HTML report (with the pre-run cost estimate) beside its results."""
-        from pathlib import Path
-
-        from include.report import build_report
-        from include.scheduled import write_estimate
-
-        write_estimate(Path(run_dir), estimate)
-        return str(build_report(Path(run_dir)))
-
-    @task(outlets=[PCA_ASSET, FEATURES_ASSET])
-    def publish_results(
-        plan: dict[str, Any], run_dir: str, run_info: dict[str, Any], **context: Any
-    ) -> None:
-        """Manifest, fingerprint, estimate and report beside the S3 results; the
-        last-success record; Asset events with the run's counts and fingerprint."""
-        from include.scheduled import emr_publish
-
-        dag_run = context["dag_run"]
-        extras = emr_publish(plan, run_dir, run_info, dag_id=dag_run.dag_id, run_id=dag_run.run_id)
-        context["outlet_events"][PCA_ASSET].extra = extras["pca"]
-        context["outlet_events"][FEATURES_ASSET].extra = extras["features"]
 
     @task(trigger_rule=TriggerRule.ONE_FAILED)
     def fail_run_if_any_task_failed() -> None:

@@ -1,7 +1,8 @@
 """What an emulated account holds before the pipeline runs: what the README's AWS set-up makes.
 
 ``python -m include.infra create-bucket`` / ``create-roles`` make a private, encrypted bucket
-and the EMR service role + EC2 instance profile; the pipeline's preflight checks for them.
+and the EMR service role + EC2 instance profile (+ the EMR Serverless job runtime role,
+trusted by ``emr-serverless.amazonaws.com``); the pipelines' preflights check for them.
 :func:`prepare_account` makes the same (idempotently) in the emulator, without the
 AWS-managed policies (moto loads those only on request, slowly; the emulator checks no IAM
 permission anyway).
@@ -14,8 +15,20 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from include.config import DEFAULT_INSTANCE_ROLE, DEFAULT_SERVICE_ROLE
+from include.config import DEFAULT_INSTANCE_ROLE, DEFAULT_SERVERLESS_JOB_ROLE, DEFAULT_SERVICE_ROLE
 from include.infra.bucket import make_private_and_encrypted
+
+SERVERLESS_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "emr-serverless.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+"""The job runtime role's trust policy (the Serverless preflight checks it)."""
 
 _EXISTS = {"BucketAlreadyOwnedByYou", "EntityAlreadyExists", "LimitExceeded"}
 
@@ -39,6 +52,11 @@ def prepare_account(s3: Any, iam: Any, bucket: str, region: str) -> None:
     trust = json.dumps({"Version": "2012-10-17", "Statement": []})
     for name in (DEFAULT_SERVICE_ROLE, DEFAULT_INSTANCE_ROLE):
         _ignore_existing(iam.create_role, RoleName=name, AssumeRolePolicyDocument=trust)
+    _ignore_existing(
+        iam.create_role,
+        RoleName=DEFAULT_SERVERLESS_JOB_ROLE,
+        AssumeRolePolicyDocument=json.dumps(SERVERLESS_TRUST),
+    )
     _ignore_existing(iam.create_instance_profile, InstanceProfileName=DEFAULT_INSTANCE_ROLE)
     profile = iam.get_instance_profile(InstanceProfileName=DEFAULT_INSTANCE_ROLE)
     if not profile["InstanceProfile"]["Roles"]:

@@ -137,6 +137,28 @@ DEFAULT_MAX_COST_USD = 5.0
 cluster (1 + 2 m5.xlarge, Keras), so it refuses only runs sized far beyond the usual."""
 
 
+# EMR Serverless, USD per hour of what a job run's workers hold: (per vCPU, per GB of memory,
+# per GB of ephemeral storage beyond the free SERVERLESS_FREE_STORAGE_GB per worker), by region
+# and architecture (the application's X86_64 | ARM64). An *estimate*, like
+# PRICE_TABLE_USD_PER_HOUR: the us-east-1 figures are AWS's published EMR Serverless on-demand
+# prices (aws.amazon.com/emr/pricing, "Amazon EMR Serverless") as the project knew them in
+# 2026; the page could not be fetched from the build machine to re-check them. eu-west-1 is
+# ASSUMED equal to us-east-1 (not checked). Check both against the AWS Price List API
+# (service ElasticMapReduce, "EMR Serverless") before relying on them.
+SERVERLESS_PRICE_TABLE_USD_PER_HOUR: dict[str, dict[str, tuple[float, float, float]]] = {
+    region: {
+        "X86_64": (0.052624, 0.0057785, 0.000111),
+        "ARM64": (0.042094, 0.004628, 0.000111),
+    }
+    for region in ("us-east-1", "eu-west-1")
+}
+SERVERLESS_FREE_STORAGE_GB = 20
+"""Ephemeral storage per worker that EMR Serverless does not bill (20 GB)."""
+SERVERLESS_START_S = 120
+"""Seconds from StartJobRun to running executors (application start + worker start, ~1-2
+minutes without pre-initialised capacity): the budget estimate's start time."""
+
+
 @dataclass(frozen=True)
 class InstanceType:
     """What the executor sizing needs to know of a node (include/executor_sizing.py)."""
@@ -214,6 +236,8 @@ class PipelineConfig:
     emr_log_uri: str = ""
     emr_service_role: str = DEFAULT_SERVICE_ROLE
     emr_instance_profile: str = DEFAULT_INSTANCE_ROLE
+    serverless_job_role: str = DEFAULT_SERVERLESS_JOB_ROLE
+    """EMR Serverless: the job runtime role (name, or full ARN) of the job runs."""
     subnet_id: str = ""
     extra_tags: dict[str, str] = field(default_factory=dict)
     data_dir: Path = REPO_ROOT / "data" / "fruits-360-sample"
@@ -234,6 +258,11 @@ class PipelineConfig:
     def s3_base(self) -> str:
         """``s3://bucket/prefix`` without a trailing slash."""
         return f"s3://{self.bucket}/{self.prefix.strip('/')}"
+
+    @property
+    def serverless_log_uri(self) -> str:
+        """Where EMR Serverless writes job runs' logs (``s3MonitoringConfiguration``)."""
+        return f"{self.s3_base}/logs/emr-serverless/"
 
     @property
     def feature_cache_uri(self) -> str:
@@ -272,6 +301,7 @@ def load_config() -> PipelineConfig:
         emr_log_uri=_env("FRUITS_EMR_LOG_URI", ""),
         emr_service_role=_env("FRUITS_EMR_SERVICE_ROLE", DEFAULT_SERVICE_ROLE),
         emr_instance_profile=_env("FRUITS_EMR_INSTANCE_PROFILE", DEFAULT_INSTANCE_ROLE),
+        serverless_job_role=_env("FRUITS_SERVERLESS_JOB_ROLE", DEFAULT_SERVERLESS_JOB_ROLE),
         subnet_id=_env("FRUITS_SUBNET_ID", ""),
         extra_tags=_parse_tags(os.environ.get("FRUITS_EXTRA_TAGS", "")),
         data_dir=Path(_env("FRUITS_DATA_DIR", str(REPO_ROOT / "data" / "fruits-360-sample"))),
@@ -298,3 +328,8 @@ def emr_schedule() -> str | None:
 def sweeper_schedule() -> str:
     """Schedule of the orphan-cluster sweeper."""
     return os.environ.get("FRUITS_SWEEPER_SCHEDULE", "").strip() or "@hourly"
+
+
+def serverless_schedule() -> str | None:
+    """Schedule of the EMR Serverless DAG (cron or preset), or None for manual triggers only."""
+    return os.environ.get("FRUITS_EMR_SERVERLESS_SCHEDULE", "").strip() or None

@@ -104,6 +104,19 @@ def python_worker_mb(runtime: str, *, batch_size: int, image_size: int) -> int:
     return math.ceil(measured * PYTHON_MARGIN)
 
 
+def heap_for(container_mb: int, python_mb: int) -> int:
+    """The JVM heap of a container of ``container_mb`` whose Python workers need ``python_mb``.
+
+    container = heap + python + max(384, 0.1 * heap) (Spark's default off-heap rule), solved
+    for the heap; the overhead to set is ``container_mb - heap``. May be below
+    :data:`MIN_HEAP_MB` (or negative): callers refuse that with what to change.
+    """
+    heap = container_mb - python_mb - JVM_OVERHEAD_MIN_MB
+    if heap * JVM_OVERHEAD_FRACTION > JVM_OVERHEAD_MIN_MB:
+        heap = math.floor((container_mb - python_mb) / (1 + JVM_OVERHEAD_FRACTION))
+    return heap
+
+
 def executor_cores_for(vcpus: int) -> int:
     """The largest core count <= :data:`MAX_EXECUTOR_CORES` that divides ``vcpus``."""
     return max(c for c in range(1, min(vcpus, MAX_EXECUTOR_CORES) + 1) if vcpus % c == 0)
@@ -142,10 +155,7 @@ def size_executors(
     container = node.yarn_memory_mb // per_node
     worker = python_worker_mb(runtime, batch_size=batch_size, image_size=image_size)
     python = cores * worker
-    # container = heap + python + max(384, 0.1 * heap), solved for the heap.
-    heap = container - python - JVM_OVERHEAD_MIN_MB
-    if heap * JVM_OVERHEAD_FRACTION > JVM_OVERHEAD_MIN_MB:
-        heap = math.floor((container - python) / (1 + JVM_OVERHEAD_FRACTION))
+    heap = heap_for(container, python)
     if heap < MIN_HEAP_MB:
         raise SizingError(
             f"{instance_type} gives each of its {per_node} executor(s) {container} MB of "

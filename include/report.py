@@ -359,6 +359,7 @@ def _render_html(
     cost: Mapping[str, Any] | None,
     cost_error: str | None,
     estimate: Mapping[str, Any] | None = None,
+    extra_html: str | None = None,
 ) -> str:
     counts = metrics.get("counts") or {}
     pca = metrics.get("pca") or {}
@@ -496,6 +497,8 @@ def _render_html(
                     )
                 )
             parts.append(f'<p class="muted">{_esc(cost.get("price_basis", ""))}</p>')
+    if extra_html:
+        parts.append(extra_html)
     if estimate is not None:
         parts.append("<h2>Estimated vs actual instance-hours</h2>")
         parts.append(_table(["", "instance-hours", "USD", "basis"], _estimate_rows(estimate, cost)))
@@ -551,7 +554,13 @@ def build_report(run_dir: Path, *, cluster_json: Path | None = None) -> Path:
     }
     report = out / "report.html"
     tmp = report.with_suffix(".html.tmp")
-    html = _render_html(metrics, plots, cost, cost_error, load_estimate(run_dir))
+    from include.emr_serverless.report import serverless_cost_section
+
+    estimate = load_estimate(run_dir)
+    serverless = serverless_cost_section(run_dir, estimate)  # EMR Serverless runs only
+    if serverless is not None:
+        estimate = None  # shown in the Serverless section, in its own units
+    html = _render_html(metrics, plots, cost, cost_error, estimate, serverless)
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(report)  # never leave a half-written report behind
     return report

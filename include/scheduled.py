@@ -66,6 +66,22 @@ def emr_check_unchanged(
 ) -> dict[str, Any] | None:
     """None: skip (an earlier run holds the same results); else the run's fingerprint data."""
     from include.params import emr_settings_from_params, guard_settings_from_params
+
+    settings = emr_settings_from_params(params)
+    guards = guard_settings_from_params(params, emr=True)
+    return s3_check_unchanged(
+        plan,
+        settings.job,
+        force=guards.force,
+        environment={"platform": "emr", "release_label": settings.release_label},
+    )
+
+
+def s3_check_unchanged(
+    plan: Mapping[str, Any], job: Any, *, force: bool, environment: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """:func:`emr_check_unchanged` for any run whose results live in S3 (both EMR DAGs):
+    ``job`` the run's ``JobSettings``, ``environment`` what else enters the fingerprint."""
     from include.run_history import (
         decide,
         fingerprint_run,
@@ -76,12 +92,10 @@ def emr_check_unchanged(
     )
     from include.staging import make_s3_hook
 
-    settings = emr_settings_from_params(params)
-    guards = guard_settings_from_params(params, emr=True)
     hook = make_s3_hook(plan["aws_conn_id"])
-    weights = settings.job.weights
+    weights = job.weights
     checksum = s3_object_checksum(hook, weights) if weights.startswith("s3://") else None
-    environment = {"platform": "emr", "release_label": settings.release_label}
+    environment = dict(environment)
     if plan.get("dataset_uri"):
         from include.fingerprint import manifest_from_s3_listing
         from include.run_history import fingerprint_from_manifest
@@ -90,11 +104,11 @@ def emr_check_unchanged(
         uri = plan["dataset_uri"]
         manifest = manifest_from_s3_listing(uri, list_s3_dataset(hook, uri))
         fingerprint = fingerprint_from_manifest(
-            settings.job, manifest, environment=environment, s3_weights_checksum=checksum
+            job, manifest, environment=environment, s3_weights_checksum=checksum
         )
     else:
         manifest, fingerprint = fingerprint_run(
-            settings.job,
+            job,
             Path(plan["dataset_dir"]),
             environment=environment,
             s3_weights_checksum=checksum,
@@ -105,7 +119,7 @@ def emr_check_unchanged(
     decision = decide(
         record,
         fingerprint,
-        force=guards.force,
+        force=force,
         earlier_results_exist=record is not None and s3_results_exist(hook, record),
     )
     log.info("%s", decision.reason)
@@ -125,12 +139,45 @@ def emr_check_unchanged(
 
 def emr_check_budget(dataset: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
     """The run's cost estimate; raises ``BudgetExceededError`` when over ``max_cost_usd``."""
-    from include.budget import check_budget, estimate_run_cost, images_to_featurise, runtime_of
+    from include.budget import check_budget, estimate_run_cost, runtime_of
     from include.params import emr_settings_from_params, guard_settings_from_params
 
     settings = emr_settings_from_params(params)
     guards = guard_settings_from_params(params, emr=True)
     job = settings.job
+    estimate = estimate_run_cost(
+        images=images_of(dataset, job),
+        runtime=runtime_of(job),
+        instance_type=settings.instance_type,
+        core_nodes=settings.core_nodes,
+        poke_interval_s=settings.poke_interval_seconds,
+    )
+    log.info("%s (budget $%.2f)", estimate.describe(), guards.max_cost_usd)
+    log_cache_upper_bound(settings.feature_cache)
+    assert guards.max_cost_usd is not None
+    check_budget(estimate, guards.max_cost_usd)
+    return {
+        **estimate.to_dict(),
+        "max_cost_usd": guards.max_cost_usd,
+        "upper_bound_feature_cache": settings.feature_cache,
+    }
+
+
+def log_cache_upper_bound(feature_cache: bool) -> None:
+    """Say that the estimate is an upper bound when the feature cache is on."""
+    if feature_cache:
+        # Which images the cache holds is only known from their content hashes, computed
+        # on the cluster: the estimate counts every image, an upper bound.
+        log.info(
+            "upper bound: images already in the feature cache are not featurised again, "
+            "so the run may cost less"
+        )
+
+
+def images_of(dataset: Mapping[str, Any], job: Any) -> int:
+    """How many images the run featurises, from the validated dataset's summary."""
+    from include.budget import images_to_featurise
+
     if dataset.get("layout") == "packed":
         # A listing of shards cannot count images: estimated from their bytes, and only the
         # total cap applies (the per-label counts are unknown).
@@ -145,28 +192,7 @@ def emr_check_budget(dataset: Mapping[str, Any], params: Mapping[str, Any]) -> d
             max_images=job.max_images,
             per_class=job.per_class,
         )
-    estimate = estimate_run_cost(
-        images=images,
-        runtime=runtime_of(job),
-        instance_type=settings.instance_type,
-        core_nodes=settings.core_nodes,
-        poke_interval_s=settings.poke_interval_seconds,
-    )
-    log.info("%s (budget $%.2f)", estimate.describe(), guards.max_cost_usd)
-    if settings.feature_cache:
-        # Which images the cache holds is only known from their content hashes, computed
-        # on the cluster: the estimate counts every image, an upper bound.
-        log.info(
-            "upper bound: images already in the feature cache are not featurised again, "
-            "so the run may cost less"
-        )
-    assert guards.max_cost_usd is not None
-    check_budget(estimate, guards.max_cost_usd)
-    return {
-        **estimate.to_dict(),
-        "max_cost_usd": guards.max_cost_usd,
-        "upper_bound_feature_cache": settings.feature_cache,
-    }
+    return images
 
 
 def write_estimate(run_dir: Path, estimate: Mapping[str, Any] | None) -> Path | None:

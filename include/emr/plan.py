@@ -86,6 +86,16 @@ def request_digest(overrides: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
+def job_spark_defaults(job: JobSettings) -> dict[str, str]:
+    """Spark settings the job needs wherever it runs on EMR (cluster and Serverless)."""
+    return {
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        # One Arrow batch per model call: a decoded 224x224 image is ~0.6 MB.
+        "spark.sql.execution.arrow.maxRecordsPerBatch": str(job.batch_size),
+        "spark.executorEnv.TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+
+
 def build_job_flow_overrides(
     settings: EmrSettings,
     config: PipelineConfig,
@@ -157,10 +167,7 @@ def build_job_flow_overrides(
                 "Properties": {
                     "spark.pyspark.python": NODE_PYTHON,
                     "spark.pyspark.driver.python": NODE_PYTHON,
-                    "spark.sql.execution.arrow.pyspark.enabled": "true",
-                    # One Arrow batch per model call: a decoded 224x224 image is ~0.6 MB.
-                    "spark.sql.execution.arrow.maxRecordsPerBatch": str(settings.job.batch_size),
-                    "spark.executorEnv.TF_CPP_MIN_LOG_LEVEL": "2",
+                    **job_spark_defaults(settings.job),
                 },
             },
             {
@@ -248,6 +255,73 @@ def build_spark_step(
     }
 
 
+def build_storage_plan(
+    job: JobSettings,
+    config: PipelineConfig,
+    *,
+    run_id: str,
+    dataset_dir: str | None,
+    pack_dataset: bool,
+    download_features: bool,
+) -> dict[str, Any]:
+    """The part of a run plan that both EMR DAGs (cluster and Serverless) share, as JSON data.
+
+    Where the run's dataset, job package, converted model, weights and results live in S3
+    and locally; ``job`` with a local weights file rewritten to its S3 key; ``uris``: the
+    job's entry script, zip, ``--input``, ``--output`` and ``--model`` URIs. Pure.
+    """
+    rid = safe_run_id(run_id)
+    prefix = config.prefix.strip("/")
+    bucket = config.bucket
+    dataset_dir = dataset_dir or str(config.data_dir)
+    dataset_prefix = dataset_key_prefix(prefix, dataset_dir, pack=pack_dataset)
+    code_prefix = f"{prefix}/runs/{rid}/code"
+    results_base = f"{prefix}/results"
+
+    def uri(key: str) -> str:
+        return f"s3://{bucket}/{key}"
+
+    weights = job.weights
+    weights_file = None
+    if weights not in _WEIGHTS_BUILTIN and not weights.startswith("s3://"):
+        weights_file = weights
+        weights = uri(f"{code_prefix}/weights/{PurePosixPath(weights).name}")
+    code = {
+        "entry_script": f"{code_prefix}/entrypoint.py",
+        "py_files": f"{code_prefix}/spark_jobs.zip",
+        "bootstrap": f"{code_prefix}/bootstrap.sh",
+        "requirements": f"{code_prefix}/requirements.txt",
+    }
+    if job.runtime in CONVERTED_RUNTIMES:
+        # The converted model next to the job package (a server-side copy of the
+        # content-addressed one under models/, see include/model_staging.py).
+        code["model"] = f"{code_prefix}/model.zip"
+    return {
+        "aws_conn_id": config.aws_conn_id,
+        "region": config.region,
+        "bucket": bucket,
+        "run_key": rid,
+        "dataset_dir": dataset_dir,
+        "dataset_prefix": dataset_prefix,
+        "pack_dataset": pack_dataset,
+        "code_keys": code,
+        "models_prefix": f"{prefix}/models",
+        "job": asdict(JobSettings(**{**asdict(job), "weights": weights})),
+        "weights_file": weights_file,
+        "weights_key": weights.removeprefix(f"s3://{bucket}/") if weights_file else None,
+        "results_prefix": f"{results_base}/{rid}",
+        "results_dir": str(config.results_dir / rid),
+        "download_features": download_features,
+        "uris": {
+            "entry_script": uri(code["entry_script"]),
+            "py_files": uri(code["py_files"]),
+            "input": uri(dataset_prefix + "/"),
+            "output": uri(results_base),
+            "model": uri(code["model"]) if "model" in code else None,
+        },
+    }
+
+
 PACK_STEP_NAME = "pack the S3 dataset into parquet shards"
 
 
@@ -296,22 +370,20 @@ def build_run_plan(
     With ``wheelhouse_digest`` (``include.wheelhouse.wheelhouse_digest`` of the node
     requirements), the nodes install from ``<prefix>/wheelhouse/<digest>/`` without PyPI.
     """
-    rid = safe_run_id(run_id)
+    storage = build_storage_plan(
+        settings.job,
+        config,
+        run_id=run_id,
+        dataset_dir=settings.dataset_dir,
+        pack_dataset=settings.pack_dataset,
+        download_features=settings.download_features,
+    )
+    rid, bucket, code = storage["run_key"], storage["bucket"], storage["code_keys"]
     prefix = config.prefix.strip("/")
-    bucket = config.bucket
-    dataset_dir = settings.dataset_dir or str(config.data_dir)
-    dataset_prefix = dataset_key_prefix(prefix, dataset_dir, pack=settings.pack_dataset)
-    code_prefix = f"{prefix}/runs/{rid}/code"
-    results_base = f"{prefix}/results"
 
     def uri(key: str) -> str:
         return f"s3://{bucket}/{key}"
 
-    weights = settings.job.weights
-    weights_file = None
-    if weights not in _WEIGHTS_BUILTIN and not weights.startswith("s3://"):
-        weights_file = weights
-        weights = uri(f"{code_prefix}/weights/{PurePosixPath(weights).name}")
     executors = size_executors(
         settings.instance_type,
         settings.core_nodes,
@@ -321,44 +393,19 @@ def build_run_plan(
     )
     # The job splits its work by the cluster's slots, not by the executors registered
     # when it starts.
-    job = JobSettings(
-        **{**asdict(settings.job), "weights": weights, "task_slots": executors.task_slots}
-    )
+    job = JobSettings(**{**storage["job"], "task_slots": executors.task_slots})
     tags = run_tags(dag_id=dag_id, run_id=run_id, extra=config.extra_tags)
-    code = {
-        "entry_script": f"{code_prefix}/entrypoint.py",
-        "py_files": f"{code_prefix}/spark_jobs.zip",
-        "bootstrap": f"{code_prefix}/bootstrap.sh",
-        "requirements": f"{code_prefix}/requirements.txt",
-    }
-    if job.runtime in CONVERTED_RUNTIMES:
-        # The converted model next to the job package (a server-side copy of the
-        # content-addressed one under models/, see include/model_staging.py).
-        code["model"] = f"{code_prefix}/model.zip"
     name = f"{PROJECT_TAG} {dag_id} {rid}"
     wheelhouse = None
     if wheelhouse_digest:
         key_prefix = f"{prefix}/wheelhouse/{wheelhouse_digest}"
         wheelhouse = {"digest": wheelhouse_digest, "key_prefix": key_prefix, "uri": uri(key_prefix)}
     return {
-        "aws_conn_id": config.aws_conn_id,
-        "region": config.region,
-        "bucket": bucket,
-        "run_key": rid,
-        "dataset_dir": dataset_dir,
-        "dataset_prefix": dataset_prefix,
-        "pack_dataset": settings.pack_dataset,
-        "code_keys": code,
-        "models_prefix": f"{prefix}/models",
+        **storage,
         # An S3 dataset packed on the cluster, one folder per listing (include/s3_dataset.py).
         "s3_packed_prefix": f"{prefix}/dataset/s3-packed",
         "job": asdict(job),
         "executors": executors.as_dict(),
-        "weights_file": weights_file,
-        "weights_key": weights.removeprefix(f"s3://{bucket}/") if weights_file else None,
-        "results_prefix": f"{results_base}/{rid}",
-        "results_dir": str(config.results_dir / rid),
-        "download_features": settings.download_features,
         "log_uri": config.log_uri,
         "wheelhouse": wheelhouse,
         "root_volume_gib": ROOT_VOLUME_GIB,
@@ -385,12 +432,12 @@ def build_run_plan(
             build_spark_step(
                 job,
                 name=f"extract features + PCA ({settings.job.mode})",
-                entry_script_uri=uri(code["entry_script"]),
-                py_files_uri=uri(code["py_files"]),
-                input_uri=uri(dataset_prefix + "/"),
-                output_uri=uri(results_base),
+                entry_script_uri=storage["uris"]["entry_script"],
+                py_files_uri=storage["uris"]["py_files"],
+                input_uri=storage["uris"]["input"],
+                output_uri=storage["uris"]["output"],
                 run_id=rid,
-                model_uri=uri(code["model"]) if "model" in code else None,
+                model_uri=storage["uris"]["model"],
                 spark_conf=executors.spark_conf(),
                 feature_cache_uri=config.feature_cache_uri if settings.feature_cache else None,
             )

@@ -46,14 +46,20 @@ def upload_job_package(
     return {**summary.to_dict(), "model": staged.to_dict() if staged else None}
 
 
-def download_results(plan: Mapping[str, Any], *, cluster_id: str | None) -> str:
+def download_results(
+    plan: Mapping[str, Any],
+    *,
+    cluster_id: str | None,
+    extra_json: Mapping[str, Any] | None = None,
+) -> str:
     """Download the run's results to ``plan["results_dir"]`` and return that folder.
 
     Refuses (:class:`ResultsIncompleteError`) results without the job's ``_SUCCESS``
     marker, ``metrics.json`` or PCA parquet. Downloads into a sibling ``.partial`` folder
     and swaps it in at the end, so a rerun replaces the folder and a failed download leaves
     no half-written one. Also saves ``cluster.json`` (``describe_cluster`` Cluster +
-    ``list_instance_groups`` InstanceGroups + ``CapturedAt``) for the report's cost section.
+    ``list_instance_groups`` InstanceGroups + ``CapturedAt``) for the report's cost section,
+    and ``extra_json`` (``{file name: data}``, e.g. the Serverless job run) beside them.
     """
     import json
     import shutil
@@ -102,6 +108,8 @@ def download_results(plan: Mapping[str, Any], *, cluster_id: str | None) -> str:
             "CapturedAt": datetime.now(UTC).isoformat(),
         }
         (partial / "cluster.json").write_text(json.dumps(cluster, indent=2, default=str))
+    for name, data in (extra_json or {}).items():
+        (partial / name).write_text(json.dumps(data, indent=2, default=str))
     shutil.rmtree(final, ignore_errors=True)
     partial.rename(final)
     return str(final)

@@ -10,6 +10,7 @@ import pytest
 
 EXPECTED_DAG_IDS = {
     "fruits_emr_pipeline",
+    "fruits_emr_serverless_pipeline",
     "fruits_local_pipeline",
     "fruits_emr_sweeper",
     "fruits_pca_consumer",
@@ -74,6 +75,28 @@ def test_emr_terminate_always_runs(dagbag):
     for task in terminators:
         assert task.trigger_rule == TriggerRule.ALL_DONE or task.is_teardown, (
             f"{task.task_id} has trigger rule {task.trigger_rule}: the cluster would leak"
+        )
+
+
+def test_emr_serverless_teardown_always_runs(dagbag):
+    """The application is deleted and a running job run cancelled whatever failed."""
+    from airflow.providers.amazon.aws.operators.emr import EmrServerlessDeleteApplicationOperator
+    from airflow.utils.trigger_rule import TriggerRule
+
+    from include.emr_serverless.operators import EmrServerlessCancelRunJobsOperator
+
+    dag = dagbag.dags["fruits_emr_serverless_pipeline"]
+    teardown = [
+        t
+        for t in dag.tasks
+        if isinstance(
+            t, EmrServerlessDeleteApplicationOperator | EmrServerlessCancelRunJobsOperator
+        )
+    ]
+    assert len(teardown) == 2, teardown
+    for task in teardown:
+        assert task.trigger_rule == TriggerRule.ALL_DONE, (
+            f"{task.task_id} has trigger rule {task.trigger_rule}: the application would leak"
         )
 
 

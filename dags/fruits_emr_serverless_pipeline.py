@@ -1,0 +1,277 @@
+"""
+### Fruits-360 features on EMR Serverless
+
+The same job as `fruits_emr_pipeline` (MobileNetV2 features + PCA, same entry script, zip
+and arguments), on **EMR Serverless**: no cluster to forget. An application starts workers
+per job run, stops itself when idle and bills per vCPU-, memory- and storage-second.
+
+1. `validate_params` — checks the trigger form (worker sizes against AWS's allowed ones,
+   the runtime against the architecture) and plans the run; `preflight` checks the bucket
+   and the job runtime role (`FRUITS_SERVERLESS_JOB_ROLE`).
+2. `validate_dataset`, `skip_if_unchanged`, `check_budget` (per vCPU/GB-hour) — as in the
+   cluster DAG.
+3. `upload_dataset`, `upload_job_package` (the cluster DAG's tasks) and
+   `stage_job_environment` (the job's packed Python environment, built once and reused).
+4. `create_emr_serverless_application` — emr-7.x, SPARK, X86_64 or ARM64, auto-stop after
+   `idle_timeout_minutes` (the backstop), a `maximumCapacity` of exactly the run's workers,
+   tagged Project/dag_id/run_id; or, with `reuse_application`, the shared application of
+   the same configuration (found by name and tags).
+5. `start_job_run` → `wait_for_job_run` (a failed job run's driver stderr tail is shown).
+   The job run carries `executionTimeoutMinutes`: EMR Serverless cancels it itself.
+6. `download_results` (+ `job_run.json`), `build_report` (billed vCPU/memory/storage-hours,
+   priced), `publish_results` (manifest, fingerprint, last success, Asset events).
+7. Teardown, whatever failed (trigger rule ALL_DONE): `cancel_job_run` cancels the run's job
+   run if it is still running; `delete_emr_serverless_application` stops and deletes an
+   application this run created (found by tag if its id never reached XCom); a shared one
+   is stopped, never deleted.
+8. `fail_run_if_any_task_failed` makes the run end *failed* when any task failed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import TriggerRule, chain, dag, task
+
+from include.config import DAG_START_DATE, EMR_RETRY_DELAY, dag_default_args, serverless_schedule
+from include.emr_pipeline_tasks import (
+    build_report,
+    publish_results,
+    upload_dataset,
+    upload_job_package,
+    validate_dataset,
+)
+from include.emr_serverless.operators import (
+    EmrServerlessCancelRunJobsOperator,
+    EmrServerlessCreateOrReuseApplicationOperator,
+    EmrServerlessDeleteRunApplicationsOperator,
+    EmrServerlessJobSensorWithLogs,
+    EmrServerlessStartJobOnceOperator,
+)
+from include.serverless_params import serverless_params
+
+TEARDOWN_WAITER = {"waiter_delay": 15, "waiter_max_attempts": 60}
+"""Stop/delete/cancel waits of the teardown: every 15 s, 15 minutes at most."""
+
+
+@dag(
+    dag_id="fruits_emr_serverless_pipeline",
+    schedule=serverless_schedule(),
+    start_date=DAG_START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=dag_default_args(retry_delay=EMR_RETRY_DELAY),
+    params=serverless_params(),
+    tags=["fruits", "emr", "emr-serverless", "spark", "features"],
+    doc_md=__doc__,
+)
+def fruits_emr_serverless_pipeline() -> None:
+    @task(multiple_outputs=True)
+    def validate_params(**context: Any) -> dict[str, Any]:
+        """Validate the Params and the configuration; return the run's plan."""
+        from pathlib import Path
+
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.config import load_config
+        from include.emr_serverless.plan import build_serverless_run_plan
+        from include.s3_dataset import dataset_uri_setting
+        from include.serverless_params import serverless_settings_from_params
+
+        try:
+            settings = serverless_settings_from_params(dict(context["params"]))
+            config = load_config()
+            dataset_uri = dataset_uri_setting(dict(context["params"]), config.dataset_uri)
+        except ValueError as exc:
+            raise AirflowFailException(f"Invalid run settings: {exc}") from exc
+        dag_run = context["dag_run"]
+        plan = build_serverless_run_plan(
+            settings, config, dag_id=dag_run.dag_id, run_id=dag_run.run_id, dataset_uri=dataset_uri
+        )
+        if plan["weights_file"] and not Path(plan["weights_file"]).is_file():
+            raise AirflowFailException(
+                f"Invalid run settings: weights file {plan['weights_file']} does not exist"
+            )
+        return plan
+
+    @task(multiple_outputs=True)
+    def preflight(plan: dict[str, Any]) -> dict[str, Any]:
+        """Check the bucket and the job runtime role before paying; return the role's ARN."""
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.infra.preflight import ServerlessRequest, failures, preflight_serverless
+
+        def client(service: str) -> Any:
+            return AwsBaseHook(
+                aws_conn_id=plan["aws_conn_id"], region_name=plan["region"], client_type=service
+            ).conn
+
+        role = plan["execution_role"]
+        request = ServerlessRequest(region=plan["region"], bucket=plan["bucket"], job_role=role)
+        checks = preflight_serverless(client, request)
+        for check in checks:
+            print(check.line())
+        failed = failures(checks)
+        if failed:
+            raise AirflowFailException(
+                "preflight failed, nothing was created: " + "; ".join(c.line() for c in failed)
+            )
+        if not role.startswith("arn:"):  # StartJobRun takes the ARN
+            role = client("iam").get_role(RoleName=request.job_role_name)["Role"]["Arn"]
+        return {"checks": [c.to_dict() for c in checks], "job_role_arn": role}
+
+    @task.short_circuit
+    def skip_if_unchanged(plan: dict[str, Any], **context: Any) -> dict[str, Any] | None:
+        """Fingerprint the run; None (skip every later task) when it is unchanged."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.emr_serverless.tasks import check_unchanged
+
+        try:
+            return check_unchanged(plan, dict(context["params"]))
+        except (FileNotFoundError, ValueError) as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+    @task
+    def check_budget(
+        plan: dict[str, Any], dataset: dict[str, Any], **context: Any
+    ) -> dict[str, Any]:
+        """Estimate the run's cost (per vCPU/GB-hour) before anything runs."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.budget import BudgetExceededError
+        from include.emr_serverless.tasks import check_budget as estimate
+
+        try:
+            return estimate(dataset, dict(context["params"]), region=plan["region"])
+        except (BudgetExceededError, ValueError) as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+    @task(multiple_outputs=True)
+    def stage_job_environment(plan: dict[str, Any]) -> dict[str, Any]:
+        """The job's packed Python environment in S3 (reused while unchanged) + job driver."""
+        from include.emr_serverless.tasks import stage_job_environment as stage
+
+        return stage(plan)
+
+    @task
+    def download_results(plan: dict[str, Any], application_id: str, job_run_id: str) -> str:
+        """Download metrics, PCA (and optionally features) and job_run.json; return the folder."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.emr.tasks import ResultsIncompleteError
+        from include.emr_serverless.tasks import download_results as download
+
+        try:
+            return download(plan, application_id=application_id, job_run_id=job_run_id)
+        except ResultsIncompleteError as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+    @task(trigger_rule=TriggerRule.ONE_FAILED)
+    def fail_run_if_any_task_failed() -> None:
+        """Runs only when a task failed: makes the run end failed (the teardown is ALL_DONE)."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(
+            "a task of this run failed; its job run was cancelled and its application deleted"
+        )
+
+    plan = validate_params()
+    checked = preflight(plan)
+    dataset = validate_dataset(plan)
+    run_info = skip_if_unchanged(plan)
+    estimate = check_budget(plan, dataset)
+    staged_dataset = upload_dataset(plan)
+    staged_code = upload_job_package(plan)
+    staged_env = stage_job_environment(plan)
+    aws = {"aws_conn_id": plan["aws_conn_id"], "region_name": plan["region"]}
+    create_application = EmrServerlessCreateOrReuseApplicationOperator(
+        task_id="create_emr_serverless_application",
+        application=plan["application"],
+        identity_tags=plan["application_tags"],
+        waiter_delay=5,
+        waiter_max_attempts=60,
+        **aws,
+    )
+    start_job_run = EmrServerlessStartJobOnceOperator(
+        task_id="start_job_run",
+        application_id=create_application.output,
+        execution_role_arn=checked["job_role_arn"],
+        job_driver=staged_env["job_driver"],
+        configuration_overrides=plan["job_run_overrides"],
+        name=plan["job_run_name"],
+        config=plan["job_run_config"],
+        waiter_delay=10,
+        waiter_max_attempts=60,
+        **aws,
+    )
+    wait_for_job_run = EmrServerlessJobSensorWithLogs(
+        task_id="wait_for_job_run",
+        application_id=create_application.output,
+        job_run_id=start_job_run.output,
+        log_uri=plan["log_uri"],
+        wait=plan["wait"],
+        deferrable=plan["deferrable"],
+        **aws,
+    )
+    results = download_results(plan, create_application.output, start_job_run.output)
+    report = build_report(results, estimate)
+    published = publish_results(plan, results, run_info)
+    cancel_job_run = EmrServerlessCancelRunJobsOperator(
+        task_id="cancel_job_run",
+        application_id=create_application.output,
+        job_run_id=start_job_run.output,
+        job_run_name=plan["job_run_name"],
+        application_tags=plan["application_tags"],
+        trigger_rule=TriggerRule.ALL_DONE,
+        **TEARDOWN_WAITER,
+        **aws,
+    )
+    delete_application = EmrServerlessDeleteRunApplicationsOperator(
+        task_id="delete_emr_serverless_application",
+        application_id=create_application.output,
+        application_tags=plan["application_tags"],
+        trigger_rule=TriggerRule.ALL_DONE,
+        **TEARDOWN_WAITER,
+        **aws,
+    )
+
+    chain(
+        plan,
+        checked,
+        dataset,
+        run_info,
+        estimate,
+        [staged_dataset, staged_code, staged_env],
+        create_application,
+        start_job_run,
+        wait_for_job_run,
+        results,
+        report,
+        published,
+    )
+    # Nothing runs on the application after the job run: it is deleted as soon as the
+    # wait is over (or anything before it failed), not after the download.
+    wait_for_job_run >> cancel_job_run >> delete_application
+    [
+        plan,
+        checked,
+        dataset,
+        run_info,
+        estimate,
+        staged_dataset,
+        staged_code,
+        staged_env,
+        create_application,
+        start_job_run,
+        wait_for_job_run,
+        results,
+        report,
+        published,
+        cancel_job_run,
+        delete_application,
+    ] >> fail_run_if_any_task_failed()
+
+
+fruits_emr_serverless_pipeline()

@@ -1,0 +1,15 @@
+"""EMR Serverless building blocks of the ``fruits_emr_serverless_pipeline`` DAG.
+
+* :mod:`include.emr_serverless.sizing`: the worker sizes AWS allows and the Spark confs
+  derived from them (pure).
+* :mod:`include.emr_serverless.plan`: the run plan, the ``CreateApplication`` request and
+  the job driver (pure; no AWS calls).
+* :mod:`include.emr_serverless.operators`: subclasses of the provider's operators (create or
+  reuse, start once, a sensor that shows the driver's log, cancel, stop + delete); they
+  find applications by tag with ``include.emr.applications.find_applications``.
+* :mod:`include.emr_serverless.costs`: the job run's billed vCPU/memory/storage-hours priced
+  (pure), and the budget estimate.
+* :mod:`include.emr_serverless.report`: the report's Serverless cost section.
+
+Import from the submodule itself; this package imports nothing.
+"""

@@ -1,0 +1,110 @@
+"""Task bodies of the Serverless DAG: the guards, the job's environment, the results.
+
+The guards are the cluster DAG's (:mod:`include.scheduled`) with the Serverless settings:
+the fingerprint records platform ``emr-serverless``, the release and the architecture, and
+the budget is priced per vCPU/GB-hour
+(:func:`include.emr_serverless.costs.estimate_serverless_cost`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def check_unchanged(plan: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """None: skip (an earlier run holds the same results); else the run's fingerprint data."""
+    from include.params import guard_settings_from_params
+    from include.scheduled import s3_check_unchanged
+    from include.serverless_params import serverless_settings_from_params
+
+    settings = serverless_settings_from_params(params)
+    guards = guard_settings_from_params(params, emr=True)
+    return s3_check_unchanged(
+        plan,
+        settings.job,
+        force=guards.force,
+        environment={
+            "platform": "emr-serverless",
+            "release_label": settings.release_label,
+            "architecture": settings.architecture,
+        },
+    )
+
+
+def check_budget(
+    dataset: Mapping[str, Any], params: Mapping[str, Any], *, region: str
+) -> dict[str, Any]:
+    """The run's estimate; raises ``BudgetExceededError`` when over ``max_cost_usd``."""
+    from include.budget import check_budget as refuse_over_budget
+    from include.budget import runtime_of
+    from include.emr_serverless.costs import estimate_serverless_cost
+    from include.params import guard_settings_from_params
+    from include.scheduled import images_of, log_cache_upper_bound
+    from include.serverless_params import serverless_settings_from_params
+
+    settings = serverless_settings_from_params(params)
+    guards = guard_settings_from_params(params, emr=True)
+    estimate = estimate_serverless_cost(
+        images=images_of(dataset, settings.job),
+        runtime=runtime_of(settings.job),
+        sizing=settings.sizing.as_dict(),
+        region=region,
+        architecture=settings.architecture,
+        poke_interval_s=settings.poke_interval_seconds,
+    )
+    log.info("%s (budget $%.2f)", estimate.describe(), guards.max_cost_usd)
+    log_cache_upper_bound(settings.feature_cache)
+    assert guards.max_cost_usd is not None
+    refuse_over_budget(estimate, guards.max_cost_usd)  # type: ignore[arg-type]
+    return {
+        **estimate.to_dict(),
+        "max_cost_usd": guards.max_cost_usd,
+        "upper_bound_feature_cache": settings.feature_cache,
+    }
+
+
+def stage_job_environment(plan: Mapping[str, Any]) -> dict[str, Any]:
+    """Stage the job's packed Python environment (built once, reused while unchanged) and
+    return it with the job driver that runs on it."""
+    from include import serverless_env
+    from include.emr_serverless.plan import job_driver_for
+    from include.staging import make_s3_hook
+
+    uri = serverless_env.stage_serverless_env(
+        make_s3_hook(plan["aws_conn_id"]),
+        bucket=plan["bucket"],
+        prefix=plan["env_prefix"],
+        runtime=plan["job"]["runtime"],
+        arch=plan["architecture"],
+        build=serverless_env.build_packed_env,  # looked up now: tests swap the builder
+    )
+    print(f"job environment {uri}")
+    return {
+        "archive_uri": uri,
+        "job_driver": job_driver_for(plan, serverless_env.spark_submit_conf(uri)),
+    }
+
+
+def download_results(plan: Mapping[str, Any], *, application_id: str, job_run_id: str) -> str:
+    """The cluster DAG's download (refused without ``_SUCCESS``), plus ``job_run.json``
+    (``GetJobRun`` + ``GetApplication``) for the report's cost section."""
+    from airflow.providers.amazon.aws.hooks.emr import EmrServerlessHook
+
+    from include.emr.tasks import download_results as download
+    from include.emr_serverless.costs import JOB_RUN_FILE
+
+    conn = EmrServerlessHook(aws_conn_id=plan["aws_conn_id"], region_name=plan["region"]).conn
+    job_run = conn.get_job_run(applicationId=application_id, jobRunId=job_run_id)["jobRun"]
+    application = conn.get_application(applicationId=application_id)["application"]
+    saved = {
+        "jobRun": job_run,
+        "application": application,
+        "region": plan["region"],
+        "CapturedAt": datetime.now(UTC).isoformat(),
+    }
+    return download(plan, cluster_id=None, extra_json={JOB_RUN_FILE: saved})
