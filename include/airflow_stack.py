@@ -122,6 +122,8 @@ def stack_env(settings: StackSettings, base: dict[str, str] | None = None) -> di
             "FRUITS_BUCKET": settings.bucket,
             # Nothing installs on an emulated node: no wheelhouse to download from PyPI.
             "FRUITS_WHEELHOUSE": "false",
+            # The Serverless DAG's packed Python may be this machine's (emulator only).
+            "FRUITS_SERVERLESS_LOCAL_PYTHON": "true",
             "FRUITS_REGION": settings.region,
             "FRUITS_DATA_DIR": str(settings.data_dir),
             "FRUITS_RESULTS_DIR": str(settings.results_dir),

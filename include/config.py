@@ -311,6 +311,19 @@ def load_config() -> PipelineConfig:
     )
 
 
+def serverless_local_python_allowed() -> bool:
+    """May the Serverless DAG ship *this machine's* Python (``FRUITS_SERVERLESS_LOCAL_PYTHON``,
+    default off)?
+
+    Such an environment runs here and in the EMR emulator, not on EMR Serverless (its glibc
+    and library paths are this machine's): only the emulator's settings (``make airflow``,
+    docker-compose) turn it on. Off, a build without a portable CPython fails, saying how to
+    provide one, and nothing is uploaded.
+    """
+    raw = os.environ.get("FRUITS_SERVERLESS_LOCAL_PYTHON", "false").strip().lower()
+    return raw in ("1", "true", "yes")
+
+
 def wheelhouse_default() -> bool:
     """Default of the EMR DAG's ``wheelhouse`` Param (``FRUITS_WHEELHOUSE``, default on).
 

@@ -303,11 +303,16 @@ def stage_serverless_env(
     build: EnvBuilder = build_packed_env,
     repo_root: Path = REPO_ROOT,
     python_version: str = SERVERLESS_PYTHON_VERSION,
+    allow_local_python: bool = False,
 ) -> str:
     """Make sure the packed environment is in S3 (build it once); return its ``s3://`` URI.
 
     Reused when its manifest (written last) names the same digest and the archive is there;
     otherwise built, checked (:func:`archive_problems`), uploaded, then the manifest.
+    An environment that ships this machine's own Python (``portable: false``: it runs here
+    and in the emulator, not on EMR Serverless) is refused — not uploaded, and a staged one
+    not reused — unless ``allow_local_python``
+    (:func:`include.config.serverless_local_python_allowed`).
     """
     platform = platform_of(arch)
     requirements = env_requirements(runtime, repo_root)
@@ -322,7 +327,9 @@ def stage_serverless_env(
         archive_key, bucket_name=bucket
     ):
         manifest = json.loads(hook.read_key(manifest_key, bucket_name=bucket))
-        if manifest.get("digest") == digest:
+        if manifest.get("digest") == digest and (
+            allow_local_python or manifest.get("portable") is not False
+        ):
             return uri
     with tempfile.TemporaryDirectory(prefix="fruits-serverless-env-") as tmp:
         req_file, con_file = Path(tmp) / "requirements.txt", Path(tmp) / "constraints.txt"
@@ -337,6 +344,14 @@ def stage_serverless_env(
             raise RuntimeError(f"the {platform} environment is unusable: {'; '.join(problems)}")
         size = archive.stat().st_size
         portable = build_info(archive).get("portable")
+        if portable is False and not allow_local_python:
+            raise RuntimeError(
+                f"the {platform} environment would ship this machine's own Python, which does "
+                "not run on EMR Serverless: install a python-build-standalone CPython "
+                f"(uv python install cpython-{python_version}-linux-{platform}-gnu) or set "
+                f"{PYTHON_HOME_ENV.format(platform=platform.upper())} to one; nothing was "
+                "uploaded (FRUITS_SERVERLESS_LOCAL_PYTHON=true allows it for the emulator)"
+            )
         if portable is False:
             log.warning(
                 "the %s environment ships this machine's own Python: it runs here (and in the "

@@ -72,6 +72,7 @@ def stage_job_environment(plan: Mapping[str, Any]) -> dict[str, Any]:
     """Stage the job's packed Python environment (built once, reused while unchanged) and
     return it with the job driver that runs on it."""
     from include import serverless_env
+    from include.config import serverless_local_python_allowed
     from include.emr_serverless.plan import job_driver_for
     from include.staging import make_s3_hook
 
@@ -82,6 +83,7 @@ def stage_job_environment(plan: Mapping[str, Any]) -> dict[str, Any]:
         runtime=plan["job"]["runtime"],
         arch=plan["architecture"],
         build=serverless_env.build_packed_env,  # looked up now: tests swap the builder
+        allow_local_python=serverless_local_python_allowed(),
     )
     print(f"job environment {uri}")
     return {

@@ -56,10 +56,13 @@ def _tar(members: dict[str, bytes]) -> bytes:
 class FakeBuild:
     """Writes a small env per call; ``python=False`` leaves bin/python out."""
 
-    def __init__(self, *, python: bool = True, fail_for: str | None = None) -> None:
+    def __init__(
+        self, *, python: bool = True, fail_for: str | None = None, portable: bool | None = None
+    ) -> None:
         self.calls: list[tuple[str, str, str]] = []
         self.python = python
         self.fail_for = fail_for
+        self.portable = portable
 
     def __call__(self, requirements, constraints, dest, platform, version) -> None:
         self.calls.append((platform, version, requirements.read_text()))
@@ -68,6 +71,8 @@ class FakeBuild:
         members = {"lib/python3.11/site-packages/numpy/__init__.py": b""}
         if self.python:
             members["bin/python"] = b"#!"
+        if self.portable is not None:
+            members["BUILD-INFO.json"] = json.dumps({"portable": self.portable}).encode()
         dest.write_bytes(_tar(members))
 
 
@@ -76,10 +81,38 @@ def _keys() -> list[str]:
     return sorted(o["Key"] for o in listing.get("Contents", []))
 
 
-def _stage(s3_hook, repo, build, arch="X86_64", runtime="litert") -> str:
+def _stage(s3_hook, repo, build, arch="X86_64", runtime="litert", **more) -> str:
     return stage_serverless_env(
-        s3_hook, bucket=BUCKET, prefix="p", runtime=runtime, arch=arch, build=build, repo_root=repo
+        s3_hook,
+        bucket=BUCKET,
+        prefix="p",
+        runtime=runtime,
+        arch=arch,
+        build=build,
+        repo_root=repo,
+        **more,
     )
+
+
+def test_an_env_of_this_machines_python_is_refused_unless_allowed(s3_hook, repo):
+    """Such an env runs here and in the emulator, never on EMR Serverless."""
+    local = FakeBuild(portable=False)
+    with pytest.raises(RuntimeError, match="does not run on EMR Serverless") as refused:
+        _stage(s3_hook, repo, local)
+    assert "uv python install cpython-3.11-linux-x86_64-gnu" in str(refused.value)
+    assert _keys() == []  # nothing uploaded
+    uri = _stage(s3_hook, repo, local, allow_local_python=True)  # the emulator's setting
+    assert len(local.calls) == 2
+    # The staged local env is reused where allowed, and never where it is not: a portable
+    # build replaces it under the same digest.
+    assert _stage(s3_hook, repo, local, allow_local_python=True) == uri
+    assert len(local.calls) == 2
+    portable = FakeBuild(portable=True)
+    assert _stage(s3_hook, repo, portable) == uri
+    assert len(portable.calls) == 1
+    manifest_key = next(k for k in _keys() if k.endswith("manifest.json"))
+    manifest = json.loads(s3_hook.read_key(manifest_key, bucket_name=BUCKET))
+    assert manifest["portable"] is True
 
 
 def test_spark_submit_conf_is_awss_shape():
