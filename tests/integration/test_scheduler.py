@@ -272,7 +272,11 @@ def test_sweeper_dag_triggered_through_the_rest_api_succeeds(stack):
     _enable_dag(stack, SWEEPER_DAG_ID)
     run_id = _trigger(stack, {"dry_run": True, "ttl_hours": 1}, SWEEPER_DAG_ID)
     states = _run_to_the_end(stack, run_id, SWEEPER_DAG_ID)["states"]
-    assert states == {"find_stale_clusters": "success", "terminate_stale_clusters": "success"}
+    assert states == {
+        "find_stale_clusters": "success",
+        "terminate_stale_clusters": "success",
+        "sweep_serverless_applications": "success",  # through the emulator's EMR Serverless
+    }
 
 
 def _chromium() -> str | None:
