@@ -403,6 +403,38 @@ def _check_bool(name: str, value: Any) -> bool:
     return value
 
 
+def check_idle_and_dataset_dir(
+    params: Mapping[str, Any], defaults: Mapping[str, Param]
+) -> tuple[int, str | None]:
+    """``idle_timeout_minutes`` (1 minute to 7 days) and the raw ``dataset_dir`` (a string
+    or empty), as both EMR DAGs take them."""
+    idle = _check_int("idle_timeout_minutes", _get(params, "idle_timeout_minutes", defaults))
+    assert idle is not None
+    if not 1 <= idle <= MAX_IDLE_TIMEOUT_MINUTES:
+        raise ValueError(
+            f"idle_timeout_minutes must be between 1 and {MAX_IDLE_TIMEOUT_MINUTES}, got {idle}"
+        )
+    dataset_dir = _get(params, "dataset_dir", defaults)
+    if dataset_dir is not None and not isinstance(dataset_dir, str):
+        raise ValueError(f"dataset_dir must be a folder path or empty, got {dataset_dir!r}")
+    return idle, dataset_dir
+
+
+def check_poll_and_timeout(
+    params: Mapping[str, Any], defaults: Mapping[str, Param], *, timeout_name: str
+) -> tuple[int | None, int | None]:
+    """``poke_interval_seconds`` and the wait's timeout Param (None: the mode's default),
+    each >= 1 second when set."""
+    poke = _check_int(
+        "poke_interval_seconds", _get(params, "poke_interval_seconds", defaults), optional=True
+    )
+    timeout = _check_int(timeout_name, _get(params, timeout_name, defaults), optional=True)
+    for name, value in (("poke_interval_seconds", poke), (timeout_name, timeout)):
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be >= 1 second when set, got {value}")
+    return poke, timeout
+
+
 def job_settings_from_params(params: Mapping[str, Any]) -> JobSettings:
     """Turn (possibly partial) Params into validated ``JobSettings``.
 
@@ -487,24 +519,8 @@ def emr_settings_from_params(params: Mapping[str, Any]) -> EmrSettings:
             f"release_label must be an emr-7.x label such as {DEFAULT_RELEASE_LABEL!r}, "
             f"got {release_label!r}"
         )
-    idle = _check_int("idle_timeout_minutes", _get(params, "idle_timeout_minutes", defaults))
-    assert idle is not None
-    if not 1 <= idle <= MAX_IDLE_TIMEOUT_MINUTES:
-        raise ValueError(
-            f"idle_timeout_minutes must be between 1 and {MAX_IDLE_TIMEOUT_MINUTES}, got {idle}"
-        )
-    dataset_dir = _get(params, "dataset_dir", defaults)
-    if dataset_dir is not None and not isinstance(dataset_dir, str):
-        raise ValueError(f"dataset_dir must be a folder path or empty, got {dataset_dir!r}")
-    poke = _check_int(
-        "poke_interval_seconds", _get(params, "poke_interval_seconds", defaults), optional=True
-    )
-    timeout = _check_int(
-        "step_timeout_seconds", _get(params, "step_timeout_seconds", defaults), optional=True
-    )
-    for name, value in (("poke_interval_seconds", poke), ("step_timeout_seconds", timeout)):
-        if value is not None and value < 1:
-            raise ValueError(f"{name} must be >= 1 second when set, got {value}")
+    idle, dataset_dir = check_idle_and_dataset_dir(params, defaults)
+    poke, timeout = check_poll_and_timeout(params, defaults, timeout_name="step_timeout_seconds")
     poke = poke or POKE_INTERVAL_BY_MODE[job.mode]
     shortest = min_idle_timeout_seconds(poke)
     if idle * 60 < shortest:

@@ -36,6 +36,8 @@ from include.params import (
     _check_bool,
     _check_int,
     _get,
+    check_idle_and_dataset_dir,
+    check_poll_and_timeout,
     emr_params,
     guard_params,
     guard_settings_from_params,
@@ -237,23 +239,8 @@ def serverless_settings_from_params(params: Mapping[str, Any]) -> ServerlessSett
         driver_memory_gb=_int(params, "driver_memory_gb", defaults),
         disk_gb=_int(params, "worker_disk_gb", defaults),
     )
-    idle = _int(params, "idle_timeout_minutes", defaults)
-    if not 1 <= idle <= MAX_IDLE_TIMEOUT_MINUTES:
-        raise ValueError(
-            f"idle_timeout_minutes must be between 1 and {MAX_IDLE_TIMEOUT_MINUTES}, got {idle}"
-        )
-    dataset_dir = _get(params, "dataset_dir", defaults)
-    if dataset_dir is not None and not isinstance(dataset_dir, str):
-        raise ValueError(f"dataset_dir must be a folder path or empty, got {dataset_dir!r}")
-    poke = _check_int(
-        "poke_interval_seconds", _get(params, "poke_interval_seconds", defaults), optional=True
-    )
-    timeout = _check_int(
-        "job_timeout_seconds", _get(params, "job_timeout_seconds", defaults), optional=True
-    )
-    for name, value in (("poke_interval_seconds", poke), ("job_timeout_seconds", timeout)):
-        if value is not None and value < 1:
-            raise ValueError(f"{name} must be >= 1 second when set, got {value}")
+    idle, dataset_dir = check_idle_and_dataset_dir(params, defaults)
+    poke, timeout = check_poll_and_timeout(params, defaults, timeout_name="job_timeout_seconds")
     log_wait = _int(params, "job_log_wait_seconds", defaults)
     if not 0 <= log_wait <= MAX_JOB_LOG_WAIT_SECONDS:
         raise ValueError(

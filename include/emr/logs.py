@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -83,6 +83,55 @@ def wait_for_log(
         sleep(min(poll_seconds, left))
 
 
+def log_tail_lines(
+    s3_hook: S3Hook,
+    files: Sequence[tuple[str, str, int]],
+    *,
+    hint: str,
+    wait_seconds: float = 0.0,
+    poll_seconds: float = LOG_WAIT_POLL_SECONDS,
+    log: Callable[[str], None] = print,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[str]:
+    """Report lines with the tail of each ``(name, uri, lines)`` log, secrets masked.
+
+    With ``wait_seconds``, first waits (bounded) for the first log to reach S3
+    (:func:`wait_for_log`). A log not there yet gets a line saying so, with ``hint`` (why
+    it may come late). Never raises: the failure report must never hide the failure.
+    """
+    lines: list[str] = []
+    first = files[0][1]
+    try:
+        if wait_seconds > 0:
+            wait_for_log(
+                s3_hook,
+                first,
+                wait_seconds=wait_seconds,
+                poll_seconds=poll_seconds,
+                log=log,
+                sleep=sleep,
+                clock=clock,
+            )
+    except Exception as exc:  # the failure report must never hide the failure itself
+        lines.append(f"  (could not wait for {first}: {type(exc).__name__}: {exc})")
+    for name, uri, count in files:
+        try:
+            tail = read_log_tail(s3_hook, uri, lines=count)
+        except Exception as exc:  # the failure report must never hide the failure itself
+            lines.append(f"  (could not read {uri}: {type(exc).__name__}: {exc})")
+            continue
+        if tail is None:
+            waited = f" after waiting {wait_seconds:.0f} s" if wait_seconds > 0 else ""
+            lines.append(
+                f"  {name}: {uri} is not there yet{waited} ({hint}; look again there later)"
+            )
+        else:
+            lines.append(f"  last lines of {uri}:")
+            lines.extend(f"    {line}" for line in tail.splitlines())
+    return lines
+
+
 def describe_step_failure(
     step: Mapping[str, Any],
     *,
@@ -115,38 +164,17 @@ def describe_step_failure(
         if log_file.startswith("s3://") and log_file.endswith(".gz")
         else step_stderr_uri(log_uri, cluster_id, str(step.get("Id")))
     )
-    try:
-        if wait_seconds > 0:
-            wait_for_log(
-                s3_hook,
-                uri,
-                wait_seconds=wait_seconds,
-                poll_seconds=poll_seconds,
-                log=log,
-                sleep=sleep,
-                clock=clock,
-            )
-    except Exception as exc:  # the failure report must never hide the failure itself
-        lines.append(f"  (could not wait for {uri}: {type(exc).__name__}: {exc})")
     # spark-submit merges a PySpark driver's stderr into its stdout (PythonRunner): the
     # job's own traceback / "error:" line is in stdout.gz, the JVM's log in stderr.gz.
     stdout_uri = uri.rsplit("/", 1)[0] + "/stdout.gz"
-    for name, log_file_uri, count in (
-        ("stderr", uri, STDERR_TAIL_LINES),
-        ("stdout", stdout_uri, STDOUT_TAIL_LINES),
-    ):
-        try:
-            tail = read_log_tail(s3_hook, log_file_uri, lines=count)
-        except Exception as exc:  # the failure report must never hide the failure itself
-            lines.append(f"  (could not read {log_file_uri}: {type(exc).__name__}: {exc})")
-            continue
-        if tail is None:
-            waited = f" after waiting {wait_seconds:.0f} s" if wait_seconds > 0 else ""
-            lines.append(
-                f"  {name}: {log_file_uri} is not there yet{waited} (EMR uploads step logs "
-                "every ~5 minutes; look again there later)"
-            )
-        else:
-            lines.append(f"  last lines of {log_file_uri}:")
-            lines.extend(f"    {line}" for line in tail.splitlines())
+    lines += log_tail_lines(
+        s3_hook,
+        [("stderr", uri, STDERR_TAIL_LINES), ("stdout", stdout_uri, STDOUT_TAIL_LINES)],
+        hint="EMR uploads step logs every ~5 minutes",
+        wait_seconds=wait_seconds,
+        poll_seconds=poll_seconds,
+        log=log,
+        sleep=sleep,
+        clock=clock,
+    )
     return "\n".join(lines)

@@ -44,6 +44,19 @@ def _as_bool(value: Any) -> bool:
     return bool(value)
 
 
+def apply_wait(sensor: Any) -> None:
+    """Size a sensor's wait at run time from its templated ``wait``
+    (``{"poke_interval": s, "timeout": s, "log_wait": s}``) and make its templated
+    ``deferrable`` a bool. Shared by the step and job-run sensors."""
+    sensor.deferrable = _as_bool(sensor.deferrable)
+    if sensor.wait:
+        sensor.poke_interval = float(sensor.wait["poke_interval"])
+        sensor.timeout = float(sensor.wait["timeout"])
+        # Deferrable mode counts attempts, not seconds.
+        sensor.max_attempts = max(1, int(sensor.timeout // max(sensor.poke_interval, 1)))
+        sensor.log_wait_seconds = float(sensor.wait.get("log_wait", 0))
+
+
 class EmrCreateClusterOperator(EmrCreateJobFlowOperator):
     """``EmrCreateJobFlowOperator`` that is safe to retry, with a run-time ``deferrable``.
 
@@ -181,7 +194,6 @@ class EmrStepSensorWithLogs(EmrStepSensor):
         self.step_ids: list[str] = []
 
     def _prepare(self) -> None:
-        self.deferrable = _as_bool(self.deferrable)
         if isinstance(self.step_id, list | tuple):
             if not self.step_id:
                 raise AirflowFailException("no step id to wait for")
@@ -190,12 +202,7 @@ class EmrStepSensorWithLogs(EmrStepSensor):
             self.step_id = self.step_ids[-1]
         elif not self.step_ids:
             self.step_ids = [self.step_id]
-        if self.wait:
-            self.poke_interval = float(self.wait["poke_interval"])
-            self.timeout = float(self.wait["timeout"])
-            # Deferrable mode counts attempts, not seconds.
-            self.max_attempts = max(1, int(self.timeout // max(self.poke_interval, 1)))
-            self.log_wait_seconds = float(self.wait.get("log_wait", 0))
+        apply_wait(self)
 
     def execute(self, context: Context) -> None:
         self._prepare()

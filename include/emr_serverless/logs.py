@@ -16,9 +16,8 @@ from include.emr.logs import (
     LOG_WAIT_POLL_SECONDS,
     STDERR_TAIL_LINES,
     STDOUT_TAIL_LINES,
-    read_log_tail,
+    log_tail_lines,
     redact,
-    wait_for_log,
 )
 
 if TYPE_CHECKING:
@@ -47,30 +46,17 @@ def describe_job_run_failure(
     lines = [f"EMR Serverless job run {run_id} ({job_run.get('name')}) is {job_run.get('state')}"]
     if job_run.get("stateDetails"):
         lines.append(f"  stateDetails: {redact(str(job_run['stateDetails']))}")
-    stderr = driver_log_uri(log_uri, app_id, run_id, "stderr")
-    try:
-        if wait_seconds > 0:
-            wait_for_log(
-                s3_hook,
-                stderr,
-                wait_seconds=wait_seconds,
-                poll_seconds=poll_seconds,
-                log=log,
-                sleep=sleep,
-                clock=clock,
-            )
-    except Exception as exc:  # the failure report must never hide the failure itself
-        lines.append(f"  (could not wait for {stderr}: {type(exc).__name__}: {exc})")
-    for name, count in (("stderr", STDERR_TAIL_LINES), ("stdout", STDOUT_TAIL_LINES)):
-        uri = driver_log_uri(log_uri, app_id, run_id, name)
-        try:
-            tail = read_log_tail(s3_hook, uri, lines=count)
-        except Exception as exc:  # the failure report must never hide the failure itself
-            lines.append(f"  (could not read {uri}: {type(exc).__name__}: {exc})")
-            continue
-        if tail is None:
-            lines.append(f"  {name}: {uri} is not there (yet); look again there later")
-        else:
-            lines.append(f"  last lines of {uri}:")
-            lines.extend(f"    {line}" for line in tail.splitlines())
+    lines += log_tail_lines(
+        s3_hook,
+        [
+            (name, driver_log_uri(log_uri, app_id, run_id, name), count)
+            for name, count in (("stderr", STDERR_TAIL_LINES), ("stdout", STDOUT_TAIL_LINES))
+        ],
+        hint="EMR Serverless uploads driver logs while and after the job runs",
+        wait_seconds=wait_seconds,
+        poll_seconds=poll_seconds,
+        log=log,
+        sleep=sleep,
+        clock=clock,
+    )
     return "\n".join(lines)

@@ -32,7 +32,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from include.config import load_config
 from include.emr.applications import find_applications
-from include.emr.operators import _as_bool
+from include.emr.operators import apply_wait
 from include.emr_serverless.logs import describe_job_run_failure
 from include.emr_serverless.plan import JOB_RUN_STATES_REUSABLE, SCOPE_TAG
 
@@ -189,11 +189,7 @@ class EmrServerlessJobSensorWithLogs(EmrServerlessJobSensor):
         self.log_wait_seconds = 0.0
 
     def _prepare(self) -> None:
-        self.deferrable = _as_bool(self.deferrable)
-        if self.wait:
-            self.poke_interval = float(self.wait["poke_interval"])
-            self.timeout = float(self.wait["timeout"])
-            self.log_wait_seconds = float(self.wait.get("log_wait", 0))
+        apply_wait(self)
 
     def execute(self, context: Context) -> None:
         self._prepare()
