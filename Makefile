@@ -24,6 +24,21 @@ export PATH := $(BIN):$(PATH)
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@echo ""
+	@echo "make run / make run-emr take:"
+	@grep -E '^#> ' $(MAKEFILE_LIST) | sed 's/^#> /  /'
+
+# Options of `make run` / `make run-emr` (listed by `make help`):
+#> DATA=DIR         a Fruits-360-style folder (Training/<Label>/*.jpg); default: a generated sample
+#> MODE=full|mini   full (default): every image; mini: a seeded sample (the console says which)
+#> MAX_IMAGES=N     mini mode's cap on images (default 200; implies MODE=mini)
+#> WEIGHTS=W        imagenet | none | a weights file (default: imagenet if cached or downloadable)
+#> PCA_K=K          a fixed number of PCA components (default: 95 % of the variance; make run)
+#> OFFLINE=1        never try to download the ImageNet weights
+#> FORCE=1          rerun even if nothing changed since the last successful run (make run)
+RUN_OPTIONS = $(if $(DATA),--data "$(DATA)") $(if $(WEIGHTS),--weights "$(WEIGHTS)") \
+	$(if $(MODE),--mode "$(MODE)") $(if $(MAX_IMAGES),--max-images "$(MAX_IMAGES)") \
+	$(if $(OFFLINE),--offline)
 
 setup: $(STAMP) ## create .venv and install the pinned environment (idempotent, seconds when warm)
 
@@ -35,11 +50,11 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	$(BIN)/uv pip install --python $(BIN)/python -r requirements.txt -r requirements-dev.txt -c constraints.txt
 	@touch $(STAMP)
 
-run: setup ## run the pipeline locally through Airflow on the sample dataset (or DATA=/path/to/fruits-360; FORCE=1 reruns an unchanged run)
-	$(BIN)/python -m include.local_run $(if $(DATA),--data "$(DATA)") $(if $(WEIGHTS),--weights "$(WEIGHTS)") $(if $(FORCE),--force)
+run: setup ## run the pipeline locally through Airflow on the sample dataset, or DATA=DIR (options below)
+	$(BIN)/python -m include.local_run $(RUN_OPTIONS) $(if $(PCA_K),--pca-k "$(PCA_K)") $(if $(FORCE),--force)
 
-run-emr: setup ## run the EMR DAG end to end offline against the EMR emulator (DATA= optional)
-	$(BIN)/python -m emr_emulator.run_pipeline $(if $(DATA),--data "$(DATA)") $(if $(WEIGHTS),--weights "$(WEIGHTS)")
+run-emr: setup ## run the EMR DAG end to end offline against the EMR emulator (options below)
+	$(BIN)/python -m emr_emulator.run_pipeline $(RUN_OPTIONS)
 
 emulator: setup ## start the offline AWS + EMR emulator on 127.0.0.1:5000 (PORT= to change)
 	$(BIN)/python -m emr_emulator --host 127.0.0.1 --port $(or $(PORT),5000) --data-dir data/emr-emulator --bucket $(or $(FRUITS_BUCKET),fruits-features-bucket)

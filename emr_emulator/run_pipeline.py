@@ -10,6 +10,9 @@
    report are, and what the same cluster would have cost on AWS (include/costs.py).
 
     python -m emr_emulator.run_pipeline [--data DIR] [--weights imagenet|none|FILE]
+                                        [--mode mini|full] [--max-images N]
+
+Which images: as ``make run`` (every image unless ``--mode mini`` / ``--max-images``).
 """
 
 from __future__ import annotations
@@ -92,18 +95,21 @@ def main(argv: list[str] | None = None) -> int:
         default=REPO_ROOT / "data" / "emr-emulator",
         help="the emulator's S3 mirror and step folders",
     )
-    args = parser.parse_args(argv)
-
     from include.local_run import (
         LocalRunError,
+        add_selection_arguments,
         airflow_env,
         inputs_from_args,
         migrate_db,
         report_failure,
         run_console,
         run_dag,
+        selection_conf,
         summarise,
     )
+
+    add_selection_arguments(parser)
+    args = parser.parse_args(argv)
 
     env = airflow_env()
     os.environ.update(env)
@@ -125,8 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     inputs = inputs_from_args(args, config.data_dir)
     if inputs is None:
         return 2
-    data_dir, decision = inputs
+    data_dir, decision = inputs.data_dir, inputs.decision
     print(f"weights: {decision.reason}")
+    try:
+        selection = selection_conf(args, inputs.images)
+    except LocalRunError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
     settings = EmulatorSettings(data_dir=args.data_dir)
     with Emulator(settings) as emulator:
@@ -141,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         conf: dict[str, Any] = {
             "dataset_dir": str(data_dir),
             "weights": decision.value,
+            **selection,
             "poke_interval_seconds": 2,
             # Nothing installs on an emulated node: no wheels to download from PyPI.
             "wheelhouse": False,

@@ -16,6 +16,8 @@ Runtime = Literal["litert", "onnx", "keras"]
 PCA_SOLVERS: tuple[PcaSolver, ...] = ("gram", "mllib")
 RUNTIMES: tuple[Runtime, ...] = ("litert", "onnx", "keras")
 """= ``spark_jobs.runtimes.RUNTIMES`` (that module is not imported on the Airflow side)."""
+MINI_MAX_IMAGES = 200
+"""Mini mode's default total cap (the DAGs' ``max_images`` Param, ``make run MODE=mini``)."""
 CONVERTED_RUNTIMES: tuple[Runtime, ...] = ("litert", "onnx")
 """Runtimes that run a converted model file: the executors need no TensorFlow."""
 
@@ -29,7 +31,7 @@ class JobSettings:
     """
 
     mode: Mode = "mini"
-    max_images: int | None = 200
+    max_images: int | None = MINI_MAX_IMAGES
     per_class: int | None = None
     seed: int = 42
     pca_variance: float | None = 0.95

@@ -14,7 +14,13 @@
    run was skipped because nothing changed since the last successful run, which run's
    results and report to use (``--force`` reruns anyway).
 
-    python -m include.local_run [--data DIR] [--weights imagenet|none|FILE] [--offline] [--force]
+    python -m include.local_run [--data DIR] [--weights imagenet|none|FILE] [--offline]
+                                [--mode mini|full] [--max-images N] [--pca-k K] [--force]
+
+Which images: every image by default (``make run`` featurises what the user points it at,
+never a silent sample); ``--mode mini`` (or ``--max-images N``) asks for the seeded sample.
+The console says which before the run and in its closing summary. (The DAGs' trigger form
+keeps ``mini`` as its default: a button press on EMR should be cheap until asked otherwise.)
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from typing import Any
 
 from include.config import REPO_ROOT
 from include.console import RunConsole, run_log_path, task_state_lookup
-from include.job_args import safe_run_id
+from include.job_args import MINI_MAX_IMAGES, safe_run_id
 
 DAG_ID = "fruits_local_pipeline"
 SAMPLE_PER_LABEL = 12
@@ -51,6 +57,15 @@ SPARK_LOCAL_CONN = '{"conn_type": "spark", "host": "local[*]"}'
 
 class LocalRunError(RuntimeError):
     """The run cannot start or did not finish; the message says why."""
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The dataset folder (checked), how many images it holds, and the weights decision."""
+
+    data_dir: Path
+    images: int
+    decision: WeightsDecision
 
 
 @dataclass(frozen=True)
@@ -204,10 +219,18 @@ def summarise(run_dir: Path, decision: WeightsDecision) -> str:
     weights = metrics.get("weights") or {}
     counts = metrics.get("counts") or {}
     pca = metrics.get("pca") or {}
+    from include.report import selection_text
+
+    selection = selection_text(metrics) if counts else "?"
+    if metrics.get("mode") == "mini" and counts.get("total_files", 0) < counts.get(
+        "dataset_images", 0
+    ):
+        selection += "; MODE=full for every image"
     lines = [
         "",
         "=" * 78,
         f"Run finished: {run_dir}",
+        f"  mode         {selection}",
         f"  images       {counts.get('valid_images', '?')} valid, "
         f"{counts.get('bad_files', '?')} skipped",
         f"  featurised   {counts.get('featurized', '?')} now, {counts.get('reused', 0)} reused "
@@ -232,7 +255,7 @@ def summarise(run_dir: Path, decision: WeightsDecision) -> str:
 
 def choose_inputs(
     data: Path | None, weights: str | None, *, offline: bool, sample_dir: Path
-) -> tuple[Path, WeightsDecision]:
+) -> Inputs:
     """The dataset (``data``, checked, or the sample made in ``sample_dir``) and the weights.
 
     Raises DatasetError / LocalRunError with the reason; ``make run`` and ``make run-emr``
@@ -242,16 +265,59 @@ def choose_inputs(
     if data is not None:
         data_dir = data.expanduser().resolve()
         summary = validate_dataset(data_dir)
-        print(f"dataset: {data_dir} ({summary.images} images, {len(summary.labels)} labels)")
+        print(f"dataset: {data_dir} ({summary.images:,} images, {len(summary.labels)} labels)")
     else:
         data_dir = ensure_sample_dataset(sample_dir)
+        summary = validate_dataset(data_dir)
     decision = decide_weights(weights, download=None if offline else download_imagenet_weights)
-    return data_dir, decision
+    return Inputs(data_dir, summary.images, decision)
 
 
-def inputs_from_args(
-    args: argparse.Namespace, sample_dir: Path
-) -> tuple[Path, WeightsDecision] | None:
+def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--mode`` / ``--max-images``: which images a local run featurises (``make run``
+    and ``make run-emr`` take the same)."""
+    parser.add_argument(
+        "--mode",
+        choices=("mini", "full"),
+        default=None,
+        help="full (default): every image; mini: a seeded sample (also implied by --max-images)",
+    )
+    parser.add_argument(
+        "--max-images",
+        type=int,
+        default=None,
+        help=f"mini mode: at most N images in total (default {MINI_MAX_IMAGES})",
+    )
+
+
+def selection_conf(args: argparse.Namespace, dataset_images: int) -> dict[str, Any]:
+    """The run's ``mode`` / ``max_images`` Params, printed as a line saying what is read.
+
+    Full unless mini is asked for (``--mode mini`` or ``--max-images``): a user's own
+    dataset is never sampled silently. Raises LocalRunError on a contradiction."""
+    if args.max_images is not None and args.max_images < 1:
+        raise LocalRunError(f"--max-images must be at least 1, got {args.max_images}")
+    mode = args.mode or ("mini" if args.max_images is not None else "full")
+    if mode == "full":
+        if args.max_images is not None:
+            raise LocalRunError(
+                "--max-images (MAX_IMAGES=) samples, which only mini mode does: "
+                "drop it for every image, or pass --mode mini (MODE=mini)"
+            )
+        print(f"mode: full: every image ({dataset_images:,}); MODE=mini for a seeded sample")
+        return {"mode": "full"}
+    cap = args.max_images or MINI_MAX_IMAGES
+    sampled = min(cap, dataset_images)
+    print(
+        f"mode: mini: a seeded sample of {sampled:,} of the {dataset_images:,} images "
+        f"(cap {cap}); MODE=full for every image"
+        if sampled < dataset_images
+        else f"mode: mini: every image ({dataset_images:,}, under the sample's cap of {cap})"
+    )
+    return {"mode": "mini", "max_images": cap}
+
+
+def inputs_from_args(args: argparse.Namespace, sample_dir: Path) -> Inputs | None:
     """:func:`choose_inputs` for a command line with ``--data``/``--weights``/``--offline``;
     None (the reason printed to stderr) when the dataset or the weights are unusable."""
     from include.dataset import DatasetError
@@ -297,8 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         default=bool(os.environ.get("FRUITS_OFFLINE")),
         help="never try to download the ImageNet weights (also FRUITS_OFFLINE=1)",
     )
-    parser.add_argument("--mode", choices=("mini", "full"), default=None)
-    parser.add_argument("--max-images", type=int, default=None, help="mini mode: total image cap")
+    add_selection_arguments(parser)
     parser.add_argument("--pca-k", type=int, default=None, help="fixed number of PCA components")
     parser.add_argument(
         "--force",
@@ -317,17 +382,18 @@ def main(argv: list[str] | None = None) -> int:
     inputs = inputs_from_args(args, config.data_dir)
     if inputs is None:
         return 2
-    data_dir, decision = inputs
+    data_dir, decision = inputs.data_dir, inputs.decision
     if not decision.meaningful:
         print(f"\nWARNING: {decision.reason}\n", file=sys.stderr)
     else:
         print(f"weights: {decision.reason}")
+    try:
+        selection = selection_conf(args, inputs.images)
+    except LocalRunError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
-    conf: dict[str, Any] = {"dataset_dir": str(data_dir), "weights": decision.value}
-    if args.mode:
-        conf["mode"] = args.mode
-    if args.max_images:
-        conf["max_images"] = args.max_images
+    conf: dict[str, Any] = {"dataset_dir": str(data_dir), "weights": decision.value, **selection}
     if args.pca_k:
         conf["pca_k"] = args.pca_k
         conf["pca_variance"] = None

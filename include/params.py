@@ -27,7 +27,7 @@ from include.config import (
     wheelhouse_default,
 )
 from include.executor_sizing import size_executors
-from include.job_args import PCA_SOLVERS, RUNTIMES, JobSettings
+from include.job_args import MINI_MAX_IMAGES, PCA_SOLVERS, RUNTIMES, JobSettings
 
 RELEASE_LABEL_PATTERN = r"^emr-7\.[0-9]+\.[0-9]+$"
 """EMR 7.x only: Spark 3.5 and Python 3.11 on the nodes (the job's requirements need both)."""
@@ -69,7 +69,7 @@ def job_params() -> dict[str, Param]:
             "full: every image in the dataset.",
         ),
         "max_images": Param(
-            200,
+            MINI_MAX_IMAGES,
             type=["null", "integer"],
             minimum=1,
             title="Image cap (mini)",

@@ -151,6 +151,34 @@ def weights_banner(weights: Mapping[str, Any]) -> tuple[bool, str]:
     ).strip()
 
 
+def selection_text(metrics: Mapping[str, Any]) -> str:
+    """Which images the run read: "mini: 200 of 10,664 images, a seeded sample (seed 42)"
+    or "full: every image (10,664)". A sampled run never reads as a full one."""
+    counts = metrics.get("counts") or {}
+    read = counts.get("total_files")
+    total = counts.get("dataset_images", read)
+    if read is None:
+        return str(metrics.get("mode", "n/a"))
+    if metrics.get("mode") != "mini":
+        return f"full: every image ({total:,})"
+    sample = metrics.get("sample") or {}
+    caps = ", ".join(
+        f"{name} {sample[key]}"
+        for key, name in (("max_images", "cap"), ("per_class", "per label"))
+        if sample.get(key)
+    )
+    if "dataset_images" not in counts:  # metrics of a run before the total was recorded
+        return f"mini: {read:,} images, a seeded sample (seed {sample.get('seed', 'n/a')})"
+    if read >= total:
+        return (
+            f"mini: every image ({read:,}): the sample's limits ({caps or 'none'}) are not reached"
+        )
+    return (
+        f"mini: {read:,} of {total:,} images, a seeded sample "
+        f"(seed {sample.get('seed', 'n/a')}{', ' + caps if caps else ''})"
+    )
+
+
 def _fmt(value: Any, digits: int = 2) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
@@ -214,7 +242,7 @@ def _render_html(
         _table(
             ["", ""],
             [
-                ("mode", metrics.get("mode", "n/a")),
+                ("mode", selection_text(metrics)),
                 ("input", metrics.get("input", "n/a")),
                 ("output", metrics.get("output", "n/a")),
                 (

@@ -36,6 +36,7 @@ import uuid
 from typing import Any
 
 from spark_jobs import FEATURE_DIM
+from spark_jobs.selection import NoValidImagesError
 from spark_jobs.versions import feature_versions, package_versions
 
 log = logging.getLogger("spark_jobs")
@@ -49,10 +50,6 @@ STAGED_DIR = "_featurized"
 # The reason spark_jobs.features.decode_image gives an empty file (a test checks they
 # agree): zero-byte files never reach the UDF, binaryFile's scan drops them.
 EMPTY_FILE_REASON = "empty file (0 bytes)"
-
-
-class NoValidImagesError(RuntimeError):
-    """Nothing could be featurised: nothing is published."""
 
 
 def _positive_int(text: str) -> int:
@@ -229,51 +226,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         bc_model.unpersist()
 
 
-def _select_input(
-    args: argparse.Namespace, spark: Any, input_uri: str
-) -> tuple[Any, str, set[str] | None]:
-    """(files frame with path/split/label/content, format, expected relative paths or None)."""
-    from pyspark.sql import functions as F
-
-    from spark_jobs import io, transforms
-
-    source = io.read_input(spark, input_uri, args.input_format)
-
-    def labelled(frame):
-        return transforms.with_labels(
-            frame.withColumn("path", transforms.relative_path(F.col("uri")))
-        ).transform(transforms.image_files_only)
-
-    sampling = args.mode == "mini" and (args.max_images or args.per_class)
-    if source.input_format == "images":
-        assert source.uris is not None
-        # The listing as a small frame of names: the sample is drawn from it and only the
-        # chosen files are read (a semi-join on the scan is not pushed into binaryFile:
-        # every file would be read to keep 20).
-        listing = labelled(spark.createDataFrame([(u,) for u in source.uris], "uri string"))
-        if sampling:
-            listing = transforms.deterministic_sample(
-                listing, seed=args.seed, per_class=args.per_class, max_images=args.max_images
-            )
-        chosen = {r["path"]: r["uri"] for r in listing.select("path", "uri").collect()}
-        if not chosen:
-            raise NoValidImagesError(f"no image files under {args.input}")
-        frame = io.read_image_files(spark, sorted(chosen.values())) if sampling else source.frame
-        return labelled(frame), "images", set(chosen)
-    files = labelled(source.frame)
-    if sampling:
-        chosen_rows = transforms.deterministic_sample(
-            files.select("path", "label"),
-            seed=args.seed,
-            per_class=args.per_class,
-            max_images=args.max_images,
-        ).collect()
-        # A filter on the shards' own `path` column is pushed into the parquet scan
-        # (row groups whose path range holds no chosen image are skipped).
-        files = files.filter(F.col("path").isin([r["path"] for r in chosen_rows]))
-    return files, "packed", None
-
-
 def _run(
     args: argparse.Namespace,
     spark: Any,
@@ -290,9 +242,10 @@ def _run(
 ) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
-    from spark_jobs import feature_cache, io, pca
+    from spark_jobs import feature_cache, io, pca, selection
 
-    files, input_format, expected = _select_input(args, spark, input_uri)
+    selected = selection.select_input(args, spark, input_uri)
+    files, input_format, expected = selected.files, selected.input_format, selected.expected
     cache = None
     if args.feature_cache:
         identity = feature_cache.model_identity(
@@ -410,6 +363,10 @@ def _run(
         if args.mode == "mini"
         else None,
         "counts": {
+            # Image files in the whole dataset (before a mini-mode sample) vs those read.
+            "dataset_images": selected.dataset_images
+            if selected.dataset_images is not None
+            else total_files,
             "total_files": total_files,
             "valid_images": valid,
             # Features computed by this run / taken from the feature cache.

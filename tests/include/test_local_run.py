@@ -5,17 +5,21 @@ No test touches the network: downloads are injected, or served from 127.0.0.1.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import http.server
 import json
 import os
+import shlex
 import shutil
+import subprocess
 import threading
 from pathlib import Path
 
 import pytest
 
 from include import local_run
+from include.config import REPO_ROOT
 from include.local_run import (
     LocalRunError,
     airflow_env,
@@ -240,6 +244,100 @@ def test_conf_carries_the_choices_to_the_dag(
     }
 
 
+def _selection(argv: list[str], images: int) -> dict:
+    parser = argparse.ArgumentParser()
+    local_run.add_selection_arguments(parser)
+    return local_run.selection_conf(parser.parse_args(argv), images)
+
+
+def test_a_users_dataset_is_never_sampled_silently(capsys):
+    """No --mode: every image, and the console says so before the run."""
+    assert _selection([], 10_664) == {"mode": "full"}
+    assert "mode: full: every image (10,664); MODE=mini for a seeded sample" in (
+        capsys.readouterr().out
+    )
+
+
+def test_mini_mode_names_the_sample_and_the_total(capsys):
+    assert _selection(["--mode", "mini"], 10_664) == {"mode": "mini", "max_images": 200}
+    assert (
+        "mode: mini: a seeded sample of 200 of the 10,664 images (cap 200); "
+        "MODE=full for every image" in capsys.readouterr().out
+    )
+    # A cap alone asks for the sample; a cap above the dataset keeps every image.
+    assert _selection(["--max-images", "50"], 30) == {"mode": "mini", "max_images": 50}
+    assert "mode: mini: every image (30, under the sample's cap of 50)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--mode", "full", "--max-images", "5"], "only mini mode does"),
+        (["--max-images", "0"], "at least 1"),
+    ],
+)
+def test_contradictory_selection_is_refused_before_the_run(
+    sample_dataset, monkeypatch, capsys, restore_environ, argv, message
+):
+    monkeypatch.setattr(local_run, "migrate_db", _no_run)
+    monkeypatch.setattr(local_run, "run_dag", _no_run)
+    code = local_run.main(["--data", str(sample_dataset), "--offline", *argv])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def _no_run(*args, **kwargs):
+    raise AssertionError("the run must not start")
+
+
+def _metrics(mode: str, read: int, total: int) -> dict:
+    return {
+        "mode": mode,
+        "sample": {"seed": 42, "max_images": 200, "per_class": None} if mode == "mini" else None,
+        "counts": {"total_files": read, "dataset_images": total, "valid_images": read},
+    }
+
+
+@pytest.mark.parametrize(
+    ("metrics", "line"),
+    [
+        (
+            _metrics("mini", 200, 10_664),
+            "mode         mini: 200 of 10,664 images, a seeded sample (seed 42, cap 200); "
+            "MODE=full for every image",
+        ),
+        (_metrics("full", 10_664, 10_664), "mode         full: every image (10,664)"),
+        (
+            _metrics("mini", 30, 30),
+            "mode         mini: every image (30): the sample's limits (cap 200) are not reached",
+        ),
+    ],
+)
+def test_closing_summary_says_what_was_read(tmp_path, metrics, line):
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    decision = local_run.WeightsDecision("none", False, "test")
+    assert line in local_run.summarise(tmp_path, decision)
+
+
+def test_make_passes_the_selection_options_through():
+    """`make run` / `make run-emr` hand MODE, MAX_IMAGES, ... to the entry points."""
+    options = ["DATA=/d", "MODE=mini", "MAX_IMAGES=7", "OFFLINE=1", "WEIGHTS=none"]
+    for target, module in (("run", "include.local_run"), ("run-emr", "emr_emulator.run_pipeline")):
+        dry = subprocess.run(
+            ["make", "-n", "--no-print-directory", target, *options, "PCA_K=3"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()[-1]
+        args = shlex.split(dry.split(f"-m {module}", 1)[1])
+        assert args[:8] == [
+            "--data", "/d", "--weights", "none", "--mode", "mini", "--max-images", "7",
+        ]  # fmt: skip
+        assert "--offline" in args
+        assert ("--pca-k" in args) == (target == "run")
+
+
 @pytest.fixture
 def restore_environ():
     """main() exports the Airflow settings into os.environ: undo that after the test."""
@@ -275,6 +373,11 @@ def test_make_run_end_to_end_on_local_spark(
     assert list((run_dir / "pca").glob("*.parquet"))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["counts"]["valid_images"] == 24  # the mini-mode cap reached the job
+    images = sum(1 for p in data.rglob("*.jpg"))
+    assert metrics["counts"]["dataset_images"] == images > 24
+    # A sample says so before the run and in the closing summary, naming the total.
+    assert f"mode: mini: a seeded sample of 24 of the {images} images" in out.out
+    assert f"mode         mini: 24 of {images} images, a seeded sample" in out.out
     assert metrics["pca"]["k"] == 2
     assert metrics["weights"]["meaningful"] is False
     report = (run_dir / "report" / "report.html").read_text()
@@ -309,14 +412,19 @@ def test_make_run_end_to_end_on_local_spark(
     assert json.loads((results / "_last_success.json").read_text()) == record
     assert _local_asset_events() == events
 
-    # Two more images and every image (full mode): only the images no run featurised yet
-    # are featurised; the first run's 24 come from the feature cache.
+    # Two more images and `make run DATA=...` with no mode: every image (a user's folder is
+    # never sampled silently); only the images no run featurised yet are featurised, the
+    # first run's 24 come from the feature cache.
     kiwis = sorted((data / "Training" / "Kiwi").glob("*.jpg"))[:2]
     for i, source in enumerate(kiwis):
         _recolour(source, source.with_name(f"extra_{i}.jpg"))
-    code = local_run.main(["--data", str(data), "--offline", "--pca-k", "2", "--mode", "full"])
-    out = capsys.readouterr()
-    assert code == 0, out.err[-3000:]
+    out = subprocess.run(
+        ["make", "-s", "--no-print-directory", "run", f"DATA={data}", "OFFLINE=1", "PCA_K=2",
+         f"AIRFLOW_HOME={os.environ['AIRFLOW_HOME']}"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    code = out.returncode
+    assert code == 0, out.stdout[-3000:] + out.stderr[-3000:]
     runs = [p for p in results.iterdir() if p.is_dir() and not p.name.startswith("_")]
     (third,) = set(runs) - {run_dir}
     metrics = json.loads((third / "metrics.json").read_text())
@@ -325,7 +433,9 @@ def test_make_run_end_to_end_on_local_spark(
     assert metrics["counts"]["reused"] == 24
     assert metrics["counts"]["featurized"] == total - 24
     assert metrics["feature_cache"]["uri"] == f"file://{results / '_feature_cache'}"
-    assert f"featurised   {total - 24} now, 24 reused" in out.out
+    assert f"featurised   {total - 24} now, 24 reused" in out.stdout
+    assert f"mode: full: every image ({total})" in out.stdout
+    assert f"mode         full: every image ({total})" in out.stdout
 
 
 def _recolour(source: Path, dest: Path) -> None:

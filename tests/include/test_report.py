@@ -410,3 +410,29 @@ def test_features_computed_and_reused_are_reported(tmp_path):
         "computed now / reused from the feature cache</td><td>3 / 61 (s3://b/p/feature-cache)"
         in html
     )
+
+
+def test_header_says_a_mini_run_is_a_sample_of_the_dataset(tmp_path):
+    run_dir = _run_dir(tmp_path, k=3)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics["counts"]["dataset_images"] = 10_664
+    metrics["sample"] = {"seed": 7, "max_images": 33, "per_class": None}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+
+    html = build_report(run_dir).read_text()
+
+    assert "<td>mode</td><td>mini: 33 of 10,664 images, a seeded sample (seed 7, cap 33)" in html
+
+
+def test_header_of_a_full_run_and_of_older_metrics(tmp_path):
+    from include.report import selection_text
+
+    run_dir = _run_dir(tmp_path, k=3)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics["mode"] = "full"
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    assert "<td>mode</td><td>full: every image (33)</td>" in build_report(run_dir).read_text()
+    # Metrics of a run made before dataset_images existed: what was read, without a total.
+    assert selection_text({"mode": "mini", "counts": {}}) == "mini"
+    old = {"mode": "mini", "sample": {"seed": 3}, "counts": {"total_files": 20}}
+    assert selection_text(old) == "mini: 20 images, a seeded sample (seed 3)"

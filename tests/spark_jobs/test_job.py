@@ -219,6 +219,8 @@ def test_mini_sample_is_the_seeded_sample_of_the_dataset(spark, sample_dataset, 
     expected = transforms.deterministic_sample(listing, seed=5, per_class=2, max_images=12)
     got = list(read_parquet(tmp_path / "a" / "features")["path"])
     assert got == sorted(r.path for r in expected.collect())
+    # The metrics say what the sample was drawn from: 12 of the whole dataset.
+    assert metrics["counts"]["dataset_images"] == len(rels) > 12
 
 
 def test_a_failed_rerun_leaves_the_previous_good_run_untouched(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from spark_jobs import cli
+from spark_jobs import cli, selection
 from spark_jobs import io as job_io
 from tests.spark_jobs.conftest import TEST_IMAGE_SIZE
 
@@ -63,9 +63,12 @@ def test_featurisation_reads_the_scan_without_a_shuffle(
 def test_mini_mode_reads_only_the_sampled_files(spark, sample_dataset, tmp_path):
     args = cli.parse_args(job_args(sample_dataset, tmp_path, "--mode", "mini", "--max-images", "3"))
     input_uri = job_io.qualify(str(sample_dataset))
-    files, fmt, expected = cli._select_input(args, spark, input_uri)
+    selected = selection.select_input(args, spark, input_uri)
+    files, fmt, expected = selected.files, selected.input_format, selected.expected
     assert fmt == "images"
     assert len(expected) == 3
+    # The run knows what it sampled from: 3 of the dataset's 48 images.
+    assert selected.dataset_images == sum(1 for _ in sample_dataset.rglob("*.jpg")) == 48
     total = sum(p.stat().st_size for p in sample_dataset.rglob("*.jpg"))
     chosen = sum((sample_dataset / rel).stat().st_size for rel in expected)
     assert chosen < total / 8  # 3 of 48 images
@@ -86,3 +89,17 @@ def test_mini_mode_reads_only_the_sampled_files(spark, sample_dataset, tmp_path)
     semi = with_path.join(F.broadcast(chosen_df), "path", "left_semi")
     assert semi.agg(F.sum(F.length("content"))).first()[0] == chosen
     assert local_bytes_read(spark) - before >= total
+
+
+def test_packed_mini_mode_counts_the_whole_dataset(spark, packed_bad_dataset, tmp_path):
+    """A sample of packed shards still knows how many images the shards hold."""
+    input_uri = job_io.qualify(str(packed_bad_dataset))
+    mini = cli.parse_args(
+        job_args(packed_bad_dataset, tmp_path, "--mode", "mini", "--max-images", "3")
+    )
+    full = cli.parse_args(job_args(packed_bad_dataset, tmp_path, "--mode", "full"))
+    sampled = selection.select_input(mini, spark, input_uri)
+    everything = selection.select_input(full, spark, input_uri)
+    assert sampled.files.count() == 3
+    assert everything.dataset_images is None  # not sampled: the run counts what it reads
+    assert sampled.dataset_images == everything.files.count() > 3
