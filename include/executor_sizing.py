@@ -202,3 +202,66 @@ def size_executors(
         python_worker_mb=worker,
         node_yarn_memory_mb=node.yarn_memory_mb,
     )
+
+
+def _sizing_cell(instance_type: str, runtime: str, *, batch_size: int, image_size: int) -> str:
+    node = INSTANCE_TYPES[instance_type]
+    if node.arch not in RUNTIME_ARCHES[runtime]:
+        return f"refused: no {node.arch} wheels"
+    try:
+        s = size_executors(
+            instance_type, 1, runtime=runtime, batch_size=batch_size, image_size=image_size
+        )
+    except SizingError:
+        fits = next(
+            (
+                b
+                for b in range(batch_size - 1, 0, -1)
+                if _fits(instance_type, runtime, b, image_size)
+            ),
+            0,
+        )
+        return f"refused at batch {batch_size} (fits at <= {fits})"
+    return (
+        f"{s.executors_per_node} x {s.executor_cores}, "
+        f"{s.executor_memory_mb} + {s.memory_overhead_mb}"
+    )
+
+
+def _fits(instance_type: str, runtime: str, batch_size: int, image_size: int) -> bool:
+    try:
+        size_executors(
+            instance_type, 1, runtime=runtime, batch_size=batch_size, image_size=image_size
+        )
+    except SizingError:
+        return False
+    return True
+
+
+def sizing_table(*, batch_size: int = 64, image_size: int = 224) -> str:
+    """The README's "Executor sizing" table (one core node), rows of equal figures merged:
+    ``python -m include.executor_sizing`` prints it."""
+    runtimes = ("litert", "onnx", "keras")
+    rows: dict[tuple[str, ...], list[str]] = {}
+    for instance_type, node in INSTANCE_TYPES.items():
+        cells = (
+            f"{node.vcpus} / {node.memory_gib} / {node.yarn_memory_mb}",
+            *(
+                _sizing_cell(instance_type, r, batch_size=batch_size, image_size=image_size)
+                for r in runtimes
+            ),
+        )
+        rows.setdefault((node.arch, *cells), []).append(instance_type)
+    lines = [
+        "| instance | vCPU / GiB / YARN MB | litert: executors/node x cores, heap + overhead MB "
+        "| onnx | keras |",
+        "|---|---|---|---|---|",
+    ]
+    for (arch, *cells), names in rows.items():
+        name = " / ".join(names) + (" (Graviton)" if arch == "aarch64" else "")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(sizing_table())

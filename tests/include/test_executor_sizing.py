@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from include.config import ALLOWED_INSTANCE_TYPES, INSTANCE_TYPES, RUNTIME_ARCHES
@@ -16,6 +18,7 @@ from include.executor_sizing import (
     executor_cores_for,
     python_worker_mb,
     size_executors,
+    sizing_table,
 )
 
 CASES = [
@@ -75,7 +78,7 @@ def test_the_fast_runtimes_fit_every_allowed_type_at_the_default_batch():
     for instance_type in ALLOWED_INSTANCE_TYPES:
         for runtime in ("litert", "onnx"):
             if runtime == "onnx" and instance_type.startswith("c"):
-                continue  # 16 GiB compute nodes: onnx needs batch <= 32 there
+                continue  # 16 GiB compute nodes: onnx needs a smaller batch there
             size_executors(instance_type, 2, runtime=runtime, batch_size=64, image_size=224)
 
 
@@ -113,3 +116,8 @@ def test_the_am_container_leaves_every_node_short_of_a_whole_share():
     assert sizing.container_mb == 12288 - 896
     assert sizing.container_mb + sizing.am_container_mb <= sizing.node_yarn_memory_mb
     assert sizing.as_dict()["am_container_mb"] == 896
+
+
+def test_the_readme_sizing_table_is_the_codes():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert sizing_table() in readme, "rerun python -m include.executor_sizing into the README"
