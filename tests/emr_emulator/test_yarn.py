@@ -9,6 +9,7 @@ the local slots and says so in its log.
 from __future__ import annotations
 
 import gzip
+import json
 import re
 import time
 from pathlib import Path
@@ -371,3 +372,15 @@ def test_prepare_step_is_unchanged_without_placement(tmp_path: Path):
     )
     assert prepared.stderr_head == []
     assert "local[3]" in prepared.argv
+
+
+def test_explain_cli_prints_the_placement(tmp_path, capsys):
+    (tmp_path / "request.json").write_text(json.dumps(request(1)))
+    (tmp_path / "step.json").write_text(
+        json.dumps({"HadoopJarStep": step(submit(*WHOLE_NODE, FOUR_CORES))})
+    )
+    assert yarn.main([str(tmp_path / "request.json"), str(tmp_path / "step.json")]) == 0
+    out = capsys.readouterr().out
+    assert "executors granted 0 of 2" in out
+    assert out.rstrip().endswith("outcome: HANGS (no executor can start)")
+    assert yarn.main([]) == 2
