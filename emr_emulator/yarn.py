@@ -168,12 +168,18 @@ def place(cluster: Cluster, resources: SparkResources) -> Placement:
         return placement
     free = {n.name: n.memory_mb for n in c.nodes}
     placement.per_node = {n.name: [] for n in c.nodes}
+    # The AM's container comes first: it is the AM that then asks the ResourceManager for
+    # the executors (Hadoop, "Apache Hadoop YARN" architecture; Spark, "Running on YARN").
     am = placement.am_allocation_mb
     placement.am_node = next((name for name, mb in free.items() if mb >= am), None)
     if placement.am_node is None:
-        return placement  # the application stays ACCEPTED: nothing starts
+        # No NodeManager has room for the AM: the application stays ACCEPTED (Hadoop,
+        # "ResourceManager REST API's": application states), nothing starts.
+        return placement
     free[placement.am_node] -= am
     placement.per_node[placement.am_node].append(f"AM {am}")
+    # Executors by memory alone (DefaultResourceCalculator, see the module docstring): each
+    # normalised container must fit a node's free NodeManager memory.
     each = placement.executor_allocation_mb
     wanted = r.executors if r.executors is not None else sys.maxsize
     for name in free:
