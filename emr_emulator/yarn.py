@@ -173,8 +173,8 @@ def place(cluster: Cluster, resources: SparkResources) -> Placement:
     am = placement.am_allocation_mb
     placement.am_node = next((name for name, mb in free.items() if mb >= am), None)
     if placement.am_node is None:
-        # No NodeManager has room for the AM: the application stays ACCEPTED (Hadoop,
-        # "ResourceManager REST API's": application states), nothing starts.
+        # No NodeManager has room for the AM: the application stays ACCEPTED
+        # (YarnApplicationState) and nothing starts.
         return placement
     free[placement.am_node] -= am
     placement.per_node[placement.am_node].append(f"AM {am}")
