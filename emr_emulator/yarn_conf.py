@@ -31,7 +31,11 @@ class NodeType:
 
 # vCPUs and memory: EC2 User Guide, instance type specifications. NodeManager memory: EMR
 # Release Guide, "Task configuration" (emr-hadoop-task-config), defaults without HBase;
-# EMR sets yarn.scheduler.maximum-allocation-mb to the same figure for these types.
+# EMR sets yarn.scheduler.maximum-allocation-mb to the same figure and
+# yarn.scheduler.minimum-allocation-mb to 32 for these types. Checked against that page's
+# source (github.com/awsdocs/amazon-emr-release-guide, doc_source/emr-hadoop-task-config.md,
+# commit 5c6529a, 2022) for m5, c5, r5 and m6g; m6i, c6i and m7g are newer than that copy
+# (their figures are those of the same-sized m6g: not checked offline).
 NODE_TYPES: dict[str, NodeType] = {
     "m5.xlarge": NodeType(4, 16, 12288),
     "m5.2xlarge": NodeType(8, 32, 24576),
