@@ -24,10 +24,11 @@ no executor fits the step hangs as on EMR (the driver logs Spark's starvation wa
 
 Defaults for what neither the step nor the cluster sets are Spark 3.5's ("Running on
 YARN", "Configuration"), except ``spark.dynamicAllocation.enabled``, which EMR turns on in
-its spark-defaults (EMR Release Guide, "Spark" > "Using dynamic allocation"). EMR also sets
-``spark.executor.memory``/``cores`` from the instance type when ``maximizeResourceAllocation``
-or its defaults apply; this table does not keep those figures, so an unset executor size is
-Spark's (1 GiB, 1 core). Under dynamic allocation with no ``spark.executor.instances`` or
+its spark-defaults (EMR Release Guide, "Configure Spark", table "Spark defaults set by Amazon
+EMR": true since emr-4.4.0). That table also has EMR set ``spark.executor.memory`` and
+``spark.executor.cores`` "based on the core and task instance types"; the emulator does not
+keep those figures, so an unset executor size is Spark's (1 GiB, 1 core): the project's
+steps always set them. Under dynamic allocation with no ``spark.executor.instances`` or
 ``maxExecutors`` the plan is "as many as fit".
 
 Not emulated: vcores, node labels (EMR 5.19-6.x put the AM on CORE nodes only), queues and
