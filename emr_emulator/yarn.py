@@ -31,8 +31,10 @@ keep those figures, so an unset executor size is Spark's (1 GiB, 1 core): the pr
 steps always set them. Under dynamic allocation with no ``spark.executor.instances`` or
 ``maxExecutors`` the plan is "as many as fit".
 
-Not emulated: vcores, node labels (EMR 5.19-6.x put the AM on CORE nodes only), queues and
-preemption, other applications, and the NodeManager's real memory enforcement (a container
+Not emulated: vcores; node labels (from emr-5.19.0 EMR can keep the AM on CORE nodes with
+them: release notes 5.19.0, Management Guide "Instance configuration guidelines"; here the
+AM goes to the first core or task node with room, core nodes listed first); queues and
+preemption; other applications; and the NodeManager's real memory enforcement (a container
 that outgrows its allocation is not killed here).
 
 The emulator keeps its own table of instance types (it must not import the project's, so it
