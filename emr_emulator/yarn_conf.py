@@ -182,7 +182,10 @@ def cluster_nodes(request: Mapping[str, Any]) -> Cluster:
     site = _yarn_site(request.get("Configurations"))
     nodes: list[Node] = []
     largest = 0
-    for role, instance_type, count, group_configs in _groups(request.get("Instances") or {}):
+    groups = _groups(request.get("Instances") or {})
+    # Core nodes first, then task nodes: where the AM goes when it fits both.
+    groups.sort(key=lambda group: group[0] != "CORE")
+    for role, instance_type, count, group_configs in groups:
         node_type = _node_type(instance_type)
         if role not in ("CORE", "TASK"):
             continue  # the primary node runs the ResourceManager, no NodeManager

@@ -214,7 +214,8 @@ def test_cluster_mode_am_holds_the_driver():
 
 def test_cluster_nodes_from_groups_fleets_and_yarn_site():
     req = request(2, Configurations=[{"Classification": "yarn-site", "Properties": {}}])
-    req["Instances"]["InstanceGroups"].append(
+    req["Instances"]["InstanceGroups"].insert(  # listed first, placed after the core nodes
+        0,
         {
             "InstanceRole": "TASK",
             "InstanceType": "r5.xlarge",
@@ -225,7 +226,7 @@ def test_cluster_nodes_from_groups_fleets_and_yarn_site():
                     "Properties": {"yarn.nodemanager.resource.memory-mb": "20000"},
                 }
             ],
-        }
+        },
     )
     cluster = cluster_nodes(req)
     assert [(n.name, n.role, n.memory_mb) for n in cluster.nodes] == [
