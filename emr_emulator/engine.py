@@ -14,9 +14,11 @@ model (``Status.Timeline``), so ``describe_cluster`` shows what EMR would.
   RunJobFlow request; times ``idle_scale``) is terminated; with
   ``KeepJobFlowAliveWhenNoSteps`` false it ends once it has no step left.
 * Steps run one at a time (StepConcurrencyLevel 1) in a worker thread
-  (:mod:`emr_emulator.steps`); CancelSteps and termination stop the running job's process
-  group. Step logs reach ``<LogUri>/<cluster>/steps/<step>/`` ``log_delay_s`` after the
-  step ends, as EMR pushes them late.
+  (:mod:`emr_emulator.steps`), with the executors YARN would grant them on this cluster
+  (:mod:`emr_emulator.yarn`: fewer task slots, a hang, or Spark's refusal); CancelSteps
+  and termination stop the running job's process group. Step logs reach
+  ``<LogUri>/<cluster>/steps/<step>/`` ``log_delay_s`` after the step ends, as EMR pushes
+  them late.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from moto.core.utils import utcnow
 
 from emr_emulator import steps as step_runner
+from emr_emulator import yarn
 from emr_emulator.bootstrap import check_bootstrap
 from emr_emulator.mirror import S3Mirror, parse_s3_uri
 from emr_emulator.serverless import ServerlessEngine
@@ -334,14 +337,24 @@ class EmrEngine:
         workdir = self.settings.data_dir / "steps" / run.id / step.id
 
         def prepare(mirror: S3Mirror) -> step_runner.PreparedStep:
-            return step_runner.prepare_step(
+            try:
+                placement = yarn.place_step(run.request, step.hadoop_jar_step)
+            except yarn.YarnConfigError as exc:
+                raise step_runner.StepRejected(str(exc)) from None
+            local_cores = self.settings.local_cores
+            if placement is not None:
+                local_cores = placement.local_cores(local_cores)
+            prepared = step_runner.prepare_step(
                 step.hadoop_jar_step,
                 configurations=run.request.get("Configurations") or [],
                 mirror=mirror,
                 conf_dir=workdir / "spark-conf",
-                local_cores=self.settings.local_cores,
+                local_cores=local_cores,
                 python=self.settings.python,
             )
+            if placement is not None:
+                yarn.apply_placement(prepared, placement, python=self.settings.python)
+            return prepared
 
         def should_stop() -> str | None:
             with self.lock:

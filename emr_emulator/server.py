@@ -41,6 +41,9 @@ class EmulatorSettings:
     ``autoStopConfiguration.idleTimeoutMinutes``; ``timeout_scale`` multiplies a job run's
     ``executionTimeoutMinutes`` (AWS's minimum is 5). ``log_delay_s``
     (``FRUITS_EMU_LOG_DELAY_S``) is how long after a step ends its logs reach S3.
+    ``local_cores`` (``FRUITS_EMU_CORES``) is the local Spark's task slots for a cluster step
+    that YARN grants every planned executor; a partial grant gets its share
+    (:meth:`emr_emulator.yarn.Placement.local_cores`).
     """
 
     data_dir: Path = field(default_factory=lambda: Path(".emr-emulator"))

@@ -80,6 +80,8 @@ class PreparedStep:
     env: dict[str, str]
     locations: list[S3Location]
     rewrites: list[str] = field(default_factory=list)
+    stderr_head: list[str] = field(default_factory=list)
+    """Lines the step's stderr starts with (what YARN granted, as the driver's log says)."""
 
     @property
     def buckets(self) -> list[str]:
@@ -233,6 +235,8 @@ def run_process(
     """
     workdir.mkdir(parents=True, exist_ok=True)
     with (workdir / "stdout").open("wb") as out, (workdir / "stderr").open("wb") as err:
+        err.write("".join(f"{line}\n" for line in prepared.stderr_head).encode())
+        err.flush()
         proc = subprocess.Popen(
             prepared.argv,
             cwd=workdir,

@@ -13,7 +13,12 @@ allowed instance type:
 * executors of at most :data:`MAX_EXECUTOR_CORES` cores (a whole number per node, so no
   vCPU is left without a slot);
 * each executor's container (heap + overhead) a whole share of the node's YARN memory
-  (``yarn.nodemanager.resource.memory-mb``, AWS's published default), so all of them fit;
+  (``yarn.nodemanager.resource.memory-mb``, AWS's published default) less the room of
+  Spark's YARN ApplicationMaster (:data:`AM_CONTAINER_MB`), a multiple of YARN's minimum
+  allocation: the AM's container lands on one of the core nodes (the primary node runs no
+  NodeManager), and with every node sized to hold it beside its executors, all of them fit
+  wherever it lands (Spark, "Running on YARN": in client mode the AM is a container of
+  ``spark.yarn.am.memory`` + ``spark.yarn.am.memoryOverhead``; both are pinned here);
 * the overhead = its Python workers' measured peak (with :data:`PYTHON_MARGIN`) + the JVM's
   own off-heap (Spark's default rule: max(384 MB, 10 % of the heap));
 * a fixed executor count (``spark.executor.instances``, dynamic allocation off): the
@@ -38,6 +43,18 @@ MAX_EXECUTOR_CORES = 5
 PYTHON_MARGIN = 1.25
 """Headroom on the measured worker peak (allocator fragmentation, larger JPEGs)."""
 MIN_HEAP_MB = 1024
+AM_MEMORY_MB = 512
+"""``spark.yarn.am.memory`` (Spark's default, pinned): the client-mode AM only asks YARN for
+executors, the driver itself runs on the primary node."""
+AM_OVERHEAD_MB = 384
+"""``spark.yarn.am.memoryOverhead``: Spark's default max(384 MB, 10 % of 512 MB), pinned."""
+YARN_MIN_ALLOCATION_MB = 32
+"""EMR's ``yarn.scheduler.minimum-allocation-mb`` (EMR Release Guide, "Task configuration"):
+YARN rounds every container up to a multiple of it."""
+AM_CONTAINER_MB = -(-(AM_MEMORY_MB + AM_OVERHEAD_MB) // YARN_MIN_ALLOCATION_MB) * (
+    YARN_MIN_ALLOCATION_MB
+)
+"""What the AM's container takes of the node it lands on (896 MB)."""
 JVM_OVERHEAD_MIN_MB = 384
 JVM_OVERHEAD_FRACTION = 0.10
 
@@ -59,6 +76,7 @@ class ExecutorSizing:
     memory_overhead_mb: int
     python_worker_mb: int
     node_yarn_memory_mb: int
+    am_container_mb: int = AM_CONTAINER_MB
 
     @property
     def executors(self) -> int:
@@ -83,6 +101,8 @@ class ExecutorSizing:
             "spark.executor.memory": f"{self.executor_memory_mb}m",
             "spark.executor.memoryOverhead": f"{self.memory_overhead_mb}m",
             "spark.default.parallelism": str(self.task_slots),
+            "spark.yarn.am.memory": f"{AM_MEMORY_MB}m",
+            "spark.yarn.am.memoryOverhead": f"{AM_OVERHEAD_MB}m",
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -115,6 +135,14 @@ def heap_for(container_mb: int, python_mb: int) -> int:
     if heap * JVM_OVERHEAD_FRACTION > JVM_OVERHEAD_MIN_MB:
         heap = math.floor((container_mb - python_mb) / (1 + JVM_OVERHEAD_FRACTION))
     return heap
+
+
+def executor_container_mb(node_yarn_memory_mb: int, executors_per_node: int) -> int:
+    """One executor's container: a whole share of the node's YARN memory less the AM's
+    room, rounded down to YARN's minimum allocation (YARN rounds requests up: a container
+    that is already a multiple of it is granted exactly)."""
+    share = (node_yarn_memory_mb - AM_CONTAINER_MB) // executors_per_node
+    return share // YARN_MIN_ALLOCATION_MB * YARN_MIN_ALLOCATION_MB
 
 
 def executor_cores_for(vcpus: int) -> int:
@@ -152,7 +180,7 @@ def size_executors(
         raise SizingError(f"core_nodes must be >= 1, got {core_nodes}")
     cores = executor_cores_for(node.vcpus)
     per_node = node.vcpus // cores
-    container = node.yarn_memory_mb // per_node
+    container = executor_container_mb(node.yarn_memory_mb, per_node)
     worker = python_worker_mb(runtime, batch_size=batch_size, image_size=image_size)
     python = cores * worker
     heap = heap_for(container, python)
@@ -174,3 +202,66 @@ def size_executors(
         python_worker_mb=worker,
         node_yarn_memory_mb=node.yarn_memory_mb,
     )
+
+
+def _sizing_cell(instance_type: str, runtime: str, *, batch_size: int, image_size: int) -> str:
+    node = INSTANCE_TYPES[instance_type]
+    if node.arch not in RUNTIME_ARCHES[runtime]:
+        return f"refused: no {node.arch} wheels"
+    try:
+        s = size_executors(
+            instance_type, 1, runtime=runtime, batch_size=batch_size, image_size=image_size
+        )
+    except SizingError:
+        fits = next(
+            (
+                b
+                for b in range(batch_size - 1, 0, -1)
+                if _fits(instance_type, runtime, b, image_size)
+            ),
+            0,
+        )
+        return f"refused at batch {batch_size} (fits at <= {fits})"
+    return (
+        f"{s.executors_per_node} x {s.executor_cores}, "
+        f"{s.executor_memory_mb} + {s.memory_overhead_mb}"
+    )
+
+
+def _fits(instance_type: str, runtime: str, batch_size: int, image_size: int) -> bool:
+    try:
+        size_executors(
+            instance_type, 1, runtime=runtime, batch_size=batch_size, image_size=image_size
+        )
+    except SizingError:
+        return False
+    return True
+
+
+def sizing_table(*, batch_size: int = 64, image_size: int = 224) -> str:
+    """The README's "Executor sizing" table (one core node), rows of equal figures merged:
+    ``python -m include.executor_sizing`` prints it."""
+    runtimes = ("litert", "onnx", "keras")
+    rows: dict[tuple[str, ...], list[str]] = {}
+    for instance_type, node in INSTANCE_TYPES.items():
+        cells = (
+            f"{node.vcpus} / {node.memory_gib} / {node.yarn_memory_mb}",
+            *(
+                _sizing_cell(instance_type, r, batch_size=batch_size, image_size=image_size)
+                for r in runtimes
+            ),
+        )
+        rows.setdefault((node.arch, *cells), []).append(instance_type)
+    lines = [
+        "| instance | vCPU / GiB / YARN MB | litert: executors/node x cores, heap + overhead MB "
+        "| onnx | keras |",
+        "|---|---|---|---|---|",
+    ]
+    for (arch, *cells), names in rows.items():
+        name = " / ".join(names) + (" (Graviton)" if arch == "aarch64" else "")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(sizing_table())

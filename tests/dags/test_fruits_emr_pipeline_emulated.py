@@ -108,6 +108,10 @@ def test_real_job_through_the_emr_dag(pack, real_emr_dag, emulated_aws, sample_d
     args = step["Config"]["Args"]
     layout = "packed" if pack else "images"
     assert step_arg(args, "--input").endswith(f"/datasets/{sample_dataset.name}/{layout}/")
+    # YARN granted the step every executor its sizing planned (2 core nodes x 1), the AM
+    # beside one of them.
+    workdir = emulated_aws["emulator"].settings.data_dir / "steps" / cluster["Id"] / step["Id"]
+    assert "executors granted 2 of 2" in (workdir / "stderr").read_text()
 
     run_dir = emulated_aws["results"] / step_arg(args, "--run-id")
     metrics = json.loads((run_dir / "metrics.json").read_text())

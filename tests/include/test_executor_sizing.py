@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from include.config import ALLOWED_INSTANCE_TYPES, INSTANCE_TYPES, RUNTIME_ARCHES
 from include.executor_sizing import (
+    AM_CONTAINER_MB,
     JVM_OVERHEAD_MIN_MB,
     MAX_EXECUTOR_CORES,
     MIN_HEAP_MB,
+    YARN_MIN_ALLOCATION_MB,
     SizingError,
+    executor_container_mb,
     executor_cores_for,
     python_worker_mb,
     size_executors,
+    sizing_table,
 )
 
 CASES = [
@@ -33,16 +39,21 @@ def test_sizing_fits_the_node_and_uses_every_vcpu(instance_type, runtime, batch,
     node = INSTANCE_TYPES[instance_type]
     cores = executor_cores_for(node.vcpus)
     python = cores * python_worker_mb(runtime, batch_size=batch, image_size=size)
-    share = node.yarn_memory_mb // (node.vcpus // cores)
+    share = executor_container_mb(node.yarn_memory_mb, node.vcpus // cores)
     if python + MIN_HEAP_MB + JVM_OVERHEAD_MIN_MB > share:
         # Refused only when the workers really cannot fit beside a minimal heap.
         with pytest.raises(SizingError, match="lower batch_size"):
             size_executors(instance_type, 3, runtime=runtime, batch_size=batch, image_size=size)
         return
     sizing = size_executors(instance_type, 3, runtime=runtime, batch_size=batch, image_size=size)
-    # Every container fits the node's YARN memory (and YARN's maximum allocation).
-    assert sizing.executors_per_node * sizing.container_mb <= node.yarn_memory_mb
+    # Every container fits the node's YARN memory (and YARN's maximum allocation), with
+    # room left for the ApplicationMaster's container, which lands on one of the nodes.
+    assert sizing.executors_per_node * sizing.container_mb + AM_CONTAINER_MB <= (
+        node.yarn_memory_mb
+    )
     assert sizing.container_mb <= node.yarn_memory_mb
+    # YARN rounds a request up to its minimum allocation: already a multiple, granted as is.
+    assert sizing.container_mb % YARN_MIN_ALLOCATION_MB == 0
     # Every vCPU of every core node is a task slot.
     assert sizing.executors_per_node * sizing.executor_cores == node.vcpus
     assert sizing.task_slots == 3 * node.vcpus
@@ -58,13 +69,16 @@ def test_sizing_fits_the_node_and_uses_every_vcpu(instance_type, runtime, batch,
     assert conf["spark.dynamicAllocation.enabled"] == "false"
     assert conf["spark.task.cpus"] == "1"
     assert "spark.executor.pyspark.memory" not in conf
+    # The AM's size is pinned to what the sizing left room for.
+    assert conf["spark.yarn.am.memory"] == "512m"
+    assert conf["spark.yarn.am.memoryOverhead"] == "384m"
 
 
 def test_the_fast_runtimes_fit_every_allowed_type_at_the_default_batch():
     for instance_type in ALLOWED_INSTANCE_TYPES:
         for runtime in ("litert", "onnx"):
             if runtime == "onnx" and instance_type.startswith("c"):
-                continue  # 16 GiB compute nodes: onnx needs batch <= 32 there
+                continue  # 16 GiB compute nodes: onnx needs a smaller batch there
             size_executors(instance_type, 2, runtime=runtime, batch_size=64, image_size=224)
 
 
@@ -91,3 +105,19 @@ def test_keras_is_refused_on_graviton():
 def test_unknown_instance_type_is_refused():
     with pytest.raises(SizingError, match="INSTANCE_TYPES"):
         size_executors("x1.nano", 2, runtime="litert", batch_size=64, image_size=224)
+
+
+def test_the_am_container_leaves_every_node_short_of_a_whole_share():
+    """The fault an independent review found: each executor took 100 % of a node's YARN
+    memory (m5.xlarge: 8192 + 4096 = 12288 of 12288 MB), so the node hosting the AM could
+    not host its executor (1 core node: none started; 2: half)."""
+    sizing = size_executors("m5.xlarge", 1, runtime="litert", batch_size=64, image_size=224)
+    assert AM_CONTAINER_MB == 896  # 512 MB + 384 MB overhead, a multiple of 32 MB
+    assert sizing.container_mb == 12288 - 896
+    assert sizing.container_mb + sizing.am_container_mb <= sizing.node_yarn_memory_mb
+    assert sizing.as_dict()["am_container_mb"] == 896
+
+
+def test_the_readme_sizing_table_is_the_codes():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert sizing_table() in readme, "rerun python -m include.executor_sizing into the README"
