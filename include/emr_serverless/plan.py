@@ -21,6 +21,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from include.config import PROJECT_TAG, PipelineConfig
+from include.emr.applications import CANCELLABLE_JOB_RUN_STATES
 from include.emr.plan import build_storage_plan, job_spark_defaults, run_tags, tag_value
 from include.job_args import JobSettings, build_job_arguments
 
@@ -33,8 +34,9 @@ with the same configuration (stopped, never deleted by a run)."""
 CONFIG_TAG = "application_config"
 """A digest of the application request (tags aside): a shared application is reused only
 by runs that would have created the same one."""
-JOB_RUN_STATES_REUSABLE = ("SUBMITTED", "PENDING", "SCHEDULED", "RUNNING", "SUCCESS")
-"""A job run of this run in one of these states is not started again by a retry."""
+JOB_RUN_STATES_REUSABLE = (*CANCELLABLE_JOB_RUN_STATES, "SUCCESS")
+"""A job run of this run in one of these states (QUEUED included) is not started again by a
+retry."""
 _NAME_MAX = 64
 
 
