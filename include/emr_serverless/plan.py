@@ -13,9 +13,11 @@ No AWS calls and no operator imports here.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -38,6 +40,41 @@ JOB_RUN_STATES_REUSABLE = (*CANCELLABLE_JOB_RUN_STATES, "SUCCESS")
 """A job run of this run in one of these states (QUEUED included) is not started again by a
 retry."""
 _NAME_MAX = 64
+
+
+@functools.cache
+def _model_rule(shape: str) -> dict[str, Any]:
+    """The constraints (``min``, ``max``, ``pattern``) of one shape of botocore's model of
+    EMR Serverless: the request rules AWS checks, read from the SDK, not copied by hand."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("emr-serverless")
+    return dict(model.shape_for(shape).metadata)
+
+
+def serverless_tag_value(value: str) -> str:
+    """``value`` as an EMR Serverless tag value: characters outside botocore's ``TagValue``
+    pattern (``[A-Za-z0-9 /_.:=+@-]*``, max 256 in botocore 1.43: ASCII only, unlike EMR's
+    tag values) become ``_``."""
+    rule = _model_rule("TagValue")
+    return tag_value(value, allowed=re.compile(rule["pattern"]), max_length=int(rule["max"]))
+
+
+def execution_timeout_minutes(timeout_seconds: float) -> int:
+    """``StartJobRun.executionTimeoutMinutes`` for a wait of ``timeout_seconds``: whole
+    minutes, rounded up, within botocore's ``Duration`` bounds (0 to 1,000,000 in botocore
+    1.43) and never 0, which means "never time out" (EMR Serverless User Guide, "Other
+    considerations"): the backstop must always stop the job run."""
+    rule = _model_rule("Duration")
+    minutes = math.ceil(max(timeout_seconds, 0) / 60)
+    return min(max(minutes, int(rule["min"]), 1), int(rule["max"]))
+
+
+def serverless_run_tags(
+    *, dag_id: str, run_id: str, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The run's tags (``include.emr.plan.run_tags``) with EMR Serverless's value rule."""
+    return run_tags(dag_id=dag_id, run_id=run_id, extra=extra, value=serverless_tag_value)
 
 
 def application_config_digest(request: Mapping[str, Any]) -> str:
@@ -74,13 +111,16 @@ def build_application_request(
         tags = {
             **(extra_tags or {}),
             "Project": PROJECT_TAG,
-            "dag_id": tag_value(dag_id),
+            "dag_id": serverless_tag_value(dag_id),
             SCOPE_TAG: "shared",
         }
     else:
         run_hash = hashlib.sha256(run_id.encode()).hexdigest()[:12]
         name = f"{PROJECT_TAG}-run-{run_hash}"
-        tags = {**run_tags(dag_id=dag_id, run_id=run_id, extra=extra_tags), SCOPE_TAG: "run"}
+        tags = {
+            **serverless_run_tags(dag_id=dag_id, run_id=run_id, extra=extra_tags),
+            SCOPE_TAG: "run",
+        }
     tags[CONFIG_TAG] = digest
     return {"name": name[:_NAME_MAX], **request, "tags": tags}
 
@@ -184,7 +224,7 @@ def build_serverless_run_plan(
     application = build_application_request(
         settings, dag_id=dag_id, run_id=run_id, extra_tags=config.extra_tags
     )
-    tags = run_tags(dag_id=dag_id, run_id=run_id, extra=config.extra_tags)
+    tags = serverless_run_tags(dag_id=dag_id, run_id=run_id, extra=config.extra_tags)
     return {
         **storage,
         "job": asdict(job),
@@ -206,8 +246,8 @@ def build_serverless_run_plan(
         "job_run_config": {
             "tags": tags,
             # EMR Serverless cancels the job run itself past this: a backstop that works
-            # when Airflow is gone (5 minutes is the API's minimum).
-            "executionTimeoutMinutes": max(5, math.ceil(settings.job_timeout_seconds / 60)),
+            # when Airflow is gone.
+            "executionTimeoutMinutes": execution_timeout_minutes(settings.job_timeout_seconds),
         },
         "log_uri": config.serverless_log_uri,
         "tags": tags,

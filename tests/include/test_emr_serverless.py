@@ -273,3 +273,48 @@ def test_feature_cache_param_gives_the_job_the_projects_cache():
 
     assert cache_arg() == "s3://b/p/feature-cache/"
     assert cache_arg(feature_cache=False) is None
+
+
+# ---------------------------------------------------------------------------- request rules
+
+
+def _botocore_rule(shape: str) -> dict:
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("emr-serverless")
+    return model.shape_for(shape).metadata
+
+
+@pytest.mark.parametrize(
+    ("run_id", "expected"),
+    [
+        ("manual__2026-12-07T04:13:00.123+00:00", "manual__2026-12-07T04:13:00.123+00:00"),
+        ("api run #1 (retry)!", "api run _1 _retry__"),
+        ("fräulein-é", "fr_ulein-_"),  # EMR allows any letter; EMR Serverless ASCII only
+        ("AWS:reserved", "_WS:reserved"),
+        ("x" * 300, "x" * 256),
+    ],
+)
+def test_run_id_tag_values_follow_the_serverless_tag_value_pattern(run_id, expected):
+    import re
+
+    rule = _botocore_rule("TagValue")
+    plan = build_serverless_run_plan(
+        serverless_settings_from_params({}), CONFIG, dag_id="d", run_id=run_id
+    )
+    for tags in (plan["application"]["tags"], plan["job_run_config"]["tags"], plan["tags"]):
+        assert tags["run_id"] == expected
+        for value in tags.values():
+            assert re.fullmatch(rule["pattern"], value), value
+            assert len(value) <= rule["max"]
+
+
+@pytest.mark.parametrize(
+    ("timeout_seconds", "minutes"),
+    [(1, 1), (60, 1), (61, 2), (3600, 60), (10**9, 1_000_000)],
+)
+def test_execution_timeout_is_whole_minutes_within_botocores_bounds(timeout_seconds, minutes):
+    rule = _botocore_rule("Duration")
+    assert (rule["min"], rule["max"]) == (0, 1_000_000)  # what the code's comment says
+    plan = plan_for(job_timeout_seconds=timeout_seconds)
+    assert plan["job_run_config"]["executionTimeoutMinutes"] == minutes
