@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -172,7 +173,9 @@ class EmrServerlessJobSensorWithLogs(EmrServerlessJobSensor):
     ``wait`` (templated; ``{"poke_interval", "timeout", "log_wait"}`` seconds) sizes the
     wait at run time, ``deferrable`` is templated too. When the job run ends FAILED or
     CANCELLED, the log shows its stateDetails and the tail of the driver's stderr/stdout
-    (from ``log_uri``), and the task fails without retrying.
+    (from ``log_uri``), and the task fails without retrying. When it succeeds, the task
+    returns ``{"jobRun", "application"}`` (``GetJobRun``/``GetApplication``, JSON data):
+    what the download saves, read before the teardown can delete the application.
     """
 
     template_fields = (*EmrServerlessJobSensor.template_fields, "deferrable", "wait", "log_uri")
@@ -188,13 +191,16 @@ class EmrServerlessJobSensorWithLogs(EmrServerlessJobSensor):
         self.log_uri = log_uri
         self.wait = wait
         self.log_wait_seconds = 0.0
+        self.finished_run: dict[str, Any] | None = None
 
     def _prepare(self) -> None:
         apply_wait(self)
 
-    def execute(self, context: Context) -> None:
+    def execute(self, context: Context) -> dict[str, Any] | None:
         self._prepare()
-        super().execute(context)
+        self.finished_run = None
+        super().execute(context)  # defers (then execute_complete returns) or succeeds here
+        return self.finished_run
 
     def _fail_with_details(self, reason: str) -> None:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -220,13 +226,29 @@ class EmrServerlessJobSensorWithLogs(EmrServerlessJobSensor):
         self.log.info("Job run %s is %s", self.job_run_id, state)
         if state in EmrServerlessHook.JOB_FAILURE_STATES:
             self._fail_with_details(f"EMR Serverless job run {self.job_run_id} ended {state}")
-        return state in self.target_states
+        if state in self.target_states:
+            self.finished_run = self._capture(job_run)
+            return True
+        return False
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> None:
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
         self._prepare()
         if not event or event.get("status") != "success":
             self._fail_with_details(f"EMR Serverless job run {self.job_run_id} failed: {event}")
         super().execute_complete(context, event)
+        job_run = self.hook.conn.get_job_run(
+            applicationId=self.application_id, jobRunId=self.job_run_id
+        )["jobRun"]
+        return self._capture(job_run)
+
+    def _capture(self, job_run: Mapping[str, Any]) -> dict[str, Any]:
+        """The ended job run and its application, as JSON data (the task's XCom): read
+        here, before the teardown (which starts when this wait ends) deletes them."""
+        application = self.hook.conn.get_application(applicationId=self.application_id)
+        captured = {"jobRun": job_run, "application": application["application"]}
+        return json.loads(json.dumps(captured, default=str))
 
 
 class EmrServerlessCancelRunJobsOperator(AwsBaseOperator[EmrServerlessHook]):

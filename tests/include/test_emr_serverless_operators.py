@@ -3,6 +3,7 @@ on by default from emr-7.3.0): a retry reuses it, the teardown cancels it, the s
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from unittest import mock
 
@@ -120,3 +121,75 @@ def test_the_sensor_keeps_waiting_while_the_job_run_is_queued(client):
     )
     acceptors = trigger.waiter_config_overrides["acceptors"]
     assert {a["expected"] for a in acceptors} == {"SUCCESS", "FAILED", "CANCELLED", "CANCELLING"}
+
+
+# ---------------------------------------------------------------------------- download race
+
+
+def _finished_run_and_results(client, tmp_path):
+    """An application whose job run SUCCEEDED, the job's outputs in S3, and the run's plan."""
+    from include.config import PipelineConfig
+    from include.emr_serverless.plan import build_serverless_run_plan
+    from include.serverless_params import serverless_settings_from_params
+    from tests.emr_fakes import write_job_outputs
+
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="fruits-bucket", CreateBucketConfiguration={"LocationConstraint": REGION})
+    config = PipelineConfig(bucket="fruits-bucket", region=REGION, results_dir=tmp_path)
+    plan = build_serverless_run_plan(
+        serverless_settings_from_params({}), config, dag_id="d", run_id="manual__1"
+    )
+    plan = {**plan, "aws_conn_id": None}
+    write_job_outputs(s3, plan["uris"]["output"], plan["run_key"])
+    app_id = _app(client)
+    run_id = _queued_run(client, app_id)
+    (run,) = [r for r in backend(REGION).job_runs[app_id] if r.id == run_id]
+    run.state = "SUCCESS"
+    run.billed_resource_utilization = {"vCPUHour": 0.5, "memoryGBHour": 2.0, "storageGBHour": 0}
+    return plan, app_id, run_id
+
+
+def _forget_application(app_id: str) -> None:
+    """What the teardown leaves: an application (and its job runs) AWS no longer knows."""
+    backend(REGION).applications.pop(app_id)
+    backend(REGION).job_runs.pop(app_id)
+
+
+def test_download_after_the_teardown_uses_what_the_wait_read(client, tmp_path):
+    from include.emr_serverless.report import load_serverless_cost
+    from include.emr_serverless.tasks import download_results
+
+    plan, app_id, run_id = _finished_run_and_results(client, tmp_path)
+    sensor = EmrServerlessJobSensorWithLogs(
+        task_id="wait_for_job_run",
+        application_id=app_id,
+        job_run_id=run_id,
+        aws_conn_id=None,
+        region_name=REGION,
+    )
+    assert sensor.poke(_context()) is True
+    finished = sensor.finished_run
+    _forget_application(app_id)  # the teardown ran first
+
+    folder = download_results(plan, application_id=app_id, job_run_id=run_id, finished=finished)
+    cost = load_serverless_cost(Path(folder))
+    assert cost["job_run_id"] == run_id
+    assert cost["vcpu_hours"] == 0.5
+    assert cost["estimated_usd"] > 0
+    assert (Path(folder) / "metrics.json").is_file()
+
+
+def test_download_without_what_the_wait_read_still_gets_the_results(client, tmp_path, caplog):
+    from include.emr_serverless.report import serverless_cost_section
+    from include.emr_serverless.tasks import download_results
+
+    plan, app_id, run_id = _finished_run_and_results(client, tmp_path)
+    _forget_application(app_id)
+
+    folder = download_results(plan, application_id=app_id, job_run_id=run_id)
+    assert (Path(folder) / "metrics.json").is_file()
+    assert list((Path(folder) / "pca").glob("*.parquet"))
+    assert "deleted by the teardown" in caplog.text
+    html = serverless_cost_section(Path(folder), None)
+    assert "cost estimate unavailable" in html
+    assert "deleted by the teardown" in html
