@@ -53,6 +53,16 @@ def _state(client, app_id: str, run_id: str) -> str:
     return client.get_job_run(applicationId=app_id, jobRunId=run_id)["jobRun"]["state"]
 
 
+def _sensor(app_id: str, run_id: str) -> EmrServerlessJobSensorWithLogs:
+    return EmrServerlessJobSensorWithLogs(
+        task_id="wait_for_job_run",
+        application_id=app_id,
+        job_run_id=run_id,
+        aws_conn_id=None,
+        region_name=REGION,
+    )
+
+
 def _context():
     return {"run_id": "manual__1", "ti": mock.MagicMock(), "dag": SimpleNamespace(dag_id="d")}
 
@@ -107,13 +117,7 @@ def test_the_sensor_keeps_waiting_while_the_job_run_is_queued(client):
 
     app_id = _app(client)
     queued = _queued_run(client, app_id)
-    sensor = EmrServerlessJobSensorWithLogs(
-        task_id="wait_for_job_run",
-        application_id=app_id,
-        job_run_id=queued,
-        aws_conn_id=None,
-        region_name=REGION,
-    )
+    sensor = _sensor(app_id, queued)
     assert sensor.poke(_context()) is False  # neither done nor failed
     # The deferrable wait: no acceptor of the provider's trigger matches QUEUED (retry).
     trigger = EmrServerlessJobSensorTrigger(
@@ -134,7 +138,9 @@ def _finished_run_and_results(client, tmp_path):
     from tests.emr_fakes import write_job_outputs
 
     s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket="fruits-bucket", CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.create_bucket(
+        Bucket="fruits-bucket", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
     config = PipelineConfig(bucket="fruits-bucket", region=REGION, results_dir=tmp_path)
     plan = build_serverless_run_plan(
         serverless_settings_from_params({}), config, dag_id="d", run_id="manual__1"
@@ -160,13 +166,7 @@ def test_download_after_the_teardown_uses_what_the_wait_read(client, tmp_path):
     from include.emr_serverless.tasks import download_results
 
     plan, app_id, run_id = _finished_run_and_results(client, tmp_path)
-    sensor = EmrServerlessJobSensorWithLogs(
-        task_id="wait_for_job_run",
-        application_id=app_id,
-        job_run_id=run_id,
-        aws_conn_id=None,
-        region_name=REGION,
-    )
+    sensor = _sensor(app_id, run_id)
     assert sensor.poke(_context()) is True
     finished = sensor.finished_run
     _forget_application(app_id)  # the teardown ran first
