@@ -60,14 +60,20 @@ def serverless_tag_value(value: str) -> str:
     return tag_value(value, allowed=re.compile(rule["pattern"]), max_length=int(rule["max"]))
 
 
+EXECUTION_TIMEOUT_MIN_MINUTES = 5
+"""The service refuses 1-4 minutes ("RunTimeout must be at least 5 minutes.", the
+ValidationException moto 5.2.5 reproduces), though botocore's model allows them."""
+
+
 def execution_timeout_minutes(timeout_seconds: float) -> int:
     """``StartJobRun.executionTimeoutMinutes`` for a wait of ``timeout_seconds``: whole
     minutes, rounded up, within botocore's ``Duration`` bounds (0 to 1,000,000 in botocore
-    1.43) and never 0, which means "never time out" (EMR Serverless User Guide, "Other
-    considerations"): the backstop must always stop the job run."""
+    1.43), at least the service's 5 minutes, and never 0, which means "never time out" (EMR
+    Serverless User Guide, "Other considerations"): the backstop must always stop the run."""
     rule = _model_rule("Duration")
     minutes = math.ceil(max(timeout_seconds, 0) / 60)
-    return min(max(minutes, int(rule["min"]), 1), int(rule["max"]))
+    low = max(int(rule["min"]), EXECUTION_TIMEOUT_MIN_MINUTES)
+    return min(max(minutes, low), int(rule["max"]))
 
 
 def serverless_run_tags(

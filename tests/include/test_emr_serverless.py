@@ -351,7 +351,7 @@ def test_run_id_tag_values_follow_the_serverless_tag_value_pattern(run_id, expec
 
 @pytest.mark.parametrize(
     ("timeout_seconds", "minutes"),
-    [(1, 1), (60, 1), (61, 2), (3600, 60), (10**9, 1_000_000)],
+    [(1, 5), (299, 5), (301, 6), (3600, 60), (10**9, 1_000_000)],
 )
 def test_execution_timeout_is_whole_minutes_within_botocores_bounds(timeout_seconds, minutes):
     rule = _botocore_rule("Duration")
