@@ -156,15 +156,20 @@ def fruits_emr_serverless_pipeline() -> None:
         return stage(plan)
 
     @task
-    def download_results(plan: dict[str, Any], application_id: str, job_run_id: str) -> str:
-        """Download metrics, PCA (and optionally features) and job_run.json; return the folder."""
+    def download_results(
+        plan: dict[str, Any], application_id: str, job_run_id: str, finished: Any = None
+    ) -> str:
+        """Download metrics, PCA (and optionally features) and job_run.json (``finished``:
+        the job run and application the wait read, before the teardown); return the folder."""
         from airflow.sdk.exceptions import AirflowFailException
 
         from include.emr.tasks import ResultsIncompleteError
         from include.emr_serverless.tasks import download_results as download
 
         try:
-            return download(plan, application_id=application_id, job_run_id=job_run_id)
+            return download(
+                plan, application_id=application_id, job_run_id=job_run_id, finished=finished
+            )
         except ResultsIncompleteError as exc:
             raise AirflowFailException(str(exc)) from exc
 
@@ -215,7 +220,9 @@ def fruits_emr_serverless_pipeline() -> None:
         deferrable=plan["deferrable"],
         **aws,
     )
-    results = download_results(plan, create_application.output, start_job_run.output)
+    results = download_results(
+        plan, create_application.output, start_job_run.output, wait_for_job_run.output
+    )
     report = build_report(results, estimate)
     published = publish_results(plan, results, run_info)
     cancel_job_run = EmrServerlessCancelRunJobsOperator(

@@ -16,10 +16,12 @@ moto's backends:
 * :mod:`emr_emulator.steps` — runs a ``command-runner.jar`` ``spark-submit`` step for real
   on local Spark (see that module for the only rewrites), with S3 mirrored to a local
   folder (:mod:`emr_emulator.mirror`), and pushes its logs to the cluster's LogUri.
-* :mod:`emr_emulator.serverless` (+ ``serverless_api``, ``serverless_jobs``) — EMR
-  Serverless: applications CREATING -> CREATED -> STARTING -> STARTED -> STOPPING -> STOPPED
-  with auto-start/auto-stop, job runs SUBMITTED -> ... -> SUCCESS/FAILED/CANCELLED run for
-  real through the same step runner and mirror, with AWS's log layout and billed usage.
+* :mod:`emr_emulator.serverless` (+ ``serverless_api``, ``serverless_jobs``,
+  ``serverless_scheduler``) — EMR Serverless: applications CREATING -> CREATED -> STARTING ->
+  STARTED -> STOPPING -> STOPPED with auto-start/auto-stop, job runs SUBMITTED -> [QUEUED,
+  job concurrency and queuing] -> ... -> SUCCESS/FAILED/CANCELLED run for real through the
+  same step runner and mirror, with AWS's log layout and billed usage; worker sizes outside
+  AWS's table are refused.
 * :mod:`emr_emulator.server` — :class:`Emulator`: the HTTP server on loopback + engine;
   ``python -m emr_emulator`` starts one.
 

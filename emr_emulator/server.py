@@ -39,7 +39,8 @@ class EmulatorSettings:
     ``idle_scale`` multiplies ``AutoTerminationPolicy.IdleTimeout`` (EMR's minimum is 60 s;
     tests use e.g. 0.05 to see the cost backstop act in seconds) and EMR Serverless's
     ``autoStopConfiguration.idleTimeoutMinutes``; ``timeout_scale`` multiplies a job run's
-    ``executionTimeoutMinutes`` (AWS's minimum is 5). ``log_delay_s``
+    ``executionTimeoutMinutes`` (botocore: 0 to 1,000,000; 0 = never) and an application's
+    ``queueTimeoutMinutes``. ``log_delay_s``
     (``FRUITS_EMU_LOG_DELAY_S``) is how long after a step ends its logs reach S3.
     ``local_cores`` (``FRUITS_EMU_CORES``) is the local Spark's task slots for a cluster step
     that YARN grants every planned executor; a partial grant gets its share

@@ -10,18 +10,25 @@ from them):
   (``start_s``); ``StopApplication`` or the ``autoStopConfiguration`` idle timeout (minutes x
   ``idle_scale``) -> ``STOPPING`` -> ``STOPPED`` (``terminate_s``). Delete only from
   ``CREATED``/``STOPPED`` (moto checks).
-* Job runs: ``SUBMITTED`` -> ``PENDING`` -> ``SCHEDULED`` (``job_queue_s`` each, once the
-  application is ``STARTED``) -> ``RUNNING`` -> ``SUCCESS`` | ``FAILED`` (with AWS's kind of
-  ``stateDetails``) | ``CANCELLED`` (``CancelJobRun`` goes through ``CANCELLING`` and kills the
-  job's process group; ``executionTimeoutMinutes`` x ``timeout_scale`` cancels it too).
+* Job runs: ``SUBMITTED`` -> [``QUEUED``] -> ``PENDING`` -> ``SCHEDULED`` (``job_queue_s``
+  each, once the application is ``STARTED``) -> ``RUNNING`` -> ``SUCCESS`` | ``FAILED`` (with
+  AWS's kind of ``stateDetails``) | ``CANCELLED`` (``CancelJobRun`` goes through
+  ``CANCELLING`` and kills the job's process group; ``executionTimeoutMinutes`` x
+  ``timeout_scale`` cancels it too, 0 = never). ``QUEUED``: job concurrency and queuing
+  (:func:`scheduler_configuration`) while the application's ``maxConcurrentRuns`` runs are
+  past the queue; a run queued longer than ``queueTimeoutMinutes`` x ``timeout_scale`` is
+  cancelled. ``StartJobRun`` refuses a driver or executor no worker can hold
+  (:func:`emr_emulator.serverless_jobs.check_worker_sizes`).
   The job is the real ``spark-submit`` on local Spark (:mod:`emr_emulator.serverless_jobs`,
   sharing the cluster steps' runner and S3 mirror). Its logs reach
   ``<logUri>/applications/<app>/jobs/<run>/SPARK_DRIVER/{stdout,stderr}.gz`` ``log_delay_s``
   after it ends. ``totalExecutionDurationSeconds``, ``totalResourceUtilization`` and
   ``billedResourceUtilization`` are computed from the run's duration and its requested workers.
 
-Job runs run one at a time (the others wait ``SCHEDULED``, as for capacity): they share the S3
-mirror. Not emulated: pre-initialised capacity, ``maximumCapacity`` limits, executors scaling,
+Job runs run one at a time (the others wait ``SCHEDULED``, as for capacity: AWS holds a run
+whose workers do not fit the application's ``maximumCapacity`` there too, concurrency slots
+count runs, not workers): they share the S3 mirror. Not emulated: pre-initialised capacity,
+``maximumCapacity`` limits beyond that, executors scaling,
 interactive sessions, retries (``retryPolicy``), job-run attempts, the Spark UI / dashboard,
 custom images, networkConfiguration (there is no VPC), and IAM (the execution role is not
 checked).
@@ -42,26 +49,31 @@ from emr_emulator import steps as step_runner
 from emr_emulator.mirror import S3Mirror, parse_s3_uri
 from emr_emulator.serverless_jobs import (
     Worker,
+    check_worker_sizes,
     job_run_conf,
     prepare_job_run,
     requested_workers,
     resource_utilization,
 )
+from emr_emulator.serverless_scheduler import SCHEDULER_DEFAULTS, scheduler_configuration
 
 if TYPE_CHECKING:
     from emr_emulator.engine import EmrEngine
 
 log = logging.getLogger("emr_emulator")
 
-JOB_ACTIVE = ("SUBMITTED", "PENDING", "SCHEDULED", "RUNNING", "CANCELLING")
+JOB_ACTIVE = ("SUBMITTED", "QUEUED", "PENDING", "SCHEDULED", "RUNNING", "CANCELLING")
 JOB_ENDED = ("SUCCESS", "FAILED", "CANCELLED")
 _QUEUE = {"SUBMITTED": "PENDING", "PENDING": "SCHEDULED"}
+_PAST_THE_QUEUE = ("PENDING", "SCHEDULED", "RUNNING", "CANCELLING")
+"""States of a job run that holds one of the application's concurrency slots."""
 
 
 @dataclass
 class AppRecord:
     app: Any  # moto.emrserverless.models.Application
     request: dict[str, Any]
+    scheduler: dict[str, int] | None = None  # job concurrency and queuing, None: off
     since: float = field(default_factory=time.monotonic)
     idle_since: float | None = None
     timeline: list[tuple[str, str]] = field(default_factory=list)
@@ -94,10 +106,26 @@ class ServerlessEngine:
 
     # ---------------------------------------------------------------- API layer hooks
 
+    def check_application(self, request: dict[str, Any], app_id: str | None = None) -> None:
+        """Create/UpdateApplication, before moto records it: a schedulerConfiguration AWS
+        refuses is refused."""
+        record = self.apps.get(app_id) if app_id else None
+        label = request.get("releaseLabel") or (
+            record.request.get("releaseLabel") if record else ""
+        )
+        if "schedulerConfiguration" in request or record is None:
+            try:
+                scheduler_configuration(str(label or ""), request.get("schedulerConfiguration"))
+            except ValueError as exc:
+                raise ServerlessRefused(str(exc)) from None
+
     def application_created(self, app: Any, request: dict[str, Any]) -> None:
         """CreateApplication: moto made it STARTED; it starts CREATING."""
         app.architecture = str(request.get("architecture") or "X86_64")
-        record = AppRecord(app, request)
+        scheduler = scheduler_configuration(
+            str(request.get("releaseLabel") or ""), request.get("schedulerConfiguration")
+        )
+        record = AppRecord(app, request, scheduler)
         self.apps[app.id] = record
         app.created_at = utcnow()
         self._app_state(record, "CREATING", "")
@@ -106,6 +134,11 @@ class ServerlessEngine:
         record = self.apps.get(app_id)
         if record is not None and request.get("architecture"):
             record.app.architecture = str(request["architecture"])
+        if record is not None and "schedulerConfiguration" in request:
+            label = request.get("releaseLabel") or record.request.get("releaseLabel") or ""
+            record.scheduler = scheduler_configuration(
+                str(label), request["schedulerConfiguration"]
+            )
 
     def start_application(self, app_id: str, previous: str, *, dry_run: bool = False) -> None:
         """StartApplication (moto made it STARTED): refused while it is being created or
@@ -149,11 +182,21 @@ class ServerlessEngine:
         if record is not None:
             self._app_state(record, "TERMINATED", "")
 
-    def check_job_submission(self, app_id: str) -> None:
-        """Before moto records a job run: an application that cannot start refuses it."""
+    def check_job_submission(self, app_id: str, request: dict[str, Any] | None = None) -> None:
+        """Before moto records a job run: an application that cannot start refuses it, and
+        so does a driver or executor no EMR Serverless worker can hold."""
         record = self.apps.get(app_id)
         if record is None:
             return
+        if request is not None:
+            runtime = record.request.get("runtimeConfiguration")
+            try:
+                conf = job_run_conf(
+                    request.get("jobDriver") or {}, request.get("configurationOverrides"), runtime
+                )
+                check_worker_sizes(conf)
+            except ValueError as exc:
+                raise ServerlessRefused(str(exc)) from None
         app = record.app
         auto_start = (app.auto_start_configuration or {}).get("enabled", True)
         if app.state in ("CREATING", "CREATED", "STOPPING", "STOPPED") and not auto_start:
@@ -165,7 +208,8 @@ class ServerlessEngine:
     def job_run_started(self, run: Any) -> None:
         """StartJobRun: moto made it SUCCESS; it starts SUBMITTED."""
         run.created_at = utcnow()
-        run.execution_timeout_minutes = run.execution_timeout_minutes or 720
+        if run.execution_timeout_minutes is None:  # AWS's default: 12 hours (0 = never)
+            run.execution_timeout_minutes = 720
         record = JobRecord(run)
         app = self.apps.get(run.application_id)
         runtime = app.request.get("runtimeConfiguration") if app else None
@@ -244,13 +288,17 @@ class ServerlessEngine:
                     if state == "SUBMITTED" and app.app.state in ("CREATED", "STOPPED"):
                         self._app_state(app, "STARTING", "")  # auto-start
                     if app.app.state == "STARTED" and elapsed >= s.job_queue_s:
-                        self._job_state(job, _QUEUE[state], None)
+                        queued = state == "SUBMITTED" and self._concurrency_taken(app)
+                        self._job_state(job, "QUEUED" if queued else _QUEUE[state], None)
                     elif app.app.state == "TERMINATED":
                         self._end_job(job, "FAILED", "Application was deleted")
+                elif state == "QUEUED" and app is not None:
+                    self._advance_queued(job, app, elapsed)
                 elif state == "SCHEDULED" and elapsed >= s.job_queue_s and not self._busy():
                     self._launch(job)
                 elif state == "RUNNING" and job.started is not None:
-                    limit = job.run.execution_timeout_minutes * 60 * s.timeout_scale
+                    minutes = job.run.execution_timeout_minutes
+                    limit = minutes * 60 * s.timeout_scale if minutes else float("inf")
                     if now - job.started >= limit and job.stop_reason is None:
                         job.stop_reason = (
                             "Job run exceeded its executionTimeoutMinutes "
@@ -278,6 +326,30 @@ class ServerlessEngine:
                 self._app_state(
                     record, "STOPPING", f"Application idle for {minutes:g} minutes (auto-stop)"
                 )
+
+    def _concurrency_taken(self, app: AppRecord) -> bool:
+        """All of the application's concurrency slots are held (never, without queuing)."""
+        if app.scheduler is None:
+            return False
+        held = [j for j in self._jobs_of(app.app.id) if j.run.state in _PAST_THE_QUEUE]
+        return len(held) >= app.scheduler["maxConcurrentRuns"]
+
+    def _advance_queued(self, job: JobRecord, app: AppRecord, elapsed: float) -> None:
+        """A QUEUED run: on to PENDING when a slot is free (oldest first: ``self.jobs`` is
+        in submission order), cancelled past ``queueTimeoutMinutes``."""
+        if app.app.state == "TERMINATED":
+            self._end_job(job, "FAILED", "Application was deleted")
+        elif not self._concurrency_taken(app):
+            self._job_state(job, "PENDING", None)
+        else:
+            minutes = (app.scheduler or SCHEDULER_DEFAULTS)["queueTimeoutMinutes"]
+            if elapsed >= minutes * 60 * self.settings.timeout_scale:
+                details = (
+                    f"Job run timed out in the queue: it waited longer than the application's "
+                    f"queueTimeoutMinutes ({minutes}) for a concurrency slot"
+                )
+                self._job_state(job, "CANCELLING", details)
+                self._end_job(job, "CANCELLED", details)
 
     def _launch(self, job: JobRecord) -> None:
         job.started = time.monotonic()

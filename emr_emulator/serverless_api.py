@@ -7,12 +7,14 @@ validation, ids and model; :class:`emr_emulator.serverless.ServerlessEngine` the
 application or job run where AWS would have it, or the request is refused (HTTP 400,
 ``ValidationException``) where AWS refuses it and moto does not:
 
-* ``CreateApplication`` -> ``CREATING``; ``UpdateApplication`` keeps ``architecture``;
+* ``CreateApplication`` -> ``CREATING``; ``UpdateApplication`` keeps ``architecture``; both
+  refuse a ``schedulerConfiguration`` AWS refuses (ranges, releases before emr-7.0.0);
 * ``StartApplication`` -> ``STARTING`` (refused while ``CREATING``/``STOPPING``);
 * ``StopApplication`` -> ``STOPPING`` (refused unless ``STARTING``/``STARTED``, and while a
   job run is active);
 * ``DeleteApplication`` -> ``TERMINATED`` (moto refuses it unless ``CREATED``/``STOPPED``);
-* ``StartJobRun`` -> ``SUBMITTED`` (refused when the application cannot auto-start);
+* ``StartJobRun`` -> ``SUBMITTED`` (refused when the application cannot auto-start, or
+  when its driver or executors are sized outside EMR Serverless's worker sizes);
 * ``CancelJobRun`` -> ``CANCELLING``/``CANCELLED`` (refused for an ended run).
 """
 
@@ -115,6 +117,7 @@ class ServerlessApi:
         return body, status.startswith("2")
 
     def create_application(self, environ: Env, start: Start, request: Req) -> list[bytes]:
+        self.engine.check_application(request)
         body, ok = self._moto(environ, start)
         app = _backend_app(json.loads(body[0])["applicationId"]) if ok else None
         if app is not None:
@@ -122,6 +125,7 @@ class ServerlessApi:
         return body
 
     def update_application(self, environ: Env, start: Start, request: Req, app: str) -> list[bytes]:
+        self.engine.check_application(request, app)
         body, ok = self._moto(environ, start)
         if ok:
             self.engine.application_updated(app, request)
@@ -151,7 +155,7 @@ class ServerlessApi:
         return self._transition(environ, start, app, self.engine.stop_application)
 
     def start_job_run(self, environ: Env, start: Start, request: Req, app: str) -> list[bytes]:
-        self.engine.check_job_submission(app)
+        self.engine.check_job_submission(app, request)
         body, ok = self._moto(environ, start)
         run = _backend_run(app, json.loads(body[0])["jobRunId"]) if ok else None
         if run is not None:

@@ -22,6 +22,8 @@ a cluster step), after these serverless-only changes, each written to the job's 
 :func:`resource_utilization` is the arithmetic of ``totalResourceUtilization`` and
 ``billedResourceUtilization`` (AWS: "a 1-minute minimum usage for workers, plus additional
 storage over 20 GB per worker") for the requested workers of :func:`requested_workers`.
+:func:`check_worker_sizes` refuses, at ``StartJobRun``, a driver or executor that no
+EMR Serverless worker can hold (the emulator's own table of AWS's worker sizes).
 """
 
 from __future__ import annotations
@@ -58,6 +60,24 @@ DEFAULT_SIZES = {
     "spark.emr-serverless.driver.disk": "20g",
     "spark.emr-serverless.executor.disk": "20g",
 }
+# EMR Serverless User Guide, "Understanding application behavior", "Supported worker
+# configurations": 1, 2, 4, 8 or 16 vCPU per worker; memory from a minimum to a maximum per
+# vCPU count (1 GB increments up to 4 vCPU, 4 GB at 8, 8 GB at 16); 20-200 GB of ephemeral
+# storage. Spark's memory overhead counts inside the worker ("Spark jobs have a memory
+# overhead ... spark.driver.memoryOverhead / spark.executor.memoryOverhead ... 10% of container
+# memory, with a minimum of 384 MB"): heap + overhead must fit the maximum, or StartJobRun
+# fails with a ValidationException (aws-samples/aws-emr-utilities#113: 60g of executor memory
+# on 8 vCPU). AWS's exact message is not published; the emulator's says what is wrong.
+WORKER_MEMORY_GB: dict[int, tuple[int, int, int]] = {
+    1: (2, 8, 1),
+    2: (4, 16, 1),
+    4: (8, 30, 1),
+    8: (16, 60, 4),
+    16: (32, 120, 8),
+}
+"""vCPU per worker -> (min GB, max GB, increment GB) of its memory."""
+WORKER_DISK_GB = (20.0, 200.0)
+"""Ephemeral storage per worker (``spark.emr-serverless.{driver,executor}.disk``), GB."""
 _SIZE_KEYS = re.compile(
     r"^spark\.(driver\.(cores|memory|memoryOverhead)|executor\.(cores|memory|memoryOverhead"
     r"|instances)|dynamicAllocation\..*)$"
@@ -90,6 +110,43 @@ def _worker_memory_gb(spark_memory: str, overhead: str | None) -> float:
     memory = size_gb(spark_memory)
     extra = size_gb(overhead) if overhead else max(memory * 0.10, 384 / 1024)
     return float(math.ceil(memory + extra - 1e-9))
+
+
+def check_worker_sizes(conf: Mapping[str, str]) -> None:
+    """Raise ValueError (the API answers ValidationException) when the driver or an executor
+    of ``conf`` (a job run's Spark properties, EMR Serverless's defaults filled in) is not a
+    worker EMR Serverless has: its cores, its memory + overhead, or its disk."""
+    c = {**DEFAULT_SIZES, **conf}
+    for role in ("driver", "executor"):
+        cores_key, memory_key = f"spark.{role}.cores", f"spark.{role}.memory"
+        try:
+            cores = float(c[cores_key])
+        except ValueError:
+            raise ValueError(f"{cores_key}={c[cores_key]!r} is not a number of vCPUs") from None
+        vcpus = ", ".join(map(str, WORKER_MEMORY_GB))
+        if cores not in WORKER_MEMORY_GB:
+            raise ValueError(
+                f"Unsupported worker configuration: {cores_key}={c[cores_key]}; EMR Serverless "
+                f"workers have {vcpus} vCPUs"
+            )
+        overhead = c.get(f"spark.{role}.memoryOverhead")
+        memory = _worker_memory_gb(c[memory_key], overhead)
+        low, high, step = WORKER_MEMORY_GB[int(cores)]
+        if memory > high:
+            raise ValueError(
+                f"Unsupported worker configuration: {role} memory {memory:g} GB "
+                f"({memory_key}={c[memory_key]} + "
+                + (f"spark.{role}.memoryOverhead={overhead}" if overhead else "10% overhead")
+                + f") is more than the {high} GB a {int(cores)} vCPU worker can have (EMR "
+                f"Serverless: {low}-{high} GB in {step} GB increments)"
+            )
+        disk_key = f"spark.emr-serverless.{role}.disk"
+        disk = size_gb(c[disk_key], default_unit="g")
+        if not WORKER_DISK_GB[0] <= disk <= WORKER_DISK_GB[1]:
+            raise ValueError(
+                f"Unsupported worker configuration: {disk_key}={c[disk_key]}; EMR Serverless "
+                f"workers have {WORKER_DISK_GB[0]:g}-{WORKER_DISK_GB[1]:g} GB of disk"
+            )
 
 
 def requested_workers(conf: Mapping[str, str]) -> list[Worker]:

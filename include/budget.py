@@ -8,7 +8,9 @@ The estimate (pure arithmetic, :func:`estimate_run_cost`)::
 
 with the throughput figures, vCPU counts, start time and prices of :mod:`include.config`
 (``THROUGHPUT_IMAGES_PER_S_PER_VCPU``, ``INSTANCE_VCPUS``, ``CLUSTER_START_BOOTSTRAP_S``,
-``PRICE_TABLE_USD_PER_HOUR``). Spot core nodes are priced at on-demand, an upper bound as
+``PRICE_TABLE_USD_PER_HOUR`` scaled to the region, ``REGION_PRICES``; a region without
+figures is priced as ``PRICE_FALLBACK_REGION``'s, with a warning, and the estimate records
+whose figures it used). Spot core nodes are priced at on-demand, an upper bound as
 in the report. :func:`check_budget` refuses an estimate over ``max_cost_usd`` with a message
 giving the estimate and the Param to raise.
 
@@ -28,9 +30,10 @@ from include.config import (
     CLUSTER_START_BOOTSTRAP_S,
     DEFAULT_RUNTIME,
     INSTANCE_VCPUS,
+    PRICE_TABLE_REGION,
     THROUGHPUT_IMAGES_PER_S_PER_VCPU,
 )
-from include.costs import hourly_price
+from include.costs import hourly_price, priced_region
 
 BUDGET_PARAM = "max_cost_usd"
 ESTIMATE_FILE = "cost_estimate.json"
@@ -57,6 +60,10 @@ class CostEstimate:
     instance_hours: float
     usd_per_instance_hour: float
     estimated_usd: float
+    region: str = PRICE_TABLE_REGION
+    priced_as: str = PRICE_TABLE_REGION
+    price_source: str = ""
+    price_warning: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,7 +77,9 @@ class CostEstimate:
             f"{self.start_bootstrap_s:.0f} s cluster start and bootstrap + "
             f"{self.poke_interval_s:.0f} s poke interval = {self.hours:.3f} h x "
             f"{self.instances} x {self.instance_type} = {self.instance_hours:.3f} "
-            f"instance-hours at ${self.usd_per_instance_hour:.3f}"
+            f"instance-hours at ${self.usd_per_instance_hour:.3f} ({self.priced_as} prices"
+            + (f", for {self.region}: no figures of its own" if self.price_warning else "")
+            + ")"
         )
 
 
@@ -110,8 +119,10 @@ def estimate_run_cost(
     start_bootstrap_s: float = CLUSTER_START_BOOTSTRAP_S,
     throughput: Mapping[str, float] = THROUGHPUT_IMAGES_PER_S_PER_VCPU,
     vcpus: Mapping[str, int] = INSTANCE_VCPUS,
+    region: str = PRICE_TABLE_REGION,
 ) -> CostEstimate:
-    """The estimate of the module docstring. Raises ValueError for unknown names or bad counts."""
+    """The estimate of the module docstring, priced in ``region``. Raises ValueError for
+    unknown names or bad counts (never for a region without prices: see the docstring)."""
     if images < 0:
         raise ValueError(f"images must be >= 0, got {images}")
     if core_nodes < 1:
@@ -134,7 +145,8 @@ def estimate_run_cost(
     seconds = start_bootstrap_s + featurise_s + poke_interval_s
     hours = seconds / 3600.0
     instances = 1 + core_nodes
-    price = hourly_price(instance_type)
+    priced = priced_region(region)
+    price = hourly_price(instance_type, priced.priced_as)
     return CostEstimate(
         images=images,
         runtime=runtime,
@@ -149,6 +161,10 @@ def estimate_run_cost(
         instance_hours=hours * instances,
         usd_per_instance_hour=price,
         estimated_usd=hours * instances * price,
+        region=priced.region,
+        priced_as=priced.priced_as,
+        price_source=priced.source,
+        price_warning=priced.warning,
     )
 
 

@@ -1,9 +1,11 @@
-"""Cost *estimates* for EMR clusters, from the one price table in :mod:`include.config`.
+"""Cost *estimates* for EMR clusters, from the price tables in :mod:`include.config`.
 
 Prices are on-demand EC2 + the EMR uplift per instance-hour in eu-west-1
-(``config.PRICE_TABLE_USD_PER_HOUR``). They are an estimate for the run report and the
-``status`` command, not a bill: spot capacity, other regions, EBS volumes, S3 requests and
-data transfer are not counted, and AWS bills per second with a one-minute minimum.
+(``config.PRICE_TABLE_USD_PER_HOUR``), scaled to the run's region (``config.REGION_PRICES``,
+:func:`priced_region`: a region without figures is priced as ``PRICE_FALLBACK_REGION``, with
+a warning, never an error). They are an estimate for the run report and the ``status``
+command, not a bill: spot capacity, EBS volumes, S3 requests and data transfer are not
+counted, and AWS bills per second with a one-minute minimum.
 
 :func:`cluster_cost_summary` reads the shapes boto3 returns from ``describe_cluster``
 (the ``Cluster`` object) and ``list_instance_groups`` (the ``InstanceGroups`` list), either
@@ -13,21 +15,65 @@ live (``datetime`` values) or after a JSON round trip with ``default=str`` (the
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from include.config import PRICE_TABLE_USD_PER_HOUR
+from include.config import (
+    PRICE_FALLBACK_REGION,
+    PRICE_TABLE_REGION,
+    PRICE_TABLE_USD_PER_HOUR,
+    REGION_PRICES,
+)
+
+log = logging.getLogger(__name__)
 
 PRICE_BASIS = (
-    "estimate: on-demand EC2 + EMR uplift per instance-hour, eu-west-1 prices "
-    "(include/config.py PRICE_TABLE_USD_PER_HOUR); excludes EBS, S3, data transfer; "
-    "spot instances are priced at on-demand (an upper bound)"
+    "estimate: on-demand EC2 + EMR uplift per instance-hour, eu-west-1 prices scaled to the "
+    "region (include/config.py PRICE_TABLE_USD_PER_HOUR, REGION_PRICES); excludes EBS, S3, "
+    "data transfer; spot instances are priced at on-demand (an upper bound)"
 )
 
 
-def hourly_price(instance_type: str) -> float:
-    """USD per hour for one instance of ``instance_type``: EC2 on-demand + EMR uplift.
+@dataclass(frozen=True)
+class PricedRegion:
+    """Whose price figures estimate a run in ``region``, and where they come from."""
+
+    region: str
+    priced_as: str
+    source: str
+    warning: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def priced_region(region: str | None) -> PricedRegion:
+    """``region``'s own figures, or ``PRICE_FALLBACK_REGION``'s with a logged warning (a
+    region missing from ``REGION_PRICES``, or an unknown one): never an error, so a budget
+    check or a report is never stopped by a missing price."""
+    if region in REGION_PRICES:
+        return PricedRegion(region, region, REGION_PRICES[region].source)
+    fallback = PRICE_FALLBACK_REGION
+    warning = (
+        f"no price figures for region {region!r}: estimated with {fallback}'s "
+        f"({REGION_PRICES[fallback].source}); add the region to REGION_PRICES in "
+        "include/config.py"
+    )
+    log.warning("%s", warning)
+    return PricedRegion(str(region), fallback, REGION_PRICES[fallback].source, warning)
+
+
+def region_factor(priced: PricedRegion, *, base: str = PRICE_TABLE_REGION) -> float:
+    """``priced``'s prices relative to ``base``'s (their m5.xlarge prices' ratio)."""
+    return REGION_PRICES[priced.priced_as].m5_xlarge_usd / REGION_PRICES[base].m5_xlarge_usd
+
+
+def hourly_price(instance_type: str, region: str = PRICE_TABLE_REGION) -> float:
+    """USD per hour for one instance of ``instance_type`` in ``region``: EC2 on-demand +
+    EMR uplift (:func:`priced_region` for a region without figures).
 
     Raises ValueError (never KeyError) for a type that is not in the price table.
     """
@@ -39,11 +85,13 @@ def hourly_price(instance_type: str) -> float:
             f"no price for instance type {instance_type!r}; known types: {known} "
             "(add it to PRICE_TABLE_USD_PER_HOUR in include/config.py)"
         ) from None
-    return ec2 + emr
+    return (ec2 + emr) * region_factor(priced_region(region))
 
 
-def estimate_cost(instance_hours_by_type: Mapping[str, float]) -> float:
-    """Estimated USD for the given instance-hours per instance type.
+def estimate_cost(
+    instance_hours_by_type: Mapping[str, float], region: str = PRICE_TABLE_REGION
+) -> float:
+    """Estimated USD for the given instance-hours per instance type in ``region``.
 
     Raises ValueError for an unknown instance type or negative hours.
     """
@@ -51,8 +99,15 @@ def estimate_cost(instance_hours_by_type: Mapping[str, float]) -> float:
     for instance_type, hours in instance_hours_by_type.items():
         if hours < 0:
             raise ValueError(f"instance-hours must be >= 0, got {hours} for {instance_type!r}")
-        total += hourly_price(instance_type) * hours
+        total += hourly_price(instance_type, region) * hours
     return total
+
+
+def cluster_region(cluster_description: Mapping[str, Any]) -> str | None:
+    """The region of ``describe_cluster``'s cluster, from its ``ClusterArn``
+    (``arn:aws:elasticmapreduce:<region>:<account>:cluster/<id>``); None when absent."""
+    parts = str(cluster_description.get("ClusterArn") or "").split(":")
+    return parts[3] if len(parts) > 4 and parts[3] else None
 
 
 def parse_timestamp(value: datetime | str | None) -> datetime | None:
@@ -88,6 +143,7 @@ def cluster_cost_summary(
     cluster_description: Mapping[str, Any],
     instance_groups: list[Mapping[str, Any]],
     now: datetime | None = None,
+    region: str | None = None,
 ) -> dict[str, Any]:
     """Age, instance-hours so far per instance type and estimated USD of one cluster.
 
@@ -97,7 +153,8 @@ def cluster_cost_summary(
     reports 0 running) from its creation (or the cluster's) until its end (or the cluster's,
     or ``now`` while it runs). Unknown instance types do not raise: they are listed in
     ``unpriced_instance_types`` and ``estimated_usd`` is None, so a report never shows a
-    partial sum as if it were the whole cost.
+    partial sum as if it were the whole cost. Priced in ``region`` (default: the cluster's,
+    from its ARN); ``price_region`` records whose figures were used and where they come from.
     """
     now = parse_timestamp(now) if now is not None else datetime.now(UTC)
     timeline = _timeline(cluster_description)
@@ -135,7 +192,8 @@ def cluster_cost_summary(
         )
 
     unpriced = sorted(t for t in hours_by_type if t not in PRICE_TABLE_USD_PER_HOUR)
-    estimated = None if unpriced else estimate_cost(hours_by_type)
+    priced = priced_region(region or cluster_region(cluster_description))
+    estimated = None if unpriced else estimate_cost(hours_by_type, priced.priced_as)
     return {
         "cluster_id": cluster_description.get("Id"),
         "name": cluster_description.get("Name"),
@@ -150,5 +208,6 @@ def cluster_cost_summary(
         "normalized_instance_hours": cluster_description.get("NormalizedInstanceHours"),
         "estimated_usd": estimated,
         "unpriced_instance_types": unpriced,
-        "price_basis": PRICE_BASIS,
+        "price_region": priced.to_dict(),
+        "price_basis": f"{PRICE_BASIS}; {priced.priced_as} figures: {priced.source}",
     }

@@ -137,9 +137,13 @@ def s3_check_unchanged(
     return _fingerprint_data(fingerprint, manifest, manifest_key=manifest_key)
 
 
-def emr_check_budget(dataset: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """The run's cost estimate; raises ``BudgetExceededError`` when over ``max_cost_usd``."""
+def emr_check_budget(
+    dataset: Mapping[str, Any], params: Mapping[str, Any], *, region: str | None = None
+) -> dict[str, Any]:
+    """The run's cost estimate in ``region`` (default: the configuration's); raises
+    ``BudgetExceededError`` when over ``max_cost_usd``."""
     from include.budget import check_budget, estimate_run_cost, runtime_of
+    from include.config import load_config
     from include.params import emr_settings_from_params, guard_settings_from_params
 
     settings = emr_settings_from_params(params)
@@ -151,6 +155,7 @@ def emr_check_budget(dataset: Mapping[str, Any], params: Mapping[str, Any]) -> d
         instance_type=settings.instance_type,
         core_nodes=settings.core_nodes,
         poke_interval_s=settings.poke_interval_seconds,
+        region=region or load_config().region,
     )
     log.info("%s (budget $%.2f)", estimate.describe(), guards.max_cost_usd)
     log_cache_upper_bound(settings.feature_cache)

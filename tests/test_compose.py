@@ -68,6 +68,16 @@ def _dockerfile_copy_sources(dockerfile: Path) -> list[str]:
     return sources
 
 
+MODES = {"emulator": {}, "real AWS": {"AWS_CONN_URI": "aws://?region_name=eu-west-1"}}
+"""The two ways compose runs: the emulator (AWS_CONN_URI unset) or real AWS (.env sets it)."""
+
+
+def _env_files(service: dict[str, Any], env: dict[str, str]) -> list[str]:
+    files = service.get("env_file") or []
+    files = [files] if isinstance(files, str) else files
+    return [_interpolate(f if isinstance(f, str) else f["path"], env) for f in files]
+
+
 def compose_problems(compose: dict[str, Any], root: Path) -> list[str]:
     """What a Docker engine would reject or fail on at build/up time, as readable lines."""
     problems = []
@@ -77,6 +87,10 @@ def compose_problems(compose: dict[str, Any], root: Path) -> list[str]:
         for dep in _depends_on(service):
             if dep not in services:
                 problems.append(f"{name}: depends_on unknown service {dep!r}")
+        for mode, env in MODES.items():
+            for env_file in _env_files(service, env):
+                if not (root / env_file).is_file():
+                    problems.append(f"{name}: env_file {env_file!r} ({mode}) does not exist")
         for source in _bind_sources(service, named_volumes):
             if source.startswith("$") or source.startswith("~"):
                 continue  # resolved by the user's environment, not part of the repo
@@ -142,6 +156,7 @@ def test_problem_finder_catches_broken_references(compose, tmp_path):
         "condition": "service_healthy"
     }
     broken["services"]["airflow-triggerer"]["volumes"] = ["./no-such-folder:/opt/x"]
+    broken["services"]["airflow-init"]["env_file"] = ["compose/x${AWS_CONN_URI:+-aws}.env"]
     (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY missing.txt /tmp/\n")
 
     problems = compose_problems(broken, tmp_path)
@@ -149,6 +164,8 @@ def test_problem_finder_catches_broken_references(compose, tmp_path):
     assert "airflow-scheduler: depends_on unknown service 'redis'" in problems
     assert "airflow-triggerer: mounted path './no-such-folder' does not exist" in problems
     assert any("copies missing 'missing.txt'" in p for p in problems)
+    assert "airflow-init: env_file 'compose/x.env' (emulator) does not exist" in problems
+    assert "airflow-init: env_file 'compose/x-aws.env' (real AWS) does not exist" in problems
 
 
 def test_airflow_services_share_the_image_and_run_their_component(compose):
@@ -177,8 +194,16 @@ def test_metadata_db_is_the_postgres_service(compose):
 
 
 def _interpolate(value: str, env: dict[str, str]) -> str:
-    """Compose's ``${VAR:-default}``, for the one variable form this file uses."""
-    return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m.group(1)) or m.group(2), value)
+    """Compose's ``${VAR:-default}`` (VAR, else default) and ``${VAR:+alternative}``
+    (alternative when VAR is set and not empty), the two forms this file uses."""
+
+    def one(match: re.Match[str]) -> str:
+        name, operator, word = match.groups()
+        if operator == ":-":
+            return env.get(name) or word
+        return word if env.get(name) else ""
+
+    return re.sub(r"\$\{(\w+)(:-|:\+)([^}]*)\}", one, value)
 
 
 def _aws_connection(compose: dict[str, Any], env: dict[str, str]):
@@ -264,3 +289,38 @@ def test_dockerfile_installs_java_and_the_pinned_requirements():
     assert f"FROM apache/airflow:{airflow_pin.group(1)}-python3.11" in dockerfile
     assert "openjdk-17-jre-headless" in dockerfile
     assert "-r /tmp/fruits/requirements.txt -c /tmp/fruits/constraints.txt" in dockerfile
+
+
+def _container_env(compose: dict[str, Any], service: str, env: dict[str, str]) -> dict[str, str]:
+    """What the container's environment holds: its env_file(s), then ``environment``."""
+    from dotenv import dotenv_values
+
+    spec = compose["services"][service]
+    values: dict[str, str] = {}
+    for env_file in _env_files(spec, env):
+        values.update({k: v or "" for k, v in dotenv_values(REPO_ROOT / env_file).items()})
+    values.update({k: _interpolate(str(v), env) for k, v in spec["environment"].items()})
+    return values
+
+
+@pytest.mark.parametrize("service", sorted(AIRFLOW_SERVICES))
+def test_emulator_only_settings_apply_only_while_the_emulator_is_the_aws(
+    compose, service, monkeypatch
+):
+    from include.config import serverless_local_python_allowed, wheelhouse_default
+
+    emulator = _container_env(compose, service, MODES["emulator"])
+    real = _container_env(compose, service, MODES["real AWS"])
+
+    assert "endpoint_url=http%3A%2F%2Fmoto" in emulator["AIRFLOW_CONN_AWS_DEFAULT"]
+    assert "endpoint_url" not in real["AIRFLOW_CONN_AWS_DEFAULT"]
+    assert emulator["AWS_EC2_METADATA_DISABLED"] == "true"
+    assert real.get("AWS_EC2_METADATA_DISABLED", "false") == "false"  # instance roles work
+    for values, local_python, wheelhouse in ((emulator, True, False), (real, False, True)):
+        for key in ("FRUITS_SERVERLESS_LOCAL_PYTHON", "FRUITS_WHEELHOUSE"):
+            monkeypatch.setenv(key, values.get(key, ""))
+        assert serverless_local_python_allowed() is local_python
+        assert wheelhouse_default() is wheelhouse
+    # `environment` wins over env_file: the mode's settings must not be set there.
+    env_file_keys = set(emulator) - set(compose["services"][service]["environment"])
+    assert {"FRUITS_SERVERLESS_LOCAL_PYTHON", "AWS_EC2_METADATA_DISABLED"} <= env_file_keys

@@ -25,8 +25,19 @@ STOPPABLE_STATES = ("STARTING", "STARTED")
 DELETABLE_STATES = ("CREATED", "STOPPED")
 """``DeleteApplication`` accepts only these states."""
 
-ACTIVE_JOB_RUN_STATES = ("SUBMITTED", "PENDING", "SCHEDULED", "RUNNING", "QUEUED", "CANCELLING")
+# The job-run states, the one list the project keeps (botocore's JobRunState enum). QUEUED:
+# with job concurrency and queuing (on by default from emr-7.3.0) a run waits QUEUED while
+# the application's maxConcurrentRuns are taken (EMR Serverless User Guide, "Job
+# concurrency and queuing"; "Job run states"). The provider's EmrServerlessHook lists
+# no QUEUED (providers-amazon 9.39.0 JOB_INTERMEDIATE_STATES): do not use its list.
+WAITING_JOB_RUN_STATES = ("SUBMITTED", "PENDING", "SCHEDULED", "QUEUED")
+"""A job run accepted but not yet running."""
+CANCELLABLE_JOB_RUN_STATES = (*WAITING_JOB_RUN_STATES, "RUNNING")
+"""A job run that ``CancelJobRun`` stops (one CANCELLING already is only waited for)."""
+ACTIVE_JOB_RUN_STATES = (*CANCELLABLE_JOB_RUN_STATES, "CANCELLING")
 """Job-run states of work that is not over: an application with one is in use."""
+ENDED_JOB_RUN_STATES = ("SUCCESS", "FAILED", "CANCELLED")
+"""A job run that is over."""
 
 
 def application_tags(application: Mapping[str, Any]) -> dict[str, str]:

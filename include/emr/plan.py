@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -52,31 +52,44 @@ _TAG_VALUE_REFUSED = re.compile(r"[^\w .:/=+@-]")
 _TAG_VALUE_MAX = 256
 
 
-def tag_value(value: str) -> str:
+def tag_value(value: str, *, allowed: re.Pattern[str] | None = None, max_length: int = 0) -> str:
     """``value`` as an EMR tag value: refused characters become ``_``, cut to 256 characters.
 
     Airflow run ids made through the API may hold any character (``manual__x#1``, quotes);
     RunJobFlow would refuse the whole request. The ``aws:`` prefix is reserved, so it is
-    masked too. Deterministic, so every task of a run finds the same tags.
+    masked too. Deterministic, so every task of a run finds the same tags. ``allowed`` /
+    ``max_length``: another service's TagValue rule (a pattern one allowed character
+    matches whole, e.g. EMR Serverless's from botocore's model) instead of EMR's.
     """
-    cleaned = _TAG_VALUE_REFUSED.sub("_", value)[:_TAG_VALUE_MAX]
+    if allowed is None:
+        cleaned = _TAG_VALUE_REFUSED.sub("_", value)
+    else:
+        cleaned = "".join(c if allowed.fullmatch(c) else "_" for c in value)
+    cleaned = cleaned[: max_length or _TAG_VALUE_MAX]
     if cleaned[:4].lower() == "aws:":
         cleaned = "_" + cleaned[1:]
     return cleaned
 
 
-def run_tags(*, dag_id: str, run_id: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def run_tags(
+    *,
+    dag_id: str,
+    run_id: str,
+    extra: Mapping[str, str] | None = None,
+    value: Callable[[str], str] = tag_value,
+) -> dict[str, str]:
     """Tags of a run's clusters: the sweeper and the terminate task look for them.
 
     Always carries ``for-use-with-amazon-emr-managed-policies=true``: the v2 service policy
     that ``create-roles`` attaches acts only on resources with it (see ``include.config``).
+    ``value``: the sanitizer of the dag_id and run_id values (EMR's :func:`tag_value`).
     """
     return {
         **(extra or {}),
         EMR_MANAGED_POLICY_TAG: "true",
         "Project": PROJECT_TAG,
-        "dag_id": tag_value(dag_id),
-        "run_id": tag_value(run_id),
+        "dag_id": value(dag_id),
+        "run_id": value(run_id),
     }
 
 

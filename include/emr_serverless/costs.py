@@ -6,7 +6,9 @@ worker. The job run reports exactly those figures as ``billedResourceUtilization
 (``GetJobRun``); :func:`serverless_cost_summary` prices them with
 ``config.SERVERLESS_PRICE_TABLE_USD_PER_HOUR``. :func:`estimate_serverless_cost` is the
 budget guard's estimate before anything exists (images / throughput + start time). Both are
-estimates, not a bill (S3 requests and data transfer are not counted).
+estimates, not a bill (S3 requests and data transfer are not counted). A region without
+figures is priced as ``config.PRICE_FALLBACK_REGION`` with a warning
+(:func:`include.costs.priced_region`); both record whose figures they used.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from typing import Any
 
 from include.config import (
     SERVERLESS_FREE_STORAGE_GB,
+    SERVERLESS_PRICE_SOURCES,
     SERVERLESS_PRICE_TABLE_USD_PER_HOUR,
     SERVERLESS_START_S,
     THROUGHPUT_IMAGES_PER_S_PER_VCPU,
 )
+from include.costs import PricedRegion, priced_region
 
 PRICE_BASIS = (
     "estimate: billedResourceUtilization of the job run x EMR Serverless on-demand prices "
@@ -33,9 +37,16 @@ MINIMUM_HOURS = 1 / 60
 """EMR Serverless bills every worker for at least one minute."""
 
 
-def serverless_prices(region: str, architecture: str) -> tuple[float, float, float] | None:
-    """(USD per vCPU-hour, per GB-hour memory, per GB-hour storage), None when unknown."""
-    return SERVERLESS_PRICE_TABLE_USD_PER_HOUR.get(region, {}).get(architecture)
+def serverless_prices(
+    region: str, architecture: str
+) -> tuple[tuple[float, float, float] | None, PricedRegion]:
+    """(USD per vCPU-hour, per GB-hour memory, per GB-hour storage) and whose figures they
+    are: a region without figures gets the fallback region's (a warning); None only for an
+    architecture without prices."""
+    priced = priced_region(region)  # the Serverless table has every REGION_PRICES region
+    source = SERVERLESS_PRICE_SOURCES[priced.priced_as]
+    priced = PricedRegion(priced.region, priced.priced_as, source, priced.warning)
+    return SERVERLESS_PRICE_TABLE_USD_PER_HOUR[priced.priced_as].get(architecture), priced
 
 
 def serverless_cost_summary(
@@ -43,9 +54,10 @@ def serverless_cost_summary(
 ) -> dict[str, Any]:
     """The job run's billed vCPU/memory/storage-hours and their estimated USD.
 
-    ``job_run`` is ``get_job_run(...)["jobRun"]``. A region or architecture missing from
-    the price table does not raise: ``estimated_usd`` is None and ``unpriced`` says why,
-    so a report never shows a partial sum as the whole cost.
+    ``job_run`` is ``get_job_run(...)["jobRun"]``. An architecture missing from the price
+    table does not raise: ``estimated_usd`` is None and ``unpriced`` says why, so a report
+    never shows a partial sum as the whole cost. A region without figures is priced with
+    the fallback region's; ``price_region`` says whose.
     """
     billed = job_run.get("billedResourceUtilization") or {}
     vcpu_h = float(billed.get("vCPUHour") or 0.0)
@@ -53,7 +65,7 @@ def serverless_cost_summary(
     storage_h = float(billed.get("storageGBHour") or 0.0)
     if min(vcpu_h, memory_h, storage_h) < 0:
         raise ValueError(f"billedResourceUtilization must not be negative: {dict(billed)}")
-    prices = serverless_prices(region, architecture)
+    prices, priced = serverless_prices(region, architecture)
     usd = None
     if prices is not None:
         usd = vcpu_h * prices[0] + memory_h * prices[1] + storage_h * prices[2]
@@ -70,7 +82,8 @@ def serverless_cost_summary(
         "prices_usd_per_hour": list(prices) if prices else None,
         "estimated_usd": usd,
         "unpriced": None if prices else f"no price for {architecture} in {region}",
-        "price_basis": PRICE_BASIS,
+        "price_region": priced.to_dict(),
+        "price_basis": f"{PRICE_BASIS}; {priced.priced_as} figures: {priced.source}",
     }
 
 
@@ -95,6 +108,9 @@ class ServerlessCostEstimate:
     region: str
     architecture: str
     estimated_usd: float
+    priced_as: str = ""
+    price_source: str = ""
+    price_warning: str | None = None
     kind: str = "emr-serverless"
 
     def to_dict(self) -> dict[str, Any]:
@@ -109,7 +125,9 @@ class ServerlessCostEstimate:
             f"{self.start_s:.0f} s start + {self.poke_interval_s:.0f} s poke interval = "
             f"{self.hours:.3f} h x ({self.total_vcpu} vCPU, {self.total_memory_gb} GB"
             f", {self.billed_storage_gb} billed GB disk) = {self.vcpu_hours:.3f} vCPU-h, "
-            f"{self.memory_gb_hours:.3f} GB-h ({self.architecture}, {self.region} prices)"
+            f"{self.memory_gb_hours:.3f} GB-h ({self.architecture}, {self.priced_as} prices"
+            + (f", for {self.region}: no figures of its own" if self.price_warning else "")
+            + ")"
         )
 
 
@@ -127,7 +145,8 @@ def estimate_serverless_cost(
     """Images / (throughput x executor vCPUs) + start + one poke, x the workers' resources.
 
     ``sizing`` is ``ServerlessSizing.as_dict()``. Raises ValueError for unknown names, bad
-    counts, or a region/architecture without prices (the guard cannot check a budget then).
+    counts, or an architecture without prices; a region without figures is estimated with
+    the fallback region's (see the module docstring), never refused.
     """
     if images < 0:
         raise ValueError(f"images must be >= 0, got {images}")
@@ -135,10 +154,10 @@ def estimate_serverless_cost(
         raise ValueError("times must be >= 0")
     if runtime not in throughput:
         raise ValueError(f"no throughput figure for runtime {runtime!r}")
-    prices = serverless_prices(region, architecture)
+    prices, priced = serverless_prices(region, architecture)
     if prices is None:
         raise ValueError(
-            f"no EMR Serverless price for {architecture} in {region} (add it to "
+            f"no EMR Serverless price for architecture {architecture!r} (X86_64 or ARM64; "
             "SERVERLESS_PRICE_TABLE_USD_PER_HOUR in include/config.py)"
         )
     per_vcpu = float(throughput[runtime])
@@ -169,4 +188,7 @@ def estimate_serverless_cost(
         region=region,
         architecture=architecture,
         estimated_usd=vcpu_h * prices[0] + memory_h * prices[1] + storage_h * prices[2],
+        priced_as=priced.priced_as,
+        price_source=priced.source,
+        price_warning=priced.warning,
     )

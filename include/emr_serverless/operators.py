@@ -6,7 +6,7 @@
 * :class:`EmrServerlessJobSensorWithLogs` — a failed job run's stateDetails and driver
   stderr tail in the task log; run-time sized waits; no retry of a failed job run.
 * :class:`EmrServerlessCancelRunJobsOperator` — teardown: cancels the run's job run while it
-  is still running (a failed or timed-out wait, a failed task after the start).
+  is still queued or running (a failed or timed-out wait, a failed task after the start).
 * :class:`EmrServerlessDeleteRunApplicationsOperator` — teardown: stops and deletes the
   applications this run created (also found by tag when the id never reached XCom); a
   shared application is stopped, never deleted.
@@ -15,8 +15,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.hooks.emr import EmrServerlessHook
@@ -31,17 +32,18 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.config import load_config
-from include.emr.applications import find_applications
+from include.emr.applications import (
+    ACTIVE_JOB_RUN_STATES,
+    CANCELLABLE_JOB_RUN_STATES,
+    ENDED_JOB_RUN_STATES,
+    find_applications,
+)
 from include.emr.operators import apply_wait
 from include.emr_serverless.logs import describe_job_run_failure
 from include.emr_serverless.plan import JOB_RUN_STATES_REUSABLE, SCOPE_TAG
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-ACTIVE_JOB_STATES = tuple(sorted(EmrServerlessHook.JOB_INTERMEDIATE_STATES))
-"""Job run states that hold workers (SUBMITTED, PENDING, SCHEDULED, RUNNING)."""
-ENDED_JOB_STATES = ("SUCCESS", "FAILED", "CANCELLED")
 
 
 def _wait_for_application(
@@ -171,7 +173,9 @@ class EmrServerlessJobSensorWithLogs(EmrServerlessJobSensor):
     ``wait`` (templated; ``{"poke_interval", "timeout", "log_wait"}`` seconds) sizes the
     wait at run time, ``deferrable`` is templated too. When the job run ends FAILED or
     CANCELLED, the log shows its stateDetails and the tail of the driver's stderr/stdout
-    (from ``log_uri``), and the task fails without retrying.
+    (from ``log_uri``), and the task fails without retrying. When it succeeds, the task
+    returns ``{"jobRun", "application"}`` (``GetJobRun``/``GetApplication``, JSON data):
+    what the download saves, read before the teardown can delete the application.
     """
 
     template_fields = (*EmrServerlessJobSensor.template_fields, "deferrable", "wait", "log_uri")
@@ -187,13 +191,16 @@ class EmrServerlessJobSensorWithLogs(EmrServerlessJobSensor):
         self.log_uri = log_uri
         self.wait = wait
         self.log_wait_seconds = 0.0
+        self.finished_run: dict[str, Any] | None = None
 
     def _prepare(self) -> None:
         apply_wait(self)
 
-    def execute(self, context: Context) -> None:
+    def execute(self, context: Context) -> dict[str, Any] | None:
         self._prepare()
-        super().execute(context)
+        self.finished_run = None
+        super().execute(context)  # defers (then execute_complete returns) or succeeds here
+        return self.finished_run
 
     def _fail_with_details(self, reason: str) -> None:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -219,13 +226,29 @@ class EmrServerlessJobSensorWithLogs(EmrServerlessJobSensor):
         self.log.info("Job run %s is %s", self.job_run_id, state)
         if state in EmrServerlessHook.JOB_FAILURE_STATES:
             self._fail_with_details(f"EMR Serverless job run {self.job_run_id} ended {state}")
-        return state in self.target_states
+        if state in self.target_states:
+            self.finished_run = self._capture(job_run)
+            return True
+        return False
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> None:
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
         self._prepare()
         if not event or event.get("status") != "success":
             self._fail_with_details(f"EMR Serverless job run {self.job_run_id} failed: {event}")
         super().execute_complete(context, event)
+        job_run = self.hook.conn.get_job_run(
+            applicationId=self.application_id, jobRunId=self.job_run_id
+        )["jobRun"]
+        return self._capture(job_run)
+
+    def _capture(self, job_run: Mapping[str, Any]) -> dict[str, Any]:
+        """The ended job run and its application, as JSON data (the task's XCom): read
+        here, before the teardown (which starts when this wait ends) deletes them."""
+        application = self.hook.conn.get_application(applicationId=self.application_id)
+        captured = {"jobRun": job_run, "application": application["application"]}
+        return json.loads(json.dumps(captured, default=str))
 
 
 class EmrServerlessCancelRunJobsOperator(AwsBaseOperator[EmrServerlessHook]):
@@ -268,34 +291,57 @@ class EmrServerlessCancelRunJobsOperator(AwsBaseOperator[EmrServerlessHook]):
             apps = [a["applicationId"] for a in find_applications(conn, tags=self.application_tags)]
         cancelled: list[tuple[str, str]] = []
         for app_id in apps:
-            for run in list_job_runs(conn, app_id, ACTIVE_JOB_STATES):
+            for run in list_job_runs(conn, app_id, ACTIVE_JOB_RUN_STATES):
                 ours = run["id"] == self.job_run_id or (
                     self.job_run_name and run.get("name") == self.job_run_name
                 )
                 if ours:
-                    self.log.warning(
-                        "Job run %s is %s while the run ends: cancelling it",
-                        run["id"],
-                        run["state"],
-                    )
-                    conn.cancel_job_run(applicationId=app_id, jobRunId=run["id"])
+                    cancel_job_run(conn, app_id, run, log=self.log.warning)
                     cancelled.append((app_id, run["id"]))
         for app_id, run_id in cancelled:
-            self._wait_until_ended(app_id, run_id)
+            wait_until_ended(
+                conn,
+                app_id,
+                run_id,
+                delay=self.waiter_delay,
+                attempts=self.waiter_max_attempts,
+                log=self.log.info,
+            )
         if not cancelled:
             self.log.info("No job run of this run is still running: nothing to cancel")
         return [run_id for _, run_id in cancelled]
 
-    def _wait_until_ended(self, app_id: str, run_id: str) -> None:
-        state = ""
-        for _ in range(max(1, self.waiter_max_attempts)):
-            job_run = self.hook.conn.get_job_run(applicationId=app_id, jobRunId=run_id)
-            state = job_run["jobRun"]["state"]
-            if state in ENDED_JOB_STATES:
-                self.log.info("Job run %s is %s", run_id, state)
-                return
-            time.sleep(self.waiter_delay)
-        raise AirflowFailException(f"job run {run_id} is still {state} after cancelling it")
+
+def cancel_job_run(
+    conn: Any, application_id: str, run: Mapping[str, Any], *, log: Callable[..., None]
+) -> None:
+    """``CancelJobRun`` for a queued or running job run; one already CANCELLING is left be."""
+    if run["state"] not in CANCELLABLE_JOB_RUN_STATES:
+        log("Job run %s is %s already", run["id"], run["state"])
+        return
+    log("Job run %s is %s while the run ends: cancelling it", run["id"], run["state"])
+    conn.cancel_job_run(applicationId=application_id, jobRunId=run["id"])
+
+
+def wait_until_ended(
+    conn: Any,
+    application_id: str,
+    run_id: str,
+    *,
+    delay: float,
+    attempts: int,
+    log: Callable[..., None],
+) -> None:
+    """Poll the job run until it is SUCCESS, FAILED or CANCELLED; fail after ``attempts``."""
+    state = ""
+    for _ in range(max(1, attempts)):
+        job_run = conn.get_job_run(applicationId=application_id, jobRunId=run_id)
+        state = job_run["jobRun"]["state"]
+        if state in ENDED_JOB_RUN_STATES:
+            log("Job run %s is %s", run_id, state)
+            return
+        time.sleep(delay)
+    raise AirflowFailException(f"job run {run_id} is still {state} after cancelling it")
 
 
 class EmrServerlessDeleteRunApplicationsOperator(EmrServerlessDeleteApplicationOperator):
@@ -317,7 +363,8 @@ class EmrServerlessDeleteRunApplicationsOperator(EmrServerlessDeleteApplicationO
         application_tags: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(application_id=application_id or "", force_stop=True, **kwargs)
+        # force_stop off: this operator cancels the job runs itself (QUEUED included).
+        super().__init__(application_id=application_id or "", force_stop=False, **kwargs)
         self.application_tags = application_tags
 
     def execute(self, context: Context) -> None:
@@ -343,9 +390,21 @@ class EmrServerlessDeleteRunApplicationsOperator(EmrServerlessDeleteApplicationO
         for app_id in targets:
             self.log.info("Stopping and deleting application %s of this run", app_id)
             self.application_id = app_id
-            # The provider cancels what still runs first (force_stop); its listing fails on
-            # an application without job runs under moto, so only when there are some.
-            self.force_stop = bool(list_job_runs(conn, app_id, ACTIVE_JOB_STATES))
+            # Job runs that are not over are cancelled here, not by the provider's force_stop:
+            # its list of states has no QUEUED (a queued run would stay, and AWS refuses to
+            # stop an application with one).
+            active = list_job_runs(conn, app_id, ACTIVE_JOB_RUN_STATES)
+            for run in active:
+                cancel_job_run(conn, app_id, run, log=self.log.warning)
+            for run in active:
+                wait_until_ended(
+                    conn,
+                    app_id,
+                    run["id"],
+                    delay=self.waiter_delay,
+                    attempts=self.waiter_max_attempts,
+                    log=self.log.info,
+                )
             state = _wait_for_application(
                 conn,
                 app_id,
@@ -353,7 +412,7 @@ class EmrServerlessDeleteRunApplicationsOperator(EmrServerlessDeleteApplicationO
                 delay=self.waiter_delay,
                 attempts=self.waiter_max_attempts,
             )
-            if state in ("CREATED", "STOPPED") and not self.force_stop:
+            if state in ("CREATED", "STOPPED"):
                 # AWS refuses to stop an application that is not started (the provider's
                 # delete stops first): one that never ran a job is deleted as it is.
                 self._delete_application()
@@ -362,7 +421,7 @@ class EmrServerlessDeleteRunApplicationsOperator(EmrServerlessDeleteApplicationO
 
     def _stop_shared(self, app: Mapping[str, Any]) -> None:
         app_id = app["applicationId"]
-        active = list_job_runs(self.hook.conn, app_id, ACTIVE_JOB_STATES)
+        active = list_job_runs(self.hook.conn, app_id, ACTIVE_JOB_RUN_STATES)
         if active:
             self.log.info(
                 "Shared application %s has %d active job run(s): left running", app_id, len(active)

@@ -13,14 +13,17 @@ No AWS calls and no operator imports here.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from include.config import PROJECT_TAG, PipelineConfig
+from include.emr.applications import CANCELLABLE_JOB_RUN_STATES
 from include.emr.plan import build_storage_plan, job_spark_defaults, run_tags, tag_value
 from include.job_args import JobSettings, build_job_arguments
 
@@ -33,9 +36,51 @@ with the same configuration (stopped, never deleted by a run)."""
 CONFIG_TAG = "application_config"
 """A digest of the application request (tags aside): a shared application is reused only
 by runs that would have created the same one."""
-JOB_RUN_STATES_REUSABLE = ("SUBMITTED", "PENDING", "SCHEDULED", "RUNNING", "SUCCESS")
-"""A job run of this run in one of these states is not started again by a retry."""
+JOB_RUN_STATES_REUSABLE = (*CANCELLABLE_JOB_RUN_STATES, "SUCCESS")
+"""A job run of this run in one of these states (QUEUED included) is not started again by a
+retry."""
 _NAME_MAX = 64
+
+
+@functools.cache
+def _model_rule(shape: str) -> dict[str, Any]:
+    """The constraints (``min``, ``max``, ``pattern``) of one shape of botocore's model of
+    EMR Serverless: the request rules AWS checks, read from the SDK, not copied by hand."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("emr-serverless")
+    return dict(model.shape_for(shape).metadata)
+
+
+def serverless_tag_value(value: str) -> str:
+    """``value`` as an EMR Serverless tag value: characters outside botocore's ``TagValue``
+    pattern (``[A-Za-z0-9 /_.:=+@-]*``, max 256 in botocore 1.43: ASCII only, unlike EMR's
+    tag values) become ``_``."""
+    rule = _model_rule("TagValue")
+    return tag_value(value, allowed=re.compile(rule["pattern"]), max_length=int(rule["max"]))
+
+
+EXECUTION_TIMEOUT_MIN_MINUTES = 5
+"""The service refuses 1-4 minutes ("RunTimeout must be at least 5 minutes.", the
+ValidationException moto 5.2.5 reproduces), though botocore's model allows them."""
+
+
+def execution_timeout_minutes(timeout_seconds: float) -> int:
+    """``StartJobRun.executionTimeoutMinutes`` for a wait of ``timeout_seconds``: whole
+    minutes, rounded up, within botocore's ``Duration`` bounds (0 to 1,000,000 in botocore
+    1.43), at least the service's 5 minutes, and never 0, which means "never time out" (EMR
+    Serverless User Guide, "Other considerations"): the backstop must always stop the run."""
+    rule = _model_rule("Duration")
+    minutes = math.ceil(max(timeout_seconds, 0) / 60)
+    low = max(int(rule["min"]), EXECUTION_TIMEOUT_MIN_MINUTES)
+    return min(max(minutes, low), int(rule["max"]))
+
+
+def serverless_run_tags(
+    *, dag_id: str, run_id: str, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The run's tags (``include.emr.plan.run_tags``) with EMR Serverless's value rule."""
+    return run_tags(dag_id=dag_id, run_id=run_id, extra=extra, value=serverless_tag_value)
 
 
 def application_config_digest(request: Mapping[str, Any]) -> str:
@@ -72,13 +117,16 @@ def build_application_request(
         tags = {
             **(extra_tags or {}),
             "Project": PROJECT_TAG,
-            "dag_id": tag_value(dag_id),
+            "dag_id": serverless_tag_value(dag_id),
             SCOPE_TAG: "shared",
         }
     else:
         run_hash = hashlib.sha256(run_id.encode()).hexdigest()[:12]
         name = f"{PROJECT_TAG}-run-{run_hash}"
-        tags = {**run_tags(dag_id=dag_id, run_id=run_id, extra=extra_tags), SCOPE_TAG: "run"}
+        tags = {
+            **serverless_run_tags(dag_id=dag_id, run_id=run_id, extra=extra_tags),
+            SCOPE_TAG: "run",
+        }
     tags[CONFIG_TAG] = digest
     return {"name": name[:_NAME_MAX], **request, "tags": tags}
 
@@ -182,7 +230,7 @@ def build_serverless_run_plan(
     application = build_application_request(
         settings, dag_id=dag_id, run_id=run_id, extra_tags=config.extra_tags
     )
-    tags = run_tags(dag_id=dag_id, run_id=run_id, extra=config.extra_tags)
+    tags = serverless_run_tags(dag_id=dag_id, run_id=run_id, extra=config.extra_tags)
     return {
         **storage,
         "job": asdict(job),
@@ -204,8 +252,8 @@ def build_serverless_run_plan(
         "job_run_config": {
             "tags": tags,
             # EMR Serverless cancels the job run itself past this: a backstop that works
-            # when Airflow is gone (5 minutes is the API's minimum).
-            "executionTimeoutMinutes": max(5, math.ceil(settings.job_timeout_seconds / 60)),
+            # when Airflow is gone.
+            "executionTimeoutMinutes": execution_timeout_minutes(settings.job_timeout_seconds),
         },
         "log_uri": config.serverless_log_uri,
         "tags": tags,

@@ -21,6 +21,8 @@ def load_serverless_cost(run_dir: Path) -> dict[str, Any] | None:
         return None
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
+        if not saved.get("jobRun") and saved.get("unavailable"):
+            raise ValueError(str(saved["unavailable"]))
         job_run = saved["jobRun"]
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ValueError(f"{path} is not a saved job run: {exc}") from exc

@@ -92,21 +92,59 @@ def stage_job_environment(plan: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def download_results(plan: Mapping[str, Any], *, application_id: str, job_run_id: str) -> str:
+def download_results(
+    plan: Mapping[str, Any],
+    *,
+    application_id: str,
+    job_run_id: str,
+    finished: Mapping[str, Any] | None = None,
+) -> str:
     """The cluster DAG's download (refused without ``_SUCCESS``), plus ``job_run.json``
-    (``GetJobRun`` + ``GetApplication``) for the report's cost section."""
-    from airflow.providers.amazon.aws.hooks.emr import EmrServerlessHook
+    (``GetJobRun`` + ``GetApplication``) for the report's cost section.
 
+    ``finished``: the wait task's ``{"jobRun", "application"}``, read when the job run
+    ended. The teardown runs as soon as the wait is over, so without it the application
+    (and its job run) may be gone by now: then the results are still downloaded, and
+    ``job_run.json`` holds what could be read, and why the rest is missing (the report
+    says so instead of a cost).
+    """
     from include.emr.tasks import download_results as download
     from include.emr_serverless.costs import JOB_RUN_FILE
 
-    conn = EmrServerlessHook(aws_conn_id=plan["aws_conn_id"], region_name=plan["region"]).conn
-    job_run = conn.get_job_run(applicationId=application_id, jobRunId=job_run_id)["jobRun"]
-    application = conn.get_application(applicationId=application_id)["application"]
-    saved = {
-        "jobRun": job_run,
-        "application": application,
-        "region": plan["region"],
-        "CapturedAt": datetime.now(UTC).isoformat(),
-    }
+    saved = dict(finished) if finished else _read_job_run(plan, application_id, job_run_id)
+    saved.update({"region": plan["region"], "CapturedAt": datetime.now(UTC).isoformat()})
+    if not saved.get("jobRun"):
+        saved["unavailable"] = (
+            f"job run {job_run_id} of application {application_id} could not be read after "
+            "it ended (deleted by the teardown before the download)"
+        )
     return download(plan, cluster_id=None, extra_json={JOB_RUN_FILE: saved})
+
+
+def _read_job_run(plan: Mapping[str, Any], application_id: str, job_run_id: str) -> dict[str, Any]:
+    """``{"jobRun", "application"}`` read now; a part that no longer exists is left out,
+    with a warning (never an error: the results do not depend on it)."""
+    from airflow.providers.amazon.aws.hooks.emr import EmrServerlessHook
+    from botocore.exceptions import ClientError
+
+    conn = EmrServerlessHook(aws_conn_id=plan["aws_conn_id"], region_name=plan["region"]).conn
+    saved: dict[str, Any] = {"application": {"architecture": plan["architecture"]}}
+    calls = {
+        "jobRun": lambda: conn.get_job_run(applicationId=application_id, jobRunId=job_run_id),
+        "application": lambda: conn.get_application(applicationId=application_id),
+    }
+    for key, call in calls.items():
+        try:
+            saved[key] = call()[key]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
+            log.warning(
+                "%s of application %s could not be read (%s): deleted by the teardown? "
+                "The results are downloaded all the same%s",
+                "job run " + job_run_id if key == "jobRun" else "the application",
+                application_id,
+                exc,
+                "; the report shows no cost" if key == "jobRun" else "",
+            )
+    return saved

@@ -28,6 +28,7 @@ from typing import Any
 import boto3
 import pytest
 
+from include.emr.applications import ACTIVE_JOB_RUN_STATES
 from tests.emr_fakes import prepare_account, step_arg, write_job_outputs
 
 REGION = "eu-west-1"
@@ -50,7 +51,6 @@ STDERR_TEXT = (
 BILLED = {"vCPUHour": 0.5, "memoryGBHour": 2.0, "storageGBHour": 0.0}
 CREATE_TASK = "create_emr_serverless_application"
 LIVE_APP_STATES = ("CREATING", "CREATED", "STARTING", "STARTED", "STOPPING")
-ACTIVE_JOB_STATES = ("SUBMITTED", "PENDING", "SCHEDULED", "RUNNING")
 
 
 def moto_job_runs() -> list[Any]:
@@ -192,7 +192,7 @@ def s3_keys() -> list[str]:
 def assert_nothing_left_running() -> None:
     live = {i: a["state"] for i, a in applications().items() if a["state"] in LIVE_APP_STATES}
     assert not live, f"applications left started: {live}"
-    running = [(r.id, r.state) for r in moto_job_runs() if r.state in ACTIVE_JOB_STATES]
+    running = [(r.id, r.state) for r in moto_job_runs() if r.state in ACTIVE_JOB_RUN_STATES]
     assert not running, f"job runs left running: {running}"
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import io
 import tarfile
+import time
 from typing import Any
 
 import pytest
@@ -450,3 +451,178 @@ def test_an_environment_built_for_this_machine_is_really_used(aws, tmp_path):
     assert "/envs/" in lines["driver"][0]
     assert lines["driver"][0].endswith("/bin/python")
     assert "built for this machine" in driver_log(s3, app_id, run_id, "stderr")
+
+
+# ---------------------------------------------------------------------------- queuing
+
+
+def _held_and_queued(sl, emr_emulator, **scheduler) -> tuple[str, str, str]:
+    """An application of one concurrency slot: run A holds it (PENDING, kept there), run B
+    waits QUEUED. Returns (application, A, B)."""
+    emr_emulator.settings.job_queue_s = 1.0
+    app_id = create_app(sl, schedulerConfiguration={"maxConcurrentRuns": 1, **scheduler})
+    held = start_run(sl, app_id, ["ok", "x", "y"], parameters="")
+    queued = start_run(sl, app_id, ["ok", "x", "y"], parameters="")
+    states_until(lambda: run_of(sl, app_id, queued)["state"], ("QUEUED",))
+    emr_emulator.settings.job_queue_s = 3600  # A stays where it is, holding the slot
+    assert run_of(sl, app_id, held)["state"] in ("PENDING", "SCHEDULED")
+    return app_id, held, queued
+
+
+def test_a_job_run_waits_queued_while_the_concurrency_is_taken(aws, emr_emulator):
+    _, sl = aws
+    app_id, held, queued = _held_and_queued(sl, emr_emulator)
+    time.sleep(0.5)
+    assert run_of(sl, app_id, queued)["state"] == "QUEUED"  # still: the slot is taken
+    with pytest.raises(ClientError, match="not finished"):
+        sl.stop_application(applicationId=app_id)  # a queued run is active
+
+    sl.cancel_job_run(applicationId=app_id, jobRunId=held)
+    # The slot is free: the queued run goes on, without waiting for job_queue_s.
+    states_until(lambda: run_of(sl, app_id, queued)["state"], ("PENDING",), timeout=5)
+    sl.cancel_job_run(applicationId=app_id, jobRunId=queued)
+    assert run_of(sl, app_id, queued)["state"] == "CANCELLED"
+
+
+def test_a_queued_job_run_times_out_after_queue_timeout_minutes(aws, emr_emulator):
+    _, sl = aws
+    emr_emulator.settings.timeout_scale = 1 / 900  # 15 minutes -> 1 s
+    app_id, held, queued = _held_and_queued(sl, emr_emulator, queueTimeoutMinutes=15)
+    states_until(lambda: run_of(sl, app_id, queued)["state"], ("CANCELLED",), timeout=10)
+    details = run_of(sl, app_id, queued)["stateDetails"]
+    assert "queueTimeoutMinutes (15)" in details
+    assert run_of(sl, app_id, held)["state"] in ("PENDING", "SCHEDULED")  # untouched
+
+
+@pytest.mark.parametrize(
+    ("release", "requested", "expected"),
+    [
+        ("emr-7.12.0", None, {"maxConcurrentRuns": 15, "queueTimeoutMinutes": 360}),
+        ("emr-7.3.0", None, {"maxConcurrentRuns": 15, "queueTimeoutMinutes": 360}),
+        ("emr-7.2.0", None, None),  # before 7.3.0: off unless configured
+        (
+            "emr-7.0.0",
+            {"maxConcurrentRuns": 2},
+            {"maxConcurrentRuns": 2, "queueTimeoutMinutes": 360},
+        ),
+    ],
+)
+def test_scheduler_configuration_follows_the_release_and_request(release, requested, expected):
+    from emr_emulator.serverless_scheduler import scheduler_configuration
+
+    assert scheduler_configuration(release, requested) == expected
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"schedulerConfiguration": {"maxConcurrentRuns": 0}}, r"between 1 and 1000, got 0"),
+        ({"schedulerConfiguration": {"queueTimeoutMinutes": 721}}, r"between 15 and 720"),
+        ({"schedulerConfiguration": {}, "releaseLabel": "emr-6.15.0"}, r"emr-7\.0\.0 and above"),
+    ],
+)
+def test_scheduler_configuration_aws_refuses_is_refused(aws, extra, message):
+    _, sl = aws
+    request = {"name": "fruits", "releaseLabel": "emr-7.12.0", "type": "SPARK", **extra}
+    with pytest.raises(ClientError, match=message) as refused:
+        sl.create_application(**request)
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert sl.list_applications()["applications"] == []  # nothing was created
+
+
+# ---------------------------------------------------------------------------- worker sizes
+
+
+@pytest.mark.parametrize(
+    ("conf", "message"),
+    [
+        ({"spark.executor.cores": "3"}, r"spark\.executor\.cores=3; .* 1, 2, 4, 8, 16 vCPUs"),
+        (
+            {"spark.executor.cores": "8", "spark.executor.memory": "60g"},
+            r"executor memory 66 GB .* more than the 60 GB a 8 vCPU worker",
+        ),
+        (
+            {"spark.driver.cores": "1", "spark.driver.memory": "8g"},
+            r"driver memory 9 GB .* more than the 8 GB a 1 vCPU worker",
+        ),
+        ({"spark.emr-serverless.executor.disk": "10g"}, r"executor\.disk=10g; .* 20-200 GB"),
+        ({"spark.emr-serverless.driver.disk": "250G"}, r"driver\.disk=250G"),
+    ],
+)
+def test_worker_sizes_outside_aws_table_are_refused_at_start_job_run(aws, conf, message):
+    _, sl = aws
+    app_id = create_app(sl)
+    parameters = " ".join(f"--conf {k}={v}" for k, v in conf.items())
+    with pytest.raises(ClientError, match=message) as refused:
+        start_run(sl, app_id, ["ok", "x", "y"], parameters=parameters)
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert job_runs_of(sl, app_id) == []  # nothing was started
+
+
+def job_runs_of(sl, app_id: str) -> list[dict[str, Any]]:
+    try:
+        return sl.list_job_runs(applicationId=app_id)["jobRuns"]
+    except sl.exceptions.ResourceNotFoundException:  # moto: an application without runs
+        return []
+
+
+def test_worker_sizes_in_configuration_overrides_are_checked_too(aws):
+    _, sl = aws
+    app_id = create_app(sl)
+    overrides = {
+        "applicationConfiguration": [
+            {"classification": "spark-defaults", "properties": {"spark.driver.memory": "40g"}}
+        ]
+    }
+    with pytest.raises(ClientError, match=r"driver memory 44 GB .* 30 GB a 4 vCPU worker"):
+        sl.start_job_run(
+            applicationId=app_id,
+            executionRoleArn=ROLE,
+            jobDriver={"sparkSubmit": {"entryPoint": f"s3://{BUCKET}/code/job.py"}},
+            configurationOverrides=overrides,
+        )
+
+
+@pytest.mark.parametrize(
+    "conf",
+    [
+        {},  # EMR Serverless's defaults: 4 vCPU, 14g + 10 % = 16 GB
+        DAG_SIZES,
+        {"spark.executor.cores": "8", "spark.executor.memory": "54g"},  # 59.4 -> 60 GB
+        {"spark.executor.cores": "16", "spark.executor.memory": "100g"},
+        {"spark.emr-serverless.executor.disk": "200G", "spark.emr-serverless.driver.disk": "20g"},
+    ],
+)
+def test_worker_sizes_aws_allows_pass(conf):
+    from emr_emulator.serverless_jobs import check_worker_sizes
+
+    check_worker_sizes(conf)  # no error
+
+
+def test_every_worker_size_the_dag_may_ask_for_is_accepted():
+    """The project's sizing (include/emr_serverless/sizing.py, its own table) against the
+    emulator's: every size the DAG can send is one the emulator accepts."""
+    from emr_emulator.serverless_jobs import check_worker_sizes
+    from include.emr_serverless.sizing import WORKER_MEMORY_GB, size_serverless_workers
+    from include.executor_sizing import SizingError
+
+    checked = 0
+    for vcpu, (low, high, _) in WORKER_MEMORY_GB.items():
+        for memory in (low, high):
+            try:
+                sizing = size_serverless_workers(
+                    runtime="litert",
+                    batch_size=16,
+                    image_size=224,
+                    executors=1,
+                    executor_vcpu=vcpu,
+                    executor_memory_gb=memory,
+                    driver_vcpu=vcpu,
+                    driver_memory_gb=memory,
+                    disk_gb=200,
+                )
+            except SizingError:
+                continue  # too small for the model: the DAG refuses it itself
+            check_worker_sizes(sizing.spark_conf())
+            checked += 1
+    assert checked >= len(WORKER_MEMORY_GB)

@@ -118,3 +118,37 @@ def test_runtime_comes_from_the_settings_when_they_carry_one():
     assert runtime_of(JobSettings()) == "litert"  # the job's default runtime
     assert runtime_of(JobSettings(runtime="onnx")) == "onnx"
     assert runtime_of(JobSettings(runtime="keras")) == "keras"
+
+
+def _estimate(region: str):
+    return estimate_run_cost(
+        images=8000,
+        runtime="keras",
+        instance_type="m5.xlarge",
+        core_nodes=2,
+        poke_interval_s=30,
+        region=region,
+    )
+
+
+def test_every_allowed_region_estimates_with_its_own_figures():
+    from include.config import ALLOWED_REGIONS
+
+    for region in ALLOWED_REGIONS:
+        estimate = _estimate(region)
+        assert (estimate.priced_as, estimate.price_warning) == (region, None)
+        assert estimate.price_source
+        assert estimate.to_dict()["priced_as"] == region  # what cost_estimate.json records
+    assert _estimate("eu-central-1").estimated_usd > _estimate("eu-west-1").estimated_usd
+
+
+def test_a_region_without_figures_is_estimated_with_the_fallback_and_says_so(caplog):
+    from include.config import PRICE_FALLBACK_REGION
+
+    estimate = _estimate("me-nowhere-9")
+    assert estimate.priced_as == PRICE_FALLBACK_REGION
+    assert estimate.region == "me-nowhere-9"
+    assert "me-nowhere-9" in estimate.price_warning
+    assert estimate.estimated_usd == pytest.approx(_estimate(PRICE_FALLBACK_REGION).estimated_usd)
+    assert "no figures of its own" in estimate.describe()
+    assert "no price figures for region 'me-nowhere-9'" in caplog.text

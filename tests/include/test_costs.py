@@ -142,3 +142,45 @@ def test_summary_from_moto_describe_cluster_shapes():
     assert live["instance_hours_by_type"] == pytest.approx({"m5.xlarge": 1.0, "m5.2xlarge": 2.0})
     assert live["estimated_usd"] == pytest.approx(0.262 + 2 * 0.524)
     assert replayed["estimated_usd"] == pytest.approx(live["estimated_usd"])
+
+
+# ---------------------------------------------------------------------------- regions
+
+
+def test_every_allowed_region_has_its_own_figures_with_their_source():
+    from include.config import ALLOWED_REGIONS, REGION_PRICES
+
+    for region in ALLOWED_REGIONS:
+        priced = costs.priced_region(region)
+        assert (priced.priced_as, priced.warning) == (region, None)
+        assert REGION_PRICES[region].source.startswith(("checked:", "ASSUMED:"))
+        assert costs.hourly_price("m5.xlarge", region) > 0
+    # The table's own region is the table; another region is scaled from it.
+    assert costs.hourly_price("m5.xlarge", "eu-west-1") == pytest.approx(0.262)
+    frankfurt = costs.hourly_price("m5.xlarge", "eu-central-1")
+    assert frankfurt == pytest.approx(0.262 * 0.230 / 0.214)
+
+
+def test_a_region_without_figures_warns_and_is_priced_as_the_named_fallback(caplog):
+    from include.config import PRICE_FALLBACK_REGION
+
+    priced = costs.priced_region("ap-nowhere-1")
+    assert priced.priced_as == PRICE_FALLBACK_REGION
+    assert "ap-nowhere-1" in priced.warning
+    assert PRICE_FALLBACK_REGION in priced.warning
+    assert "no price figures for region 'ap-nowhere-1'" in caplog.text
+    fallback = costs.hourly_price("m5.xlarge", PRICE_FALLBACK_REGION)
+    assert costs.hourly_price("m5.xlarge", "ap-nowhere-1") == pytest.approx(fallback)
+
+
+def test_cluster_summary_is_priced_in_the_clusters_region_and_says_whose_figures():
+    cluster = {
+        **_cluster(NOW - timedelta(hours=2), NOW - timedelta(hours=1), "TERMINATED"),
+        "ClusterArn": "arn:aws:elasticmapreduce:eu-north-1:123456789012:cluster/j-TEST",
+    }
+    summary = costs.cluster_cost_summary(cluster, [_group("m5.xlarge", 2, 0)], now=NOW)
+    assert summary["price_region"]["priced_as"] == "eu-north-1"
+    assert summary["estimated_usd"] == pytest.approx(2 * 0.262 * 0.204 / 0.214)
+    assert "eu-north-1 figures: ASSUMED" in summary["price_basis"]
+    no_arn = costs.cluster_cost_summary(_cluster(NOW - timedelta(hours=1)), [], now=NOW)
+    assert no_arn["price_region"]["warning"]  # unknown region: the fallback, said plainly

@@ -188,13 +188,19 @@ def test_cost_summary_prices_billed_utilization():
         "state": "SUCCESS",
         "billedResourceUtilization": {"vCPUHour": 2.0, "memoryGBHour": 10.0, "storageGBHour": 5},
     }
-    x86 = serverless_cost_summary(job_run, region="eu-west-1", architecture="X86_64")
-    arm = serverless_cost_summary(job_run, region="eu-west-1", architecture="ARM64")
+    x86 = serverless_cost_summary(job_run, region="us-east-1", architecture="X86_64")
+    arm = serverless_cost_summary(job_run, region="us-east-1", architecture="ARM64")
     assert x86["estimated_usd"] == pytest.approx(2 * 0.052624 + 10 * 0.0057785 + 5 * 0.000111)
     assert arm["estimated_usd"] < x86["estimated_usd"]
-    unknown = serverless_cost_summary(job_run, region="eu-north-1")
+    # An EU region: us-east-1's figures x its m5.xlarge ratio (ASSUMED, and said so).
+    frankfurt = serverless_cost_summary(job_run, region="eu-central-1", architecture="X86_64")
+    assert frankfurt["estimated_usd"] == pytest.approx(
+        x86["estimated_usd"] * 0.230 / 0.192, rel=1e-5
+    )
+    assert "eu-central-1 figures: ASSUMED" in frankfurt["price_basis"]
+    unknown = serverless_cost_summary(job_run, region="eu-north-1", architecture="RISCV")
     assert unknown["estimated_usd"] is None
-    assert "eu-north-1" in unknown["unpriced"]
+    assert "RISCV" in unknown["unpriced"]
 
 
 def test_estimate_scales_with_images_and_bills_extra_disk():
@@ -227,15 +233,49 @@ def test_estimate_scales_with_images_and_bills_extra_disk():
     assert large.featurise_s == pytest.approx(100_000 / (88.0 * 8))
     assert small.storage_gb_hours == 0
     assert disk.billed_storage_gb == 3 * 30
-    with pytest.raises(ValueError, match="no EMR Serverless price"):
+    with pytest.raises(ValueError, match="no EMR Serverless price for architecture 'RISCV'"):
         estimate_serverless_cost(
             images=1,
             runtime="litert",
             sizing=s,
             region="eu-north-1",
-            architecture="X86_64",
+            architecture="RISCV",
             poke_interval_s=1,
         )
+
+
+def _serverless_estimate(region: str, architecture: str = "X86_64"):
+    return estimate_serverless_cost(
+        images=1000,
+        runtime="litert",
+        sizing=sizing().as_dict(),
+        region=region,
+        architecture=architecture,
+        poke_interval_s=30,
+    )
+
+
+@pytest.mark.parametrize("architecture", ["X86_64", "ARM64"])
+def test_every_allowed_region_estimates_for_both_architectures(architecture):
+    from include.config import ALLOWED_REGIONS
+
+    for region in ALLOWED_REGIONS:
+        estimate = _serverless_estimate(region, architecture)
+        assert estimate.estimated_usd > 0
+        assert (estimate.priced_as, estimate.price_warning) == (region, None)
+        assert estimate.to_dict()["price_source"].startswith("ASSUMED")
+
+
+def test_a_region_without_serverless_figures_uses_the_named_fallback(caplog):
+    from include.config import PRICE_FALLBACK_REGION
+
+    estimate = _serverless_estimate("sa-nowhere-3")
+    assert estimate.priced_as == PRICE_FALLBACK_REGION
+    assert "sa-nowhere-3" in estimate.price_warning
+    expected = _serverless_estimate(PRICE_FALLBACK_REGION).estimated_usd
+    assert estimate.estimated_usd == pytest.approx(expected)
+    assert "no figures of its own" in estimate.describe()
+    assert "no price figures for region 'sa-nowhere-3'" in caplog.text
 
 
 def test_report_shows_the_serverless_cost_section(tmp_path):
@@ -273,3 +313,48 @@ def test_feature_cache_param_gives_the_job_the_projects_cache():
 
     assert cache_arg() == "s3://b/p/feature-cache/"
     assert cache_arg(feature_cache=False) is None
+
+
+# ---------------------------------------------------------------------------- request rules
+
+
+def _botocore_rule(shape: str) -> dict:
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("emr-serverless")
+    return model.shape_for(shape).metadata
+
+
+@pytest.mark.parametrize(
+    ("run_id", "expected"),
+    [
+        ("manual__2026-12-07T04:13:00.123+00:00", "manual__2026-12-07T04:13:00.123+00:00"),
+        ("api run #1 (retry)!", "api run _1 _retry__"),
+        ("fräulein-é", "fr_ulein-_"),  # EMR allows any letter; EMR Serverless ASCII only
+        ("AWS:reserved", "_WS:reserved"),
+        ("x" * 300, "x" * 256),
+    ],
+)
+def test_run_id_tag_values_follow_the_serverless_tag_value_pattern(run_id, expected):
+    import re
+
+    rule = _botocore_rule("TagValue")
+    plan = build_serverless_run_plan(
+        serverless_settings_from_params({}), CONFIG, dag_id="d", run_id=run_id
+    )
+    for tags in (plan["application"]["tags"], plan["job_run_config"]["tags"], plan["tags"]):
+        assert tags["run_id"] == expected
+        for value in tags.values():
+            assert re.fullmatch(rule["pattern"], value), value
+            assert len(value) <= rule["max"]
+
+
+@pytest.mark.parametrize(
+    ("timeout_seconds", "minutes"),
+    [(1, 5), (299, 5), (301, 6), (3600, 60), (10**9, 1_000_000)],
+)
+def test_execution_timeout_is_whole_minutes_within_botocores_bounds(timeout_seconds, minutes):
+    rule = _botocore_rule("Duration")
+    assert (rule["min"], rule["max"]) == (0, 1_000_000)  # what the code's comment says
+    plan = plan_for(job_timeout_seconds=timeout_seconds)
+    assert plan["job_run_config"]["executionTimeoutMinutes"] == minutes
