@@ -81,7 +81,8 @@ def _moto_lookups(account: str = ACCOUNT) -> Lookups:
 
         for backend in list(emr_backends[account].values()):
             if cluster_id in backend.clusters:
-                return dict(backend.clusters[cluster_id].tags)
+                tags = backend.clusters[cluster_id].tags  # moto: [{"Key": .., "Value": ..}]
+                return {t["Key"]: t["Value"] for t in tags}
         return None
 
     def application_tags(app_id: str) -> dict[str, str] | None:
@@ -175,6 +176,14 @@ def error_response(service: str, message: str, start: StartResponse) -> list[byt
     )
 
 
+def _raw_path(environ: dict[str, Any]) -> str:
+    """The path as the client sent it (werkzeug keeps it in RAW_URI / REQUEST_URI)."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw:
+        return raw.split("?", 1)[0]
+    return urllib.parse.quote(environ.get("PATH_INFO", "/"))
+
+
 def _xml(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -255,7 +264,7 @@ class IamEnforcer:
             region=region,
             access_key=access_key,
             method=method,
-            path=environ.get("PATH_INFO", "/"),
+            path=_raw_path(environ),
             query=query,
             headers=headers,
             body=raw,

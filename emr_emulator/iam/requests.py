@@ -41,7 +41,7 @@ class Request:
     region: str
     access_key: str
     method: str
-    path: str
+    path: str  # as sent: still percent-encoded (an ARN in a path keeps its "/" as %2F)
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
@@ -146,7 +146,8 @@ def rest_operation(service: str, request: Request) -> tuple[str, dict[str, str]]
             continue
         score = len(route.query_literals) + len(route.required_query) + len(route.required_headers)
         if best is None or score > best[0]:
-            best = (score, route.operation, match.groupdict())
+            params = {k: urllib.parse.unquote(v) for k, v in match.groupdict().items()}
+            best = (score, route.operation, params)
     return (best[1], best[2]) if best else None
 
 
