@@ -197,6 +197,7 @@ class IamEnforcer:
         self._sessions: dict[str, str] = {}  # access key id -> role ARN (job sessions)
         self._lock = threading.Lock()
         self.denied: list[str] = []  # every denial message, for tests and the status view
+        self.checked = 0  # requests evaluated for an IAM identity (root's are not)
 
     # ---------------------------------------------------------------- callers
 
@@ -273,6 +274,7 @@ class IamEnforcer:
         caller = self.caller(access_key, headers)
         checks = checks_for(request, self.lookups)
         if caller is not None:
+            self.checked += 1
             failed = self.decide(caller, checks)
             if failed is not None:
                 check, decision = failed

@@ -25,9 +25,11 @@ from tests.dags.test_fruits_emr_serverless_pipeline import (
     fake_env_build,
     run_dag,
 )
-from tests.emr_fakes import prepare_account, step_arg
+from tests.emr_fakes import airflow_identity, step_arg
 
-pytestmark = pytest.mark.slow
+# IAM enforced: the DAGs run as an IAM user holding only the Airflow policy create-roles
+# renders, their jobs' S3 traffic as the instance profile / job runtime role.
+pytestmark = [pytest.mark.slow, pytest.mark.enforce_iam]
 
 EMU_PARAMS = {
     "poke_interval_seconds": 1,
@@ -49,15 +51,9 @@ def emulated_aws(emr_emulator, monkeypatch, tmp_path) -> dict[str, Any]:
     monkeypatch.setenv("FRUITS_RESULTS_DIR", str(results))
     monkeypatch.setenv(
         "AIRFLOW_CONN_AWS_DEFAULT",
-        json.dumps(
-            {
-                "conn_type": "aws",
-                "extra": {"region_name": REGION, "endpoint_url": emr_emulator.endpoint_url},
-            }
-        ),
+        airflow_identity(emr_emulator, REGION, bucket=BUCKET, prefix=PREFIX),
     )
     monkeypatch.setattr("include.serverless_env.build_packed_env", fake_env_build)
-    prepare_account(BUCKET, REGION, endpoint_url=emr_emulator.endpoint_url)
     return {
         "results": results,
         "s3": emr_emulator.s3_client(),
