@@ -27,8 +27,9 @@ moto's backends:
   against its IAM user's identity-based policies, a job's S3 traffic against its role's.
 
 What it cannot emulate (README, "The offline EMR"): IAM beyond identity-based policies,
-EMRFS, YARN's memory limits, the bootstrap's real installs, spot, networking, EMR's start-up time; for EMR Serverless also
-pre-initialised and maximum capacity, executor scaling, retries, custom images, and whether
+EMRFS, YARN's memory limits, the bootstrap's real installs, spot, networking, EMR's start-up
+time; for EMR Serverless also pre-initialised and maximum capacity, executor scaling,
+retries, custom images, and whether
 a packed environment (``spark.archives``) really runs there: it is checked, and used only
 when it was built for this very machine.
 
