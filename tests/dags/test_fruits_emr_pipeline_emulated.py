@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ EMU_PARAMS = {
 
 
 @pytest.fixture
-def emulated_aws(emr_emulator, monkeypatch, tmp_path) -> dict[str, Any]:
+def emulated_aws(emr_emulator, monkeypatch, tmp_path) -> Iterator[dict[str, Any]]:
     """The pipeline's AWS connection and settings pointed at the emulator; bucket created."""
     results = tmp_path / "results"
     monkeypatch.setenv("FRUITS_BUCKET", BUCKET)
@@ -47,7 +48,8 @@ def emulated_aws(emr_emulator, monkeypatch, tmp_path) -> dict[str, Any]:
         airflow_identity(emr_emulator, REGION, bucket=BUCKET, prefix=PREFIX),
     )
     s3 = emr_emulator.s3_client()
-    return {"results": results, "s3": s3, "emr": _emr(emr_emulator), "emulator": emr_emulator}
+    yield {"results": results, "s3": s3, "emr": _emr(emr_emulator), "emulator": emr_emulator}
+    assert emr_emulator.iam.checked > 0  # the DAG really ran as the Airflow IAM user
 
 
 def _emr(emulator) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -40,7 +41,7 @@ EMU_PARAMS = {
 
 
 @pytest.fixture
-def emulated_aws(emr_emulator, monkeypatch, tmp_path) -> dict[str, Any]:
+def emulated_aws(emr_emulator, monkeypatch, tmp_path) -> Iterator[dict[str, Any]]:
     """The pipeline's AWS connection pointed at the emulator; its account prepared."""
     emr_emulator.settings.app_create_s = 0.3
     emr_emulator.settings.job_queue_s = 0.1
@@ -54,11 +55,12 @@ def emulated_aws(emr_emulator, monkeypatch, tmp_path) -> dict[str, Any]:
         airflow_identity(emr_emulator, REGION, bucket=BUCKET, prefix=PREFIX),
     )
     monkeypatch.setattr("include.serverless_env.build_packed_env", fake_env_build)
-    return {
+    yield {
         "results": results,
         "s3": emr_emulator.s3_client(),
         "serverless": emr_emulator.client("emr-serverless"),
     }
+    assert emr_emulator.iam.checked > 0  # the DAG really ran as the Airflow IAM user
 
 
 @pytest.fixture
