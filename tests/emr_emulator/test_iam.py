@@ -261,6 +261,38 @@ def test_serverless_only_project_applications_and_the_job_role(account):
     )
 
 
+def test_a_job_run_reading_outside_its_grant_fails_with_s3_access_denied(account, emr_emulator):
+    """A Serverless job's own S3 traffic runs as its job runtime role."""
+    emr_emulator.settings.app_create_s = 0.1
+    emr_emulator.settings.job_queue_s = 0.05
+    s3 = account.root("s3")
+    s3.create_bucket(Bucket="other-data", CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_object(Bucket="other-data", Key="images/a.jpg", Body=b"x")
+    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/job.py", Body=b"print('hi')")
+    serverless = account.airflow("emr-serverless")
+    app = application(serverless, Project=PROJECT_TAG)
+    run_id = serverless.start_job_run(
+        applicationId=app,
+        executionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/{DEFAULT_SERVERLESS_JOB_ROLE}",
+        jobDriver={
+            "sparkSubmit": {
+                "entryPoint": f"s3://{BUCKET}/{PREFIX}/job.py",
+                "entryPointArguments": ["--input", "s3://other-data/images/"],
+            }
+        },
+        tags={"Project": PROJECT_TAG},
+    )["jobRunId"]
+
+    def run() -> dict[str, Any]:
+        return serverless.get_job_run(applicationId=app, jobRunId=run_id)["jobRun"]
+
+    wait_for(lambda: run()["state"] == "FAILED", what="FAILED")
+    details = run()["stateDetails"]
+    role = f"arn:aws:sts::{ACCOUNT}:assumed-role/{DEFAULT_SERVERLESS_JOB_ROLE}/"
+    assert "AccessDenied" in details
+    assert role in details
+
+
 def test_serverless_residual_risk_tag_resource_cannot_be_limited_to_creation(account):
     """docs/infra.md: CreateApplication with tags needs emr-serverless:TagResource (Service
     Authorization Reference), and no condition key tells creation from a later TagResource."""
