@@ -68,10 +68,11 @@ test: setup lint ## every check: lint, compose validation, the whole test suite 
 test-fast: setup ## tests without the slow and integration ones
 	$(BIN)/python -m pytest -m "not slow and not integration"
 
-lint: setup ## ruff format check + ruff lint (with AIR rules) + docker-compose schema
+lint: setup ## ruff format check + ruff lint (with AIR rules) + docker-compose schema + IAM (parliament)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yaml
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/include/infra/test_policy_lint.py
 
 format: setup ## apply ruff format and safe fixes
 	$(BIN)/ruff format .

@@ -4,8 +4,9 @@
 and the EMR service role + EC2 instance profile (+ the EMR Serverless job runtime role,
 trusted by ``emr-serverless.amazonaws.com``); the pipelines' preflights check for them.
 :func:`prepare_account` makes the same (idempotently) in the emulator, without the
-AWS-managed policies (moto loads those only on request, slowly; the emulator checks no IAM
-permission anyway).
+AWS-managed policies (moto loads those only on request, slowly). Where IAM is enforced,
+:func:`install_project_identity` adds the project's own policy documents to those roles and
+an IAM user holding only the Airflow policy, whose keys the pipelines then use.
 """
 
 from __future__ import annotations
@@ -63,3 +64,59 @@ def prepare_account(s3: Any, iam: Any, bucket: str, region: str) -> None:
         iam.add_role_to_instance_profile(
             InstanceProfileName=DEFAULT_INSTANCE_ROLE, RoleName=DEFAULT_INSTANCE_ROLE
         )
+
+
+AIRFLOW_USER = "fruits-features-airflow"
+"""The IAM user the pipelines run as where IAM is enforced (its keys go in Airflow's connection)."""
+
+
+def install_project_identity(
+    iam: Any,
+    *,
+    bucket: str,
+    prefix: str,
+    region: str,
+    dataset_uri: str | None = None,
+    account_id: str = "123456789012",
+) -> dict[str, str]:
+    """The project's own IAM documents, as ``python -m include.infra create-roles`` renders them,
+    on the roles :func:`prepare_account` made, and an IAM user holding only the Airflow policy.
+
+    The documents are the project's (:func:`include.infra.iam.render_documents`): the emulator
+    evaluates them, it does not write them. Returns the user's ``access_key``/``secret_key``.
+    """
+    from types import SimpleNamespace
+
+    from include.infra.iam import (
+        AIRFLOW_POLICY_NAME,
+        INSTANCE_INLINE_POLICY,
+        SERVERLESS_INLINE_POLICY,
+        SERVICE_INLINE_POLICY,
+        RoleSettings,
+        render_documents,
+    )
+
+    settings = RoleSettings(bucket=bucket, prefix=prefix, dataset_uri=dataset_uri)
+    ctx = SimpleNamespace(account_id=account_id, region=region, partition="aws")
+    docs = render_documents(ctx, settings)  # type: ignore[arg-type]
+    for role, name, doc in (
+        (settings.service_role, SERVICE_INLINE_POLICY, "emr-service-inline"),
+        (settings.instance_role, INSTANCE_INLINE_POLICY, "emr-ec2-inline"),
+        (settings.serverless_job_role, SERVERLESS_INLINE_POLICY, "emr-serverless-job"),
+    ):
+        iam.put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=json.dumps(docs[doc]))
+    _ignore_existing(iam.create_user, UserName=AIRFLOW_USER)
+    arn = f"arn:aws:iam::{account_id}:policy/{AIRFLOW_POLICY_NAME}"
+    try:
+        iam.create_policy(
+            PolicyName=AIRFLOW_POLICY_NAME, PolicyDocument=json.dumps(docs["airflow-pipeline"])
+        )
+    except ClientError as exc:  # already there: this document becomes its default version
+        if exc.response.get("Error", {}).get("Code") != "EntityAlreadyExists":
+            raise
+        iam.create_policy_version(
+            PolicyArn=arn, PolicyDocument=json.dumps(docs["airflow-pipeline"]), SetAsDefault=True
+        )
+    iam.attach_user_policy(UserName=AIRFLOW_USER, PolicyArn=arn)
+    key = iam.create_access_key(UserName=AIRFLOW_USER)["AccessKey"]
+    return {"access_key": key["AccessKeyId"], "secret_key": key["SecretAccessKey"]}

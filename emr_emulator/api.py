@@ -13,6 +13,8 @@ holds the response until the engine has corrected moto's instant state changes:
 * ``CancelSteps``, ``GetAutoTerminationPolicy``, ``PutAutoTerminationPolicy``,
   ``RemoveAutoTerminationPolicy`` — answered here (moto lacks them).
 
+With IAM enforced, every signed request is first evaluated by
+:class:`emr_emulator.iam.IamEnforcer` (denied: AWS's AccessDenied, nothing reaches moto).
 EMR Serverless requests (REST-JSON) go to :mod:`emr_emulator.serverless_api`. Every other
 request (S3, IAM, STS, the rest of EMR) goes to moto untouched. ``GET /_emr_emulator/clusters``
 returns the engine's view (states with times, steps; Serverless applications and job runs).
@@ -32,6 +34,7 @@ from emr_emulator.serverless_api import ServerlessApi, is_serverless
 
 if TYPE_CHECKING:
     from emr_emulator.engine import EmrEngine
+    from emr_emulator.iam import IamEnforcer
 
 TARGET_PREFIX = "ElasticMapReduce."
 STATUS_PATH = "/_emr_emulator/clusters"
@@ -103,9 +106,12 @@ def _error(start_response: StartResponse, code: str, message: str) -> list[bytes
 class EmrApiLayer:
     """The WSGI app: moto's ``app`` with EMR's life cycle handled by ``engine``."""
 
-    def __init__(self, app: Callable[..., Iterable[bytes]], engine: EmrEngine) -> None:
+    def __init__(
+        self, app: Callable[..., Iterable[bytes]], engine: EmrEngine, iam: IamEnforcer | None = None
+    ) -> None:
         self.app = app
         self.engine = engine
+        self.iam = iam  # every signed request is evaluated by it first (enforce_iam)
         self.ready = threading.Event()  # set once the emulator's own set-up is done
         self.serverless = ServerlessApi(engine.serverless, self._call_moto)
 
@@ -120,6 +126,10 @@ class EmrApiLayer:
                     "serverless": self.engine.serverless.snapshot(),
                 },
             )
+        if self.iam is not None:
+            denied = self.iam(environ, lambda: self._read_body(environ), start_response)
+            if denied is not None:
+                return denied
         if is_serverless(environ):
             raw = self._read_body(environ)
             with self.engine.lock:

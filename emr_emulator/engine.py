@@ -113,6 +113,7 @@ class EmrEngine:
         self.lock = threading.RLock()
         self.runs: dict[str, ClusterRun] = {}
         self._s3_factory = s3_client_factory
+        self.job_s3_factory: Any = None  # role -> an S3 client acting as it (IAM enforced)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="emr-engine", daemon=True)
         self._timers: list[threading.Thread] = []
@@ -124,6 +125,13 @@ class EmrEngine:
         return self._stop.is_set()
 
     def s3_client(self) -> Any:
+        return self._s3_factory()
+
+    def job_s3_client(self, role: str | None) -> Any:
+        """The client of a job's own S3 reads and writes: as ``role`` (the instance profile,
+        the job runtime role) where IAM is enforced, as EMRFS and EMR Serverless use it."""
+        if self.job_s3_factory is not None and role:
+            return self.job_s3_factory(role)
         return self._s3_factory()
 
     # ---------------------------------------------------------------- API layer hooks
@@ -364,7 +372,9 @@ class EmrEngine:
 
         result = step_runner.run_job(
             prepare,
-            mirror=S3Mirror(self.settings.data_dir / "s3", self._s3_factory()),
+            mirror=S3Mirror(
+                self.settings.data_dir / "s3", self.job_s3_client(run.request.get("JobFlowRole"))
+            ),
             workdir=workdir,
             controller=[f"emulator: step {step.id} ({step.name}) on {run.id}"],
             should_stop=should_stop,

@@ -1,7 +1,9 @@
 """``make run-emr``: the EMR DAG end to end, offline, against the emulator, in one command.
 
 1. Starts the emulator on 127.0.0.1 (a free port) in this process and creates the bucket;
-   the ``aws_default`` connection points at it (fake keys; nothing leaves loopback).
+   the ``aws_default`` connection points at it (nothing leaves loopback). IAM is enforced
+   (``FRUITS_EMU_ENFORCE_IAM=0`` turns it off): the connection holds the keys of an IAM user
+   with only the policy ``create-roles`` gives Airflow, the cluster's job runs as its role.
 2. The dataset and the weights as ``make run`` decides them (:mod:`include.local_run`):
    ``--data DIR`` or the generated sample; ImageNet if cached, else random (``none``).
 3. One run of ``fruits_emr_pipeline`` with ``dag.test()``: upload, create cluster, the
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.pop("AWS_PROFILE", None)
     os.environ.pop("AWS_SESSION_TOKEN", None)
 
-    from emr_emulator.account import prepare_account
+    from emr_emulator.account import AIRFLOW_USER, install_project_identity, prepare_account
     from emr_emulator.server import Emulator, EmulatorSettings
     from include.config import load_config
 
@@ -139,15 +141,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    settings = EmulatorSettings(data_dir=args.data_dir)
+    # IAM enforced unless FRUITS_EMU_ENFORCE_IAM=0: the DAG runs as the Airflow policy allows.
+    enforce = os.environ.get("FRUITS_EMU_ENFORCE_IAM", "1") != "0"
+    settings = EmulatorSettings(data_dir=args.data_dir, enforce_iam=enforce)
     with Emulator(settings) as emulator:
-        os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(
-            {
-                "conn_type": "aws",
-                "extra": {"region_name": config.region, "endpoint_url": emulator.endpoint_url},
-            }
-        )
         prepare_account(emulator.s3_client(), emulator.client("iam"), config.bucket, config.region)
+        connection: dict[str, Any] = {
+            "conn_type": "aws",
+            "extra": {"region_name": config.region, "endpoint_url": emulator.endpoint_url},
+        }
+        if enforce:
+            keys = install_project_identity(
+                emulator.client("iam"),
+                bucket=config.bucket,
+                prefix=config.prefix,
+                region=config.region,
+                dataset_uri=config.dataset_uri or None,
+            )
+            connection.update(login=keys["access_key"], password=keys["secret_key"])
+            print(f"IAM enforced: the DAG runs as {AIRFLOW_USER} (the Airflow policy only)")
+        os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(connection)
         print(f"EMR emulator: {emulator.endpoint_url} (S3 mirror and step logs in {args.data_dir})")
         conf: dict[str, Any] = {
             "dataset_dir": str(data_dir),

@@ -69,6 +69,11 @@ class EmulatorSettings:
     use_archives: bool = field(
         default_factory=lambda: os.environ.get("FRUITS_EMU_USE_ARCHIVES", "1") != "0"
     )
+    # IAM enforced (FRUITS_EMU_ENFORCE_IAM=1): requests signed with an IAM user's keys are
+    # evaluated against its policies, a job's S3 traffic against its role (emr_emulator.iam).
+    enforce_iam: bool = field(
+        default_factory=lambda: os.environ.get("FRUITS_EMU_ENFORCE_IAM", "0") == "1"
+    )
     tick_s: float = 0.2
 
     def __post_init__(self) -> None:
@@ -107,6 +112,7 @@ class Emulator:
         self._thread: threading.Thread | None = None
         self._restore_models: Any = None
         self.engine: Any = None
+        self.iam: Any = None  # the IamEnforcer when settings.enforce_iam
 
     @property
     def endpoint_url(self) -> str:
@@ -119,16 +125,17 @@ class Emulator:
         """An S3 client of this emulator (fake keys: moto accepts any)."""
         return self.client("s3")
 
-    def client(self, service: str) -> Any:
-        """A boto3 client of this emulator for ``service`` (fake keys: moto accepts any)."""
+    def client(self, service: str, access_key: str = "testing", secret: str = "testing") -> Any:
+        """A boto3 client of this emulator for ``service``; the default keys are the account's
+        root (moto accepts any key; with IAM enforced, an IAM user's keys are checked)."""
         import boto3
 
         return boto3.client(
             service,
             endpoint_url=self.endpoint_url,
             region_name=os.environ.get("AWS_DEFAULT_REGION", "eu-west-1"),
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret,
         )
 
     def start(self) -> Emulator:
@@ -144,7 +151,14 @@ class Emulator:
 
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = EmrEngine(self.settings, self.s3_client)
-        app = EmrApiLayer(DomainDispatcherApplication(create_backend_app), self.engine)
+        self.iam = None
+        if self.settings.enforce_iam:
+            from emr_emulator.iam import IamEnforcer
+
+            self.iam = IamEnforcer()
+            iam = self.iam
+            self.engine.job_s3_factory = lambda role: self.client("s3", iam.role_session(role))
+        app = EmrApiLayer(DomainDispatcherApplication(create_backend_app), self.engine, self.iam)
         self._server = make_server(
             self.settings.host,
             self.settings.port,

@@ -388,7 +388,9 @@ class ServerlessEngine:
 
         result = step_runner.run_job(
             prepare,
-            mirror=S3Mirror(self.settings.data_dir / "s3", self.host.s3_client()),
+            mirror=S3Mirror(
+                self.settings.data_dir / "s3", self.host.job_s3_client(run.execution_role_arn)
+            ),
             workdir=workdir,
             controller=[f"emulator: job run {run.id} of application {run.application_id}"],
             should_stop=should_stop,

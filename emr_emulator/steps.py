@@ -40,6 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from boto3.exceptions import S3UploadFailedError
+from botocore.exceptions import ClientError
+
 from emr_emulator.mirror import S3Location, S3Mirror, parse_s3_uri
 
 log = logging.getLogger("emr_emulator")
@@ -329,6 +332,11 @@ def run_job(
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "stderr").write_text(f"error: {exc}\n")
         controller.append(f"rejected: {exc}")
+    except (ClientError, S3UploadFailedError) as exc:  # S3 refused the job's own access
+        workdir.mkdir(parents=True, exist_ok=True)
+        with (workdir / "stderr").open("a") as err:
+            err.write(f"error: S3 refused the job's request: {exc}\n")
+        controller.append(f"s3 refused: {exc}")
     except Exception as exc:  # the job fails; the emulator keeps running
         log.exception("the emulator could not run the job in %s", workdir)
         workdir.mkdir(parents=True, exist_ok=True)

@@ -72,11 +72,12 @@ def sample_dataset(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def emr_emulator(tmp_path):
+def emr_emulator(tmp_path, request):
     """The offline EMR (``emr_emulator``) on 127.0.0.1 in this process, with short phases.
 
     moto's backends are process-wide: they are reset before and after, so no cluster or
     object leaks into another test. Tests may change ``emulator.settings`` while it runs.
+    Tests marked ``enforce_iam`` get it with IAM enforced (``emulator.iam``).
     """
     from emr_emulator import Emulator, EmulatorSettings
 
@@ -87,6 +88,7 @@ def emr_emulator(tmp_path):
         terminate_s=0.3,
         log_delay_s=0,
         local_cores=2,
+        enforce_iam=request.node.get_closest_marker("enforce_iam") is not None,
     )
     _reset_moto()
     with Emulator(settings) as emulator:

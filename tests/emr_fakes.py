@@ -122,3 +122,25 @@ def prepare_account(bucket: str, region: str, *, endpoint_url: str | None = None
         return boto3.client(service, region_name=region, endpoint_url=endpoint_url)
 
     prepare(client("s3"), client("iam"), bucket, region)
+
+
+def airflow_identity(
+    emulator: Any, region: str, *, bucket: str, prefix: str, dataset_uri: str | None = None
+) -> str:
+    """``AIRFLOW_CONN_AWS_DEFAULT`` for the emulator as the Airflow IAM user: the account
+    prepared, the roles and the user given the project's own policies
+    (:func:`emr_emulator.account.install_project_identity`)."""
+    from emr_emulator.account import install_project_identity
+
+    prepare_account(bucket, region, endpoint_url=emulator.endpoint_url)
+    keys = install_project_identity(
+        emulator.client("iam"), bucket=bucket, prefix=prefix, region=region, dataset_uri=dataset_uri
+    )
+    return json.dumps(
+        {
+            "conn_type": "aws",
+            "login": keys["access_key"],
+            "password": keys["secret_key"],
+            "extra": {"region_name": region, "endpoint_url": emulator.endpoint_url},
+        }
+    )

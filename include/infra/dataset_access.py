@@ -8,8 +8,8 @@ two statements the EC2 instance profile needs to read it in place, and nothing m
   condition), so Spark can list the dataset;
 * ``s3:GetObject`` on ``arn:...:s3:::bucket/prefix/*``.
 
-No write, no delete, no other prefix. The Airflow identity's tag-scoped policy is not
-changed (it lists the dataset only where its own policy allows).
+No write, no delete, no other prefix. The Airflow identity gets the listing statement only
+(the DAG's ``validate_dataset`` lists the dataset; Airflow never reads its objects).
 """
 
 from __future__ import annotations

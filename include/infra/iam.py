@@ -26,7 +26,7 @@ from include.config import (
     PROJECT_TAG,
 )
 from include.infra.aws import AwsContext
-from include.infra.dataset_access import dataset_read_statements
+from include.infra.dataset_access import LIST_SID, dataset_read_statements
 from include.infra.errors import InfraError, RefusedError
 from include.infra.policies import EMR_SERVICE_MANAGED_POLICY, policy_json, render_policy
 
@@ -99,6 +99,10 @@ def render_documents(ctx: AwsContext, settings: RoleSettings) -> dict[str, dict[
     # Both compute identities read the dataset the same way (copies: documents stay independent).
     documents["emr-ec2-inline"]["Statement"].extend(extra)
     documents["emr-serverless-job"]["Statement"].extend(copy.deepcopy(extra))
+    # Airflow lists it (validate_dataset) and never reads an object of it: the listing only.
+    documents["airflow-pipeline"]["Statement"].extend(
+        copy.deepcopy([s for s in extra if s["Sid"] == LIST_SID])
+    )
     return documents
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,11 @@ from typing import Any
 import pytest
 
 from tests.dags.test_fruits_emr_pipeline import BUCKET, DAG_ID, PREFIX, REGION, run_dag
-from tests.emr_fakes import prepare_account, step_arg
+from tests.emr_fakes import airflow_identity, step_arg
 
-pytestmark = pytest.mark.slow
+# IAM enforced: the DAGs run as an IAM user holding only the Airflow policy create-roles
+# renders, their jobs' S3 traffic as the instance profile / job runtime role.
+pytestmark = [pytest.mark.slow, pytest.mark.enforce_iam]
 
 EMU_PARAMS = {
     "poke_interval_seconds": 1,
@@ -32,7 +35,7 @@ EMU_PARAMS = {
 
 
 @pytest.fixture
-def emulated_aws(emr_emulator, monkeypatch, tmp_path) -> dict[str, Any]:
+def emulated_aws(emr_emulator, monkeypatch, tmp_path) -> Iterator[dict[str, Any]]:
     """The pipeline's AWS connection and settings pointed at the emulator; bucket created."""
     results = tmp_path / "results"
     monkeypatch.setenv("FRUITS_BUCKET", BUCKET)
@@ -42,16 +45,11 @@ def emulated_aws(emr_emulator, monkeypatch, tmp_path) -> dict[str, Any]:
     monkeypatch.delenv("FRUITS_EMR_LOG_URI", raising=False)
     monkeypatch.setenv(
         "AIRFLOW_CONN_AWS_DEFAULT",
-        json.dumps(
-            {
-                "conn_type": "aws",
-                "extra": {"region_name": REGION, "endpoint_url": emr_emulator.endpoint_url},
-            }
-        ),
+        airflow_identity(emr_emulator, REGION, bucket=BUCKET, prefix=PREFIX),
     )
     s3 = emr_emulator.s3_client()
-    prepare_account(BUCKET, REGION, endpoint_url=emr_emulator.endpoint_url)  # what preflight checks
-    return {"results": results, "s3": s3, "emr": _emr(emr_emulator), "emulator": emr_emulator}
+    yield {"results": results, "s3": s3, "emr": _emr(emr_emulator), "emulator": emr_emulator}
+    assert emr_emulator.iam.checked > 0  # the DAG really ran as the Airflow IAM user
 
 
 def _emr(emulator) -> Any:
@@ -132,7 +130,7 @@ def test_real_job_through_the_emr_dag(pack, real_emr_dag, emulated_aws, sample_d
 
 
 def test_an_s3_dataset_is_packed_on_the_cluster_once_per_listing(
-    real_emr_dag, emulated_aws, sample_dataset
+    real_emr_dag, emulated_aws, sample_dataset, monkeypatch
 ):
     """pack_s3_dataset: a Spark step on the cluster packs the S3 images (nothing is
     uploaded or packed by Airflow); a forced rerun of the same listing reads those shards."""
@@ -148,6 +146,11 @@ def test_an_s3_dataset_is_packed_on_the_cluster_once_per_listing(
         s3.put_object(Bucket="data-team-images", Key=key, Body=path.read_bytes())
     uri = "s3://data-team-images/fruits-360/"
     params = {**EMU_PARAMS, "dataset_uri": uri, "pack_s3_dataset": True}
+    # create-roles --dataset-uri: the instance profile may read the dataset in place.
+    connection = airflow_identity(
+        emulated_aws["emulator"], REGION, bucket=BUCKET, prefix=PREFIX, dataset_uri=uri
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", connection)
 
     state, tasks = run_dag(real_emr_dag, **params)
     assert state == "success", tasks

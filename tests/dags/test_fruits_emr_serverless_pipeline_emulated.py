@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -25,9 +26,11 @@ from tests.dags.test_fruits_emr_serverless_pipeline import (
     fake_env_build,
     run_dag,
 )
-from tests.emr_fakes import prepare_account, step_arg
+from tests.emr_fakes import airflow_identity, step_arg
 
-pytestmark = pytest.mark.slow
+# IAM enforced: the DAGs run as an IAM user holding only the Airflow policy create-roles
+# renders, their jobs' S3 traffic as the instance profile / job runtime role.
+pytestmark = [pytest.mark.slow, pytest.mark.enforce_iam]
 
 EMU_PARAMS = {
     "poke_interval_seconds": 1,
@@ -38,7 +41,7 @@ EMU_PARAMS = {
 
 
 @pytest.fixture
-def emulated_aws(emr_emulator, monkeypatch, tmp_path) -> dict[str, Any]:
+def emulated_aws(emr_emulator, monkeypatch, tmp_path) -> Iterator[dict[str, Any]]:
     """The pipeline's AWS connection pointed at the emulator; its account prepared."""
     emr_emulator.settings.app_create_s = 0.3
     emr_emulator.settings.job_queue_s = 0.1
@@ -49,20 +52,15 @@ def emulated_aws(emr_emulator, monkeypatch, tmp_path) -> dict[str, Any]:
     monkeypatch.setenv("FRUITS_RESULTS_DIR", str(results))
     monkeypatch.setenv(
         "AIRFLOW_CONN_AWS_DEFAULT",
-        json.dumps(
-            {
-                "conn_type": "aws",
-                "extra": {"region_name": REGION, "endpoint_url": emr_emulator.endpoint_url},
-            }
-        ),
+        airflow_identity(emr_emulator, REGION, bucket=BUCKET, prefix=PREFIX),
     )
     monkeypatch.setattr("include.serverless_env.build_packed_env", fake_env_build)
-    prepare_account(BUCKET, REGION, endpoint_url=emr_emulator.endpoint_url)
-    return {
+    yield {
         "results": results,
         "s3": emr_emulator.s3_client(),
         "serverless": emr_emulator.client("emr-serverless"),
     }
+    assert emr_emulator.iam.checked > 0  # the DAG really ran as the Airflow IAM user
 
 
 @pytest.fixture

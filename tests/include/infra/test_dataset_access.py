@@ -97,8 +97,19 @@ def test_print_roles_adds_read_on_the_dataset_and_changes_nothing_else(aws, cli)
     # Read only, and only on that bucket/prefix.
     assert {s["Action"] for s in added} == {"s3:ListBucket", "s3:GetObject"}
     assert all("data-team-images" in s["Resource"] for s in added)
-    # Everything else, the Airflow identity's tag-scoped policy included, is unchanged.
-    for key in ("service_role", "airflow_policy", "tags"):
+    # The Airflow identity may list the dataset (validate_dataset does), not read it.
+    airflow_added = [
+        s
+        for s in printed["airflow_policy"]["document"]["Statement"]
+        if s not in plain["airflow_policy"]["document"]["Statement"]
+    ]
+    assert airflow_added == [added[0]]
+    assert airflow_added[0]["Action"] == "s3:ListBucket"
+    assert airflow_added[0]["Condition"] == {
+        "StringLike": {"s3:prefix": ["fruits/2026", "fruits/2026/*"]}
+    }
+    # Everything else is unchanged.
+    for key in ("service_role", "tags"):
         assert printed[key] == plain[key], key
     assert printed["instance_role"]["trust_policy"] == plain["instance_role"]["trust_policy"]
 
