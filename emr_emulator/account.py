@@ -5,7 +5,11 @@ and the EMR service role + EC2 instance profile (+ the EMR Serverless job runtim
 trusted by ``emr-serverless.amazonaws.com``); the pipelines' preflights check for them.
 :func:`prepare_account` makes the same (idempotently) in the emulator, without the
 AWS-managed policies (moto loads those only on request, slowly; the emulator checks no IAM
-permission anyway).
+permission anyway). So the service role does not carry ``AmazonEMRServicePolicy_v2`` and the
+v2 network rules (:mod:`emr_emulator.network`: tagged subnet, VPC, default security groups)
+do not apply: the emulated pipelines set no ``FRUITS_SUBNET_ID`` and run in moto's default
+VPC, as the preflight's v1 path allows. ``tests/emr_emulator/test_network.py`` sets up a v2
+account as docs/infra.md tells users to.
 """
 
 from __future__ import annotations
