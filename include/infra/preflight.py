@@ -56,6 +56,8 @@ class ClusterRequest:
     """True when the bootstrap installs from a wheelhouse in S3 (no internet needed)."""
     security_groups: tuple[tuple[str, str], ...] = ()
     """(``Instances`` field, group id) of every security group the request names."""
+    security_configuration: str = ""
+    """The EMR security configuration the request names (empty: none)."""
 
     @classmethod
     def from_overrides(
@@ -73,6 +75,7 @@ class ClusterRequest:
                 for g in instances.get("InstanceGroups", [])
             ),
             install_from_s3_only=install_from_s3_only,
+            security_configuration=overrides.get("SecurityConfiguration", ""),
             security_groups=tuple(
                 (field, group)
                 for field in GROUP_FIELDS
@@ -257,6 +260,27 @@ def check_cleanup_role(iam: Any) -> Check:
     return Check(name, True, f"{CLEANUP_ROLE} exists")
 
 
+def check_security_configuration(emr: Any, request: ClusterRequest) -> Check:
+    """The security configuration the request names exists (RunJobFlow refuses one that
+    does not: "Security configuration with name '...' does not exist.")."""
+    name = "security configuration"
+    if not request.security_configuration:
+        return Check(name, True, "none (FRUITS_EMR_SECURITY_CONFIGURATION unset)")
+    try:
+        emr.describe_security_configuration(Name=request.security_configuration)
+    except ClientError as exc:
+        if error_code(exc) not in ("InvalidRequestException", "ResourceNotFoundException"):
+            raise
+        return Check(
+            name,
+            False,
+            f"{request.security_configuration!r} does not exist in {request.region}",
+            "run `python -m include.infra create-security-configuration`, or unset "
+            "FRUITS_EMR_SECURITY_CONFIGURATION to run without one",
+        )
+    return Check(name, True, f"{request.security_configuration} exists")
+
+
 def run_preflight(client: Callable[[str], Any], request: ClusterRequest) -> list[Check]:
     """Every check, in order; ``client(service)`` gives a boto3 client in the run's region.
 
@@ -270,6 +294,7 @@ def run_preflight(client: Callable[[str], Any], request: ClusterRequest) -> list
     checks.append(check_instance_types(ec2, request))
     checks.extend(check_vcpu_quota(ec2, client("service-quotas"), request))
     checks.append(check_bucket(client("s3"), request))
+    checks.append(check_security_configuration(client("emr"), request))
     checks.append(check_install_source(ec2, request))
     return checks
 
