@@ -262,15 +262,22 @@ def _select_input(
         return labelled(frame), "images", set(chosen)
     files = labelled(source.frame)
     if sampling:
+        # The sample is drawn from the shards' `path` column alone (parquet reads no image
+        # bytes for it), then only row groups holding a chosen image are read: the filter
+        # is on the shards' own column (`uri`, an alias of it), which Spark pushes into the
+        # parquet scan; one on the derived `path` would not be, and every shard would be
+        # read. An IN list longer than inFilterThreshold (default 10) is pushed only as a
+        # min..max range, which a hash-random sample spans: raise it to the sample's size.
         chosen_rows = transforms.deterministic_sample(
-            files.select("path", "label"),
+            files.select("uri", "path", "label"),
             seed=args.seed,
             per_class=args.per_class,
             max_images=args.max_images,
         ).collect()
-        # A filter on the shards' own `path` column is pushed into the parquet scan
-        # (row groups whose path range holds no chosen image are skipped).
-        files = files.filter(F.col("path").isin([r["path"] for r in chosen_rows]))
+        chosen_uris = sorted({r["uri"] for r in chosen_rows})
+        threshold = "spark.sql.parquet.pushdown.inFilterThreshold"
+        spark.conf.set(threshold, str(max(len(chosen_uris), 10)))
+        files = labelled(source.frame.filter(F.col("uri").isin(chosen_uris)))
     return files, "packed", None
 
 
