@@ -144,3 +144,22 @@ def test_unknown_security_configuration_is_refused(account):
     emr.create_security_configuration(Name="nope", SecurityConfiguration="{}")
     cluster = start_cluster(emr, SecurityConfiguration="nope")
     assert emr.describe_cluster(ClusterId=cluster)["Cluster"]["SecurityConfiguration"] == "nope"
+
+
+def test_without_a_subnet_the_default_vpc_must_be_tagged(account):
+    """No Ec2SubnetId: EMR launches into a default subnet of the default VPC."""
+    ec2, emr = account["ec2"], account["emr"]
+    instances = {
+        "InstanceGroups": [
+            {"InstanceRole": "MASTER", "InstanceType": "m5.xlarge", "InstanceCount": 1}
+        ],
+        "KeepJobFlowAliveWhenNoSteps": True,
+    }
+    _insufficient(emr, start_cluster(emr, ServiceRole=ROLE, Instances=instances))
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])
+    ec2.create_tags(
+        Resources=[vpc["VpcId"], *(s["SubnetId"] for s in subnets["Subnets"])], Tags=[TAG]
+    )
+    cluster = start_cluster(emr, ServiceRole=ROLE, Instances=instances)
+    assert states_seen(emr, cluster, ("WAITING", "TERMINATED_WITH_ERRORS"))[-1] == "WAITING"
