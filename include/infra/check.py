@@ -29,3 +29,12 @@ class Check:
 def error_code(exc: ClientError) -> str:
     """The AWS error code of ``exc`` (``NoSuchEntity``, ``AccessDenied``, ...)."""
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation")
+"""Error codes of a read the caller may not make: a check says so (WARN), never crashes."""
+
+
+def denied(name: str, exc: ClientError, needs: str) -> Check:
+    """The warning of a check whose read was denied; ``needs``: the IAM action(s) to allow."""
+    return Check(name, None, f"could not check ({error_code(exc)})", f"allow {needs}")

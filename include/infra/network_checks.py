@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from include.config import EMR_MANAGED_POLICY_TAG
-from include.infra.check import Check, error_code
+from include.infra.check import DENIED, Check, denied, error_code
 
 if TYPE_CHECKING:
     from include.infra.preflight import ClusterRequest
@@ -117,7 +117,15 @@ def check_network_tags(ec2: Any, request: ClusterRequest, *, v2_policy: bool) ->
     subnet = find_subnet(ec2, request.subnet_id)
     if subnet is None:
         return Check(name, False, f"{request.subnet_id} does not exist", "see subnet")
-    vpc_id = subnet["VpcId"]
+    try:
+        return _network_tags(ec2, request, subnet["VpcId"], name)
+    except ClientError as exc:
+        if error_code(exc) not in DENIED:
+            raise
+        return denied(name, exc, "ec2:DescribeSecurityGroups and ec2:DescribeVpcs")
+
+
+def _network_tags(ec2: Any, request: ClusterRequest, vpc_id: str, name: str) -> Check:
     named = {group for _, group in request.security_groups}
     used = _groups(ec2, group_id=sorted(named)) if named else []
     missing_named = sorted(named - {g["GroupId"] for g in used})

@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from include.infra.check import Check, error_code
+from include.infra.check import DENIED, Check, denied, error_code
 from include.infra.network_checks import (
     GROUP_FIELDS,
     V2_SERVICE_POLICY,
@@ -246,7 +246,7 @@ def check_cleanup_role(iam: Any) -> Check:
     try:
         iam.get_role(RoleName=CLEANUP_ROLE)
     except ClientError as exc:
-        if error_code(exc) not in ("NoSuchEntity", "AccessDenied"):
+        if error_code(exc) != "NoSuchEntity" and error_code(exc) not in DENIED:
             raise
         return Check(
             name,
@@ -269,6 +269,8 @@ def check_security_configuration(emr: Any, request: ClusterRequest) -> Check:
     try:
         emr.describe_security_configuration(Name=request.security_configuration)
     except ClientError as exc:
+        if error_code(exc) in DENIED:
+            return denied(name, exc, "elasticmapreduce:DescribeSecurityConfiguration")
         if error_code(exc) not in ("InvalidRequestException", "ResourceNotFoundException"):
             raise
         return Check(

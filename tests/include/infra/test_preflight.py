@@ -415,3 +415,27 @@ def test_cli_serverless_preflight_fails_on_an_empty_account(aws, cli):
         result.out
     )
     assert "FAIL bucket:" in result.out
+
+
+def test_network_tags_warn_when_the_groups_may_not_be_read():
+    from botocore.stub import Stubber
+
+    from include.infra.network_checks import check_network_tags
+
+    ec2 = boto3.client("ec2", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    request = ClusterRequest(
+        region=REGION,
+        bucket=BUCKET,
+        service_role="s",
+        instance_profile="i",
+        subnet_id="subnet-1",
+        instance_types=(),
+    )
+    with Stubber(ec2) as stub:
+        stub.add_response(
+            "describe_subnets", {"Subnets": [{"SubnetId": "subnet-1", "VpcId": "vpc-1"}]}
+        )
+        stub.add_client_error("describe_security_groups", "UnauthorizedOperation")
+        warning = check_network_tags(ec2, request, v2_policy=True)
+    assert warning.ok is None
+    assert "ec2:DescribeSecurityGroups" in warning.fix

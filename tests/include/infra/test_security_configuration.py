@@ -115,3 +115,22 @@ def test_preflight_fails_on_a_security_configuration_that_does_not_exist(aws, em
     assert check_security_configuration(emr, request).ok is True
     unset = ClusterRequest.from_overrides({}, region=REGION, bucket="b", install_from_s3_only=False)
     assert check_security_configuration(emr, unset).ok is True
+
+
+def test_preflight_warns_when_it_may_not_read_the_security_configuration():
+    """A denied read is a WARN naming the action to allow, not a crash of the preflight."""
+    from botocore.stub import Stubber
+
+    from include.infra.preflight import ClusterRequest, check_security_configuration
+
+    emr = boto3.client("emr", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    request = ClusterRequest.from_overrides(
+        {"SecurityConfiguration": "sc"}, region=REGION, bucket="b", install_from_s3_only=False
+    )
+    with Stubber(emr) as stub:
+        stub.add_client_error(
+            "describe_security_configuration", service_error_code="AccessDeniedException"
+        )
+        warning = check_security_configuration(emr, request)
+    assert warning.ok is None
+    assert warning.fix == "allow elasticmapreduce:DescribeSecurityConfiguration"
