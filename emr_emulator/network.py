@@ -13,8 +13,8 @@ terraform-aws-modules/terraform-aws-emr#3).
 
 The emulator keeps its own table of these rules (it checks the project, not the other way).
 It reads moto's IAM and EC2 backends of the cluster's account and region. Not emulated:
-which subnet of several EMR picks (every one named must be tagged), and whether a subnet is
-private (``ElasticMapReduce-ServiceAccess`` is checked only when it exists or is named).
+which subnet of several EMR picks (every one named must be tagged; the first one decides
+public or private).
 """
 
 from __future__ import annotations
@@ -29,12 +29,18 @@ TAG_KEY = "for-use-with-amazon-emr-managed-policies"
 TAG_VALUE = "true"
 
 # EMR's default security groups (EMR Management Guide, "Working with Amazon EMR-managed
-# security groups"): the request field that names one instead, and the default's name.
-DEFAULT_GROUPS = (
+# security groups"): the request field that names one instead, and the default EMR uses
+# (and creates when it does not exist) in a public subnet (a default route through an
+# internet gateway) or a private one.
+PUBLIC_GROUPS = (
     ("EmrManagedMasterSecurityGroup", "ElasticMapReduce-master"),
     ("EmrManagedSlaveSecurityGroup", "ElasticMapReduce-slave"),
 )
-SERVICE_ACCESS = ("ServiceAccessSecurityGroup", "ElasticMapReduce-ServiceAccess")
+PRIVATE_GROUPS = (
+    ("EmrManagedMasterSecurityGroup", "ElasticMapReduce-Master-Private"),
+    ("EmrManagedSlaveSecurityGroup", "ElasticMapReduce-Slave-Private"),
+    ("ServiceAccessSecurityGroup", "ElasticMapReduce-ServiceAccess"),
+)
 ADDITIONAL_GROUPS = ("AdditionalMasterSecurityGroups", "AdditionalSlaveSecurityGroups")
 
 
@@ -60,6 +66,22 @@ def _v2_role(account: str, role_name_or_arn: str) -> Any | None:
     return role if V2_POLICY_ARN in role.managed_policies else None
 
 
+def _public(ec2: Any, subnet: Any) -> bool:
+    """A default route through an internet gateway in the subnet's route table (its own,
+    else its VPC's main one)."""
+    tables = ec2.describe_route_tables(filters={"association.subnet-id": [subnet.id]})
+    if not tables:
+        tables = ec2.describe_route_tables(
+            filters={"vpc-id": [subnet.vpc_id], "association.main": ["true"]}
+        )
+    return any(
+        route.destination_cidr_block == "0.0.0.0/0"
+        and str(getattr(route.gateway, "id", "")).startswith("igw-")
+        for table in tables
+        for route in table.routes
+    )
+
+
 def untagged_resources(ec2: Any, instances: dict[str, Any]) -> list[str]:
     """The subnets, VPC and security groups of ``instances`` v2 cannot use, as ``kind id``."""
     subnet_ids = [
@@ -77,14 +99,14 @@ def untagged_resources(ec2: Any, instances: dict[str, Any]) -> list[str]:
     vpc_id = subnets[0].vpc_id
     must_create = False
     groups = []
-    for field, default_name in (*DEFAULT_GROUPS, SERVICE_ACCESS):
+    for field, default_name in PUBLIC_GROUPS if _public(ec2, subnets[0]) else PRIVATE_GROUPS:
         if instances.get(field):
             groups.append(ec2.get_security_group_from_id(instances[field]))
             continue
         existing = ec2.get_security_group_from_name(default_name, vpc_id)
         if existing is not None:
             groups.append(existing)
-        elif field != SERVICE_ACCESS[0]:  # only private subnets need ServiceAccess
+        else:
             must_create = True
     for field in ADDITIONAL_GROUPS:
         groups.extend(ec2.get_security_group_from_id(g) for g in instances.get(field) or [])

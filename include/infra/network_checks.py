@@ -25,15 +25,25 @@ if TYPE_CHECKING:
 
 V2_SERVICE_POLICY = "AmazonEMRServicePolicy_v2"
 
-DEFAULT_GROUPS = {
+PUBLIC_DEFAULT_GROUPS = {
     "EmrManagedMasterSecurityGroup": "ElasticMapReduce-master",
     "EmrManagedSlaveSecurityGroup": "ElasticMapReduce-slave",
+}
+PRIVATE_DEFAULT_GROUPS = {
+    "EmrManagedMasterSecurityGroup": "ElasticMapReduce-Master-Private",
+    "EmrManagedSlaveSecurityGroup": "ElasticMapReduce-Slave-Private",
     "ServiceAccessSecurityGroup": "ElasticMapReduce-ServiceAccess",
 }
-"""The RunJobFlow field naming a group, and the default EMR uses (or creates) without it
-(EMR Management Guide, "Working with Amazon EMR-managed security groups")."""
+"""The RunJobFlow field naming a group, and the default EMR uses without it, creating it when
+it does not exist (EMR Management Guide, "Working with Amazon EMR-managed security groups"):
+in a public subnet master and slave; in a private one their -Private groups and the
+service-access group."""
 
-GROUP_FIELDS = (*DEFAULT_GROUPS, "AdditionalMasterSecurityGroups", "AdditionalSlaveSecurityGroups")
+GROUP_FIELDS = (
+    *PRIVATE_DEFAULT_GROUPS,
+    "AdditionalMasterSecurityGroups",
+    "AdditionalSlaveSecurityGroups",
+)
 """Every ``Instances`` field of RunJobFlow that names security groups."""
 
 
@@ -107,9 +117,9 @@ def check_network_tags(ec2: Any, request: ClusterRequest, *, v2_policy: bool) ->
     """Under the v2 policy: the security groups the cluster uses carry the tag, and the VPC
     does when EMR has to create its default groups in it.
 
-    Groups used: those the request names, and EMR's defaults (``ElasticMapReduce-master``,
-    ``-slave``, ``-ServiceAccess``) that already exist in the subnet's VPC. A default master
-    or slave group that does not exist is created by EMR, which needs the VPC's tag.
+    Groups used: those the request names, and EMR's defaults for the subnet (public: a
+    default route through an internet gateway) that already exist in its VPC. A default
+    group that does not exist is created by EMR, which needs the VPC's tag.
     """
     name = "vpc and security groups"
     if not v2_policy or not request.subnet_id:
@@ -118,14 +128,17 @@ def check_network_tags(ec2: Any, request: ClusterRequest, *, v2_policy: bool) ->
     if subnet is None:
         return Check(name, False, f"{request.subnet_id} does not exist", "see subnet")
     try:
-        return _network_tags(ec2, request, subnet["VpcId"], name)
+        return _network_tags(ec2, request, subnet, name)
     except ClientError as exc:
         if error_code(exc) not in DENIED:
             raise
         return denied(name, exc, "ec2:DescribeSecurityGroups and ec2:DescribeVpcs")
 
 
-def _network_tags(ec2: Any, request: ClusterRequest, vpc_id: str, name: str) -> Check:
+def _network_tags(ec2: Any, request: ClusterRequest, subnet: dict[str, Any], name: str) -> Check:
+    vpc_id = subnet["VpcId"]
+    public = bool(_internet_gateways(_route_table(ec2, subnet)))
+    default_groups = PUBLIC_DEFAULT_GROUPS if public else PRIVATE_DEFAULT_GROUPS
     named = {group for _, group in request.security_groups}
     used = _groups(ec2, group_id=sorted(named)) if named else []
     missing_named = sorted(named - {g["GroupId"] for g in used})
@@ -137,14 +150,11 @@ def _network_tags(ec2: Any, request: ClusterRequest, vpc_id: str, name: str) -> 
             "fix the security group ids of the cluster request",
         )
     fields = {field for field, _ in request.security_groups}
-    defaults = [n for f, n in DEFAULT_GROUPS.items() if f not in fields]
+    defaults = [n for f, n in default_groups.items() if f not in fields]
     existing = _groups(ec2, vpc_id=[vpc_id], group_name=defaults) if defaults else []
     used += existing
     untagged = sorted({g["GroupId"] for g in used if not _tagged(g)})
-    created = [
-        n for n in defaults if n != DEFAULT_GROUPS["ServiceAccessSecurityGroup"]
-    ]  # only a private subnet needs ServiceAccess; EMR creates master and slave
-    created = [n for n in created if n not in {g["GroupName"] for g in existing}]
+    created = [n for n in defaults if n not in {g["GroupName"] for g in existing}]
     vpc = ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"][0]
     problems = []
     if untagged:
@@ -180,6 +190,18 @@ def _route_table(ec2: Any, subnet: dict[str, Any]) -> dict[str, Any] | None:
     return main[0] if main else None
 
 
+def _internet_gateways(table: dict[str, Any] | None, *, nat: bool = False) -> list[str]:
+    """The active default routes of ``table`` through an internet gateway (a public subnet),
+    and with ``nat`` through a NAT gateway too."""
+    return [
+        r.get("GatewayId") or r.get("NatGatewayId")
+        for r in (table or {}).get("Routes", [])
+        if r.get("DestinationCidrBlock") == "0.0.0.0/0"
+        and (str(r.get("GatewayId", "")).startswith("igw-") or (nat and r.get("NatGatewayId")))
+        and r.get("State", "active") == "active"
+    ]
+
+
 def check_install_source(ec2: Any, request: ClusterRequest) -> Check:
     """The nodes can reach what the bootstrap installs from.
 
@@ -192,14 +214,7 @@ def check_install_source(ec2: Any, request: ClusterRequest) -> Check:
     if subnet is None:
         return Check("network", False, f"{request.subnet_id} does not exist", "see subnet")
     table = _route_table(ec2, subnet)
-    routes = table.get("Routes", []) if table else []
-    internet = [
-        r.get("GatewayId") or r.get("NatGatewayId")
-        for r in routes
-        if r.get("DestinationCidrBlock") == "0.0.0.0/0"
-        and (str(r.get("GatewayId", "")).startswith("igw-") or r.get("NatGatewayId"))
-        and r.get("State", "active") == "active"
-    ]
+    internet = _internet_gateways(table, nat=True)
     if internet:
         return Check(
             "network", True, f"{request.subnet_id} routes to the internet via {internet[0]}"

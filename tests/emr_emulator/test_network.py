@@ -33,14 +33,26 @@ def account(emr_emulator, monkeypatch) -> dict[str, Any]:
     return {"ec2": boto3.client("ec2", **kwargs), "emr": boto3.client("emr", **kwargs)}
 
 
-def _network(ec2, *, subnet: bool, vpc: bool, groups: bool | None) -> tuple[str, str]:
-    """A VPC and subnet, tagged as asked; ``groups``: EMR's default master/slave groups
-    exist (tagged if True, untagged if False) or not (None)."""
+PUBLIC_GROUPS = ("ElasticMapReduce-master", "ElasticMapReduce-slave")
+
+
+def _network(
+    ec2, *, subnet: bool, vpc: bool, groups: bool | None, public: bool = True
+) -> tuple[str, str]:
+    """A VPC and a subnet (public: routed through an internet gateway), tagged as asked;
+    ``groups``: EMR's default groups of a public subnet exist (tagged if True, untagged if
+    False) or not (None)."""
     vpc_id = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
     subnet_id = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.1.1.0/24")["Subnet"]["SubnetId"]
+    if public:
+        igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+        ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc_id)
+        table = ec2.create_route_table(VpcId=vpc_id)["RouteTable"]["RouteTableId"]
+        ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+        ec2.associate_route_table(RouteTableId=table, SubnetId=subnet_id)
     tagged = [r for r, yes in ((vpc_id, vpc), (subnet_id, subnet)) if yes]
     if groups is not None:
-        for name in ("ElasticMapReduce-master", "ElasticMapReduce-slave"):
+        for name in PUBLIC_GROUPS:
             group = ec2.create_security_group(GroupName=name, Description=name, VpcId=vpc_id)
             if groups:
                 tagged.append(group["GroupId"])
@@ -112,6 +124,19 @@ def test_named_untagged_group_ends_with_validation_error(account):
     vpc, subnet = _network(ec2, subnet=True, vpc=True, groups=None)
     mine = ec2.create_security_group(GroupName="mine", Description="x", VpcId=vpc)["GroupId"]
     _insufficient(account["emr"], _run(account["emr"], subnet, EmrManagedMasterSecurityGroup=mine))
+
+
+def test_private_subnet_uses_the_private_default_groups(account):
+    """No internet gateway route: EMR uses ElasticMapReduce-Master-Private, -Slave-Private
+    and -ServiceAccess; the public groups, tagged or not, do not matter."""
+    ec2, emr = account["ec2"], account["emr"]
+    vpc, subnet = _network(ec2, subnet=True, vpc=True, groups=False, public=False)
+    cluster = _run(emr, subnet)
+    assert states_seen(emr, cluster, ("WAITING", "TERMINATED_WITH_ERRORS"))[-1] == "WAITING"
+    ec2.create_security_group(
+        GroupName="ElasticMapReduce-ServiceAccess", Description="x", VpcId=vpc
+    )  # untagged
+    _insufficient(emr, _run(emr, subnet))
 
 
 def test_v1_role_is_not_held_to_v2_tags(account):

@@ -189,6 +189,19 @@ def test_existing_tagged_groups_need_no_vpc_tag(account):
     assert checks["vpc and security groups"].ok is True, checks["vpc and security groups"].line()
 
 
+def test_private_subnet_uses_the_private_default_groups(account):
+    """Without an internet gateway route EMR uses (or creates) ElasticMapReduce-Master-Private,
+    -Slave-Private and -ServiceAccess: the public groups do not count, those do."""
+    account["ec2"].disassociate_route_table(AssociationId=account["association"])
+    _emr_group(account, "ElasticMapReduce-master", tagged=False)  # a public subnet's: unused
+    checks = _by_name(run_preflight(account["session"].client, account["request"]))
+    assert checks["vpc and security groups"].ok is True, checks["vpc and security groups"].line()
+    service = _emr_group(account, "ElasticMapReduce-ServiceAccess", tagged=False)
+    checks = _by_name(run_preflight(account["session"].client, account["request"]))
+    assert checks["vpc and security groups"].ok is False
+    assert f"security group(s) {service} lack(s)" in checks["vpc and security groups"].reason
+
+
 def test_named_untagged_group_fails(account):
     from dataclasses import replace
 
@@ -435,6 +448,8 @@ def test_network_tags_warn_when_the_groups_may_not_be_read():
         stub.add_response(
             "describe_subnets", {"Subnets": [{"SubnetId": "subnet-1", "VpcId": "vpc-1"}]}
         )
+        for _ in range(2):  # the subnet's own route table, then the VPC's main one
+            stub.add_response("describe_route_tables", {"RouteTables": []})
         stub.add_client_error("describe_security_groups", "UnauthorizedOperation")
         warning = check_network_tags(ec2, request, v2_policy=True)
     assert warning.ok is None
