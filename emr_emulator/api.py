@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from emr_emulator.network import request_region, v2_network_failure
+from emr_emulator.network import request_account_and_region, v2_network_failure
 from emr_emulator.serverless_api import ServerlessApi, is_serverless
 
 if TYPE_CHECKING:
@@ -175,6 +175,7 @@ class EmrApiLayer:
     # ---------------------------------------------------------------- EMR actions
 
     def _RunJobFlow(self, request: dict[str, Any], environ: Any, start: StartResponse) -> Any:
+        failure = v2_network_failure(request, *request_account_and_region(environ))
         body, status, headers = self._call_moto_held(environ)
         if self._ok(status):
             cluster = _find_cluster(json.loads(body[0])["JobFlowId"])
@@ -189,8 +190,6 @@ class EmrApiLayer:
                         "ValidationException",
                         f"Security configuration with name '{name}' does not exist.",
                     )
-                region = request_region(environ, cluster.emr_backend.region_name)
-                failure = v2_network_failure(cluster, request, region)
                 self.engine.register(cluster, request, start_failure=failure)
         start(status, headers)
         return body

@@ -118,26 +118,39 @@ def untagged_resources(ec2: Any, instances: dict[str, Any]) -> list[str]:
     return problems
 
 
-def request_region(environ: dict[str, Any], default: str) -> str:
-    """The region a SigV4-signed request was signed for (``Credential=key/date/region/...``).
-
-    moto's EMR backend does not tell: behind a plain endpoint URL it files every cluster
-    under its default region, while EC2 uses the signed one.
-    """
+def _credential(environ: dict[str, Any]) -> list[str]:
+    """``key/date/region/service/aws4_request`` of a SigV4 ``Authorization`` header, split."""
     auth = str(environ.get("HTTP_AUTHORIZATION", ""))
     marker = "Credential="
-    if marker not in auth:
-        return default
-    parts = auth.split(marker, 1)[1].split(",", 1)[0].split("/")
-    return parts[2] if len(parts) > 2 else default
+    return auth.split(marker, 1)[1].split(",", 1)[0].split("/") if marker in auth else []
 
 
-def v2_network_failure(cluster: Any, request: dict[str, Any], region: str) -> str | None:
+def request_account_and_region(environ: dict[str, Any]) -> tuple[str, str]:
+    """The account and region moto files a signed request under, found as moto finds them
+    (``MOTO_ACCOUNT_ID``, the ``x-moto-account-id`` header, the access key's account; the
+    signed region). moto's EMR backend cannot be asked: behind a plain endpoint URL it files
+    every cluster under its default region, while EC2 uses the signed one."""
+    import os
+
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.iam.models import get_account_id_from
+
+    parts = _credential(environ)
+    region = parts[2] if len(parts) > 2 else os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+    account = os.environ.get("MOTO_ACCOUNT_ID") or environ.get("HTTP_X_MOTO_ACCOUNT_ID")
+    if not account:
+        account = get_account_id_from(parts[0]) if parts else DEFAULT_ACCOUNT_ID
+    return account, region
+
+
+def v2_network_failure(request: dict[str, Any], account: str, region: str) -> str | None:
     """EMR's ``VALIDATION_ERROR`` message for this RunJobFlow request, or None when the v2
-    policy is not attached to its service role or every network resource is tagged."""
+    policy is not attached to its service role or every network resource is tagged.
+
+    Called before moto runs the request: moto's RunJobFlow creates EMR's default groups
+    itself (untagged), which would then look like groups that existed before."""
     from moto.ec2.models import ec2_backends
 
-    account = cluster.emr_backend.account_id
     role = _v2_role(account, str(request.get("ServiceRole", "")))
     if role is None:
         return None
@@ -149,8 +162,7 @@ def v2_network_failure(cluster: Any, request: dict[str, Any], region: str) -> st
     if not problems:
         return None
     log.info(
-        "cluster %s: %s lacks %s=%s on: %s",
-        cluster.id,
+        "RunJobFlow: %s lacks %s=%s on: %s",
         role.name,
         TAG_KEY,
         TAG_VALUE,

@@ -139,6 +139,20 @@ def test_private_subnet_uses_the_private_default_groups(account):
     _insufficient(emr, _run(emr, subnet))
 
 
+def test_groups_moto_creates_for_the_request_are_not_held_against_it(emr_emulator, account):
+    """In moto's own EMR region (us-east-1) its RunJobFlow creates the private default
+    groups, untagged: they did not exist before the request, so they must not fail it."""
+    kwargs = {**client_kwargs(emr_emulator), "region_name": "us-east-1"}
+    ec2, emr = boto3.client("ec2", **kwargs), boto3.client("emr", **kwargs)
+    _, subnet = _network(ec2, subnet=True, vpc=True, groups=None, public=False)
+    cluster = _run(emr, subnet)
+    assert states_seen(emr, cluster, ("WAITING", "TERMINATED_WITH_ERRORS"))[-1] == "WAITING"
+    created = ec2.describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": ["ElasticMapReduce-Master-Private"]}]
+    )["SecurityGroups"]
+    assert created  # moto did create it (else this test proves nothing)
+
+
 def test_v1_role_is_not_held_to_v2_tags(account):
     """Without the v2 policy attached nothing is tag-scoped: an untagged network starts."""
     _, subnet = _network(account["ec2"], subnet=False, vpc=False, groups=False)
