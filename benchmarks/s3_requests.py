@@ -12,7 +12,7 @@ become S3 requests on EMRFS/S3A. Each call is mapped to requests as S3 serves th
 "before" replays the read actions of the job at commit 87cef05 (``io.read_images`` then
 ``cli.run``): the listing, ``raw.count()`` in ``read_images``, ``files.count()`` in
 ``run``, then the featurising scan (mini mode: the whole folder, as the sample's
-semi-join was not pushed into the scan). "after" runs today's ``cli._select_input`` and
+semi-join was not pushed into the scan). "after" runs today's ``selection.select_input`` and
 the featurising scan of the frame it returns (the model replaced by ``length(content)``:
 the reads are the same). The folder has Fruits-360's shape (2 splits x 131 labels); the
 counts are measured with 2 and 4 images per folder, so the per-image part and the fixed
@@ -80,7 +80,7 @@ def requests(counts: dict[str, int]) -> dict[str, int]:
 def measure(spark, data: Path, mode: str) -> dict[str, dict[str, int]]:
     from pyspark.sql import functions as F
 
-    from spark_jobs import cli, io, transforms
+    from spark_jobs import cli, io, selection, transforms
 
     jvm_fs = spark._jvm.fruits.bench.CountingFileSystem
     uri = "counting://" + str(data)
@@ -113,7 +113,7 @@ def measure(spark, data: Path, mode: str) -> dict[str, dict[str, int]]:
         files.agg(F.sum(F.length("content"))).collect()  # the featurising scan
 
     def after() -> None:
-        files, _, _ = cli._select_input(args, spark, uri)
+        files = selection.select_input(args, spark, uri).files
         files.agg(F.sum(F.length("content"))).collect()  # the featurising scan
 
     return {"before": counted(before), "after": counted(after)}

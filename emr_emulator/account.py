@@ -6,7 +6,12 @@ trusted by ``emr-serverless.amazonaws.com``); the pipelines' preflights check fo
 :func:`prepare_account` makes the same (idempotently) in the emulator, without the
 AWS-managed policies (moto loads those only on request, slowly). Where IAM is enforced,
 :func:`install_project_identity` adds the project's own policy documents to those roles and
-an IAM user holding only the Airflow policy, whose keys the pipelines then use.
+an IAM user holding only the Airflow policy, whose keys the pipelines then use. The service
+role does not carry ``AmazonEMRServicePolicy_v2``, so the v2 network rules
+(:mod:`emr_emulator.network`: tagged subnet, VPC, default security groups) do not apply: the
+emulated pipelines set no ``FRUITS_SUBNET_ID`` and run in moto's default VPC, as the
+preflight's v1 path allows. ``tests/emr_emulator/test_network.py`` sets up a v2 account as
+docs/infra.md tells users to.
 """
 
 from __future__ import annotations

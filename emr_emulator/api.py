@@ -5,7 +5,9 @@ reads those requests, lets moto do what it does well (validation, ids, the model
 holds the response until the engine has corrected moto's instant state changes:
 
 * ``RunJobFlow`` — the request is kept (moto 5.2.5 drops ``AutoTerminationPolicy``) and
-  the cluster starts over at ``STARTING``;
+  the cluster starts over at ``STARTING``; a ``SecurityConfiguration`` that does not exist
+  is refused, and a network the v2 service policy cannot use ends the cluster
+  (:mod:`emr_emulator.network`);
 * ``AddJobFlowSteps`` — new steps are ``PENDING``; a terminating or ended cluster refuses
   them with EMR's ValidationException;
 * ``TerminateJobFlows`` — the cluster goes ``TERMINATING`` first (the engine stops a
@@ -30,6 +32,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from emr_emulator.network import request_account_and_region, v2_network_failure
 from emr_emulator.serverless_api import ServerlessApi, is_serverless
 
 if TYPE_CHECKING:
@@ -160,6 +163,12 @@ class EmrApiLayer:
     def _call_moto(
         self, environ: dict[str, Any], start_response: StartResponse
     ) -> tuple[list[bytes], str]:
+        body, status, headers = self._call_moto_held(environ)
+        start_response(status, headers)
+        return body, status
+
+    def _call_moto_held(self, environ: dict[str, Any]) -> tuple[list[bytes], str, list[Any]]:
+        """moto's answer (body, status, headers), not yet started as the response."""
         captured: dict[str, Any] = {}
 
         def capture(status: str, headers: list[Any], exc_info: Any = None) -> Any:
@@ -167,8 +176,7 @@ class EmrApiLayer:
             return lambda data: None
 
         body = b"".join(self.app(environ, capture))
-        start_response(captured["status"], captured["headers"])
-        return [body], captured["status"]
+        return [body], captured["status"], captured["headers"]
 
     @staticmethod
     def _ok(status: str) -> bool:
@@ -177,11 +185,23 @@ class EmrApiLayer:
     # ---------------------------------------------------------------- EMR actions
 
     def _RunJobFlow(self, request: dict[str, Any], environ: Any, start: StartResponse) -> Any:
-        body, status = self._call_moto(environ, start)
+        failure = v2_network_failure(request, *request_account_and_region(environ))
+        body, status, headers = self._call_moto_held(environ)
         if self._ok(status):
             cluster = _find_cluster(json.loads(body[0])["JobFlowId"])
             if cluster is not None:
-                self.engine.register(cluster, request)
+                name = request.get("SecurityConfiguration")
+                if name and name not in cluster.emr_backend.security_configurations:
+                    # EMR refuses the request: "ValidationException: Security configuration
+                    # with name '...' does not exist." (hashicorp/terraform#13620).
+                    del cluster.emr_backend.clusters[cluster.id]
+                    return _error(
+                        start,
+                        "ValidationException",
+                        f"Security configuration with name '{name}' does not exist.",
+                    )
+                self.engine.register(cluster, request, start_failure=failure)
+        start(status, headers)
         return body
 
     def _AddJobFlowSteps(self, request: dict[str, Any], environ: Any, start: StartResponse) -> Any:

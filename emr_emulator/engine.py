@@ -73,6 +73,7 @@ class ClusterRun:
     running_step: str | None = None
     timeline: list[tuple[str, str]] = field(default_factory=list)
     step_records: dict[str, StepRecord] = field(default_factory=dict)
+    start_failure: str | None = None  # VALIDATION_ERROR message: the cluster ends at STARTING
 
     @property
     def id(self) -> str:
@@ -136,10 +137,16 @@ class EmrEngine:
 
     # ---------------------------------------------------------------- API layer hooks
 
-    def register(self, cluster: Any, request: dict[str, Any]) -> None:
-        """A new cluster from RunJobFlow (moto already made it WAITING): start it over."""
+    def register(
+        self, cluster: Any, request: dict[str, Any], *, start_failure: str | None = None
+    ) -> None:
+        """A new cluster from RunJobFlow (moto already made it WAITING): start it over.
+
+        ``start_failure``: EMR's message when it cannot provision the nodes; the cluster
+        then ends ``TERMINATED_WITH_ERRORS`` (``VALIDATION_ERROR``) after ``STARTING``.
+        """
         with self.lock:
-            run = ClusterRun(cluster=cluster, request=request)
+            run = ClusterRun(cluster=cluster, request=request, start_failure=start_failure)
             cluster.ready_datetime = None
             cluster.end_datetime = None
             for group in cluster.instance_groups:
@@ -241,6 +248,11 @@ class EmrEngine:
         with self.lock:
             state = run.cluster.state
             elapsed = time.monotonic() - run.since
+            if state == "STARTING" and elapsed >= s.start_s and run.start_failure:
+                self._begin_termination(
+                    run, "VALIDATION_ERROR", run.start_failure, final="TERMINATED_WITH_ERRORS"
+                )
+                return
             if state == "STARTING" and elapsed >= s.start_s:
                 for group in run.cluster.instance_groups:
                     group.state = "BOOTSTRAPPING"

@@ -295,6 +295,9 @@ class PipelineConfig:
     serverless_job_role: str = DEFAULT_SERVERLESS_JOB_ROLE
     """EMR Serverless: the job runtime role (name, or full ARN) of the job runs."""
     subnet_id: str = ""
+    emr_security_configuration: str = ""
+    """EMR security configuration the clusters name (``create-security-configuration``);
+    empty: none (default; see docs/infra.md)."""
     extra_tags: dict[str, str] = field(default_factory=dict)
     data_dir: Path = REPO_ROOT / "data" / "fruits-360-sample"
     results_dir: Path = REPO_ROOT / "data" / "results"
@@ -359,6 +362,7 @@ def load_config() -> PipelineConfig:
         emr_instance_profile=_env("FRUITS_EMR_INSTANCE_PROFILE", DEFAULT_INSTANCE_ROLE),
         serverless_job_role=_env("FRUITS_SERVERLESS_JOB_ROLE", DEFAULT_SERVERLESS_JOB_ROLE),
         subnet_id=_env("FRUITS_SUBNET_ID", ""),
+        emr_security_configuration=_env("FRUITS_EMR_SECURITY_CONFIGURATION", ""),
         extra_tags=_parse_tags(os.environ.get("FRUITS_EXTRA_TAGS", "")),
         data_dir=Path(_env("FRUITS_DATA_DIR", str(REPO_ROOT / "data" / "fruits-360-sample"))),
         results_dir=Path(_env("FRUITS_RESULTS_DIR", str(REPO_ROOT / "data" / "results"))),

@@ -31,7 +31,52 @@ else
   sudo "$PYTHON" -m pip install --quiet --no-cache-dir -r "$workdir/requirements.txt"
 fi
 # Fail the bootstrap (and so the cluster, before any step is billed) when the install is
-# inconsistent, and say what the node got.
-"$PYTHON" -m pip check
+# inconsistent, and say what the node got. Not `pip check`: it checks every package of the
+# node's python3.11, and a conflict among packages EMR or the AMI installed, which the job
+# never imports, would fail the cluster. This checks the job's requirements and everything
+# they require (Requires-Dist, transitively), with pip's own `packaging`.
+"$PYTHON" - "$workdir/requirements.txt" <<'PY'
+import sys
+from importlib import metadata
+
+try:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+except ImportError:  # python3.11 from dnf has no packaging of its own; pip vendors it
+    from pip._vendor.packaging.requirements import Requirement
+    from pip._vendor.packaging.utils import canonicalize_name
+
+todo = []
+with open(sys.argv[1]) as lines:
+    for line in lines:
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            todo.append(Requirement(line))
+seen, problems = set(), []
+while todo:
+    req = todo.pop()
+    if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+        continue
+    try:
+        dist = metadata.distribution(req.name)
+    except metadata.PackageNotFoundError:
+        problems.append(f"{req}: not installed")
+        continue
+    if not req.specifier.contains(dist.version, prereleases=True):
+        problems.append(f"{req}: {dist.version} installed")
+    key = (canonicalize_name(req.name), tuple(sorted(req.extras)))
+    if key in seen:
+        continue
+    seen.add(key)
+    for text in dist.requires or []:
+        dep = Requirement(text)
+        wanted = [""] + sorted(req.extras)
+        if dep.marker is None or any(dep.marker.evaluate({"extra": e}) for e in wanted):
+            dep.marker = None
+            todo.append(dep)
+if problems:
+    sys.exit("job requirements not satisfied: " + "; ".join(sorted(set(problems))))
+print(f"{len(seen)} job packages consistent")
+PY
 "$PYTHON" -c "import PIL, pandas, pyarrow; print('job dependencies ready')"
 "$PYTHON" -m pip list --format=freeze 2>/dev/null | grep -iE '^(ai-edge-litert|onnxruntime|tensorflow-cpu)==' || true

@@ -59,8 +59,13 @@ def select_input(args: argparse.Namespace, spark: Any, input_uri: str) -> Select
     files = labelled(source.frame)
     dataset_images = None
     if sampling:
-        names = files.select("path", "label")
-        # Only the shards' `path` column is read for the listing (a few MB for 90k images).
+        # The sample is drawn from the shards' `path` column alone (parquet reads no image
+        # bytes for it), then only row groups holding a chosen image are read: the filter
+        # is on the shards' own column (`uri`, an alias of it), which Spark pushes into the
+        # parquet scan; one on the derived `path` would not be, and every shard would be
+        # read. An IN list longer than inFilterThreshold (default 10) is pushed only as a
+        # min..max range, which a hash-random sample spans: raise it to the sample's size.
+        names = files.select("uri", "path", "label")
         dataset_images = names.count()
         chosen_rows = transforms.deterministic_sample(
             names,
@@ -68,7 +73,8 @@ def select_input(args: argparse.Namespace, spark: Any, input_uri: str) -> Select
             per_class=args.per_class,
             max_images=args.max_images,
         ).collect()
-        # A filter on the shards' own `path` column is pushed into the parquet scan
-        # (row groups whose path range holds no chosen image are skipped).
-        files = files.filter(F.col("path").isin([r["path"] for r in chosen_rows]))
+        chosen_uris = sorted({r["uri"] for r in chosen_rows})
+        threshold = "spark.sql.parquet.pushdown.inFilterThreshold"
+        spark.conf.set(threshold, str(max(len(chosen_uris), 10)))
+        files = labelled(source.frame.filter(F.col("uri").isin(chosen_uris)))
     return SelectedInput(files, "packed", None, dataset_images)

@@ -20,15 +20,19 @@ def find_clusters(
     tags: Mapping[str, str],
     states: Iterable[str] = ACTIVE_CLUSTER_STATES,
     created_before: datetime | None = None,
+    created_after: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Clusters in ``states`` carrying every tag in ``tags`` (``describe_cluster`` shapes).
 
     ``list_clusters`` does not return tags, so each candidate is described; the state
-    filter keeps that to the handful of live clusters.
+    filter keeps that to the handful of live clusters. Ended states are not a handful (EMR
+    lists clusters for two months): look for those with ``created_after`` too.
     """
     kwargs: dict[str, Any] = {"ClusterStates": list(states)}
     if created_before is not None:
         kwargs["CreatedBefore"] = created_before
+    if created_after is not None:
+        kwargs["CreatedAfter"] = created_after
     found = []
     for page in emr_client.get_paginator("list_clusters").paginate(**kwargs):
         for summary in page.get("Clusters", []):

@@ -8,6 +8,7 @@ the step failed, and a terminate operator that also finds the run's clusters by 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.operators.emr import (
@@ -57,6 +58,21 @@ def apply_wait(sensor: Any) -> None:
         sensor.log_wait_seconds = float(sensor.wait.get("log_wait", 0))
 
 
+RUN_LOOKBACK = timedelta(hours=1)
+"""How long before its run began a run's cluster may have been created (clock skew)."""
+
+
+def _run_began(context: Context) -> datetime | None:
+    """When the DAG run began: ``run_after`` (kept when tasks are cleared), else its logical
+    date or start date; None when the context has no run."""
+    dag_run = context.get("dag_run")
+    for attr in ("run_after", "logical_date", "start_date"):
+        value = getattr(dag_run, attr, None)
+        if isinstance(value, datetime):
+            return value
+    return None
+
+
 class EmrCreateClusterOperator(EmrCreateJobFlowOperator):
     """``EmrCreateJobFlowOperator`` that is safe to retry, with a run-time ``deferrable``.
 
@@ -85,7 +101,7 @@ class EmrCreateClusterOperator(EmrCreateJobFlowOperator):
                 existing[0]["Status"]["State"],
             )
             return cluster_id
-        self._refuse_repeat_of_failed_request(tags)
+        self._refuse_repeat_of_failed_request(tags, _run_began(context))
         cluster_id = super().execute(context)  # returns only when not deferred
         self._check_started(cluster_id)
         return cluster_id
@@ -95,13 +111,18 @@ class EmrCreateClusterOperator(EmrCreateJobFlowOperator):
         self._check_started(cluster_id)
         return cluster_id
 
-    def _refuse_repeat_of_failed_request(self, tags: Mapping[str, str]) -> None:
+    def _refuse_repeat_of_failed_request(
+        self, tags: Mapping[str, str], run_began: datetime | None
+    ) -> None:
         """Fail at once when this run's same request already ended TERMINATED_WITH_ERRORS.
 
         The provider terminates a cluster whose create waiter failed, so the retry finds no
         live cluster and would pay for the same failure again (bootstrap error, bad subnet).
         A changed request (other subnet, instance type, bootstrap) has another digest and is
-        created anew, so clearing the task after fixing the configuration works.
+        created anew, so clearing the task after fixing the configuration works. Only
+        clusters created since the run began (less :data:`RUN_LOOKBACK`, for clock skew) are
+        listed: each listed one costs a DescribeCluster, and the failed clusters of older
+        runs are never this run's.
         """
         overrides = self.job_flow_overrides if isinstance(self.job_flow_overrides, dict) else {}
         digest = {t["Key"]: t["Value"] for t in overrides.get("Tags", [])}.get(REQUEST_DIGEST_TAG)
@@ -111,6 +132,7 @@ class EmrCreateClusterOperator(EmrCreateJobFlowOperator):
             self.hook.conn,
             tags={**tags, REQUEST_DIGEST_TAG: digest},
             states=("TERMINATED_WITH_ERRORS",),
+            created_after=run_began - RUN_LOOKBACK if run_began else None,
         )
         if failed:
             cluster = failed[0]

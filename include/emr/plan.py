@@ -125,7 +125,7 @@ def build_job_flow_overrides(
     on-demand), logs to ``config.log_uri``, a bootstrap action installing the job's
     requirements with Python 3.11 (from ``wheelhouse_uri`` with ``--no-index`` when given,
     else from PyPI), a root volume sized for that install, idle auto-termination as a cost
-    backstop, and tags.
+    backstop, tags, and ``config.emr_security_configuration`` when set (encryption at rest).
     The cluster stays up between steps (``KeepJobFlowAliveWhenNoSteps``): the DAG's
     terminate task ends it, or the idle timeout does if Airflow never gets there.
     """
@@ -198,6 +198,8 @@ def build_job_flow_overrides(
         "VisibleToAllUsers": True,
         "StepConcurrencyLevel": 1,
     }
+    if config.emr_security_configuration:
+        request["SecurityConfiguration"] = config.emr_security_configuration
     all_tags = {**tags, REQUEST_DIGEST_TAG: request_digest(request)}
     request["Tags"] = [{"Key": key, "Value": value} for key, value in sorted(all_tags.items())]
     return request

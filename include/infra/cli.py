@@ -6,6 +6,9 @@ Commands (``--help`` on each for its options)::
     upload-dataset    the EMR DAG's upload (packed parquet shards by default), with a progress bar
     create-roles      EMR service role, EC2 instance profile, Serverless job role, Airflow policy
     print-roles       the same policy documents as JSON, for an administrator to apply
+    create-security-configuration
+                      EMR security configuration (encryption at rest; local disks with
+                      --kms-key-arn); prints FRUITS_EMR_SECURITY_CONFIGURATION=...
     status            active project clusters (age, instance-hours, estimated USD; exit 3 past
                       TTL), Serverless applications and their running job runs
     terminate         --cluster-id ID... or --all (only clusters tagged Project=fruits-features)
@@ -35,6 +38,7 @@ from include.infra.commands.data import (
 )
 from include.infra.commands.resources import cmd_cleanup, cmd_status, cmd_terminate
 from include.infra.commands.roles import cmd_create_roles, cmd_print_roles
+from include.infra.commands.security import cmd_create_security_configuration
 from include.infra.errors import InfraError
 
 __all__ = ["CONFIRM_FLAG", "build_parser", "dag_dataset_prefix", "main"]
@@ -152,6 +156,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--account-id", help="account id to put in ARNs (default: ask STS)")
     p.set_defaults(handler=cmd_print_roles)
+
+    from include.infra.security_configuration import DEFAULT_SECURITY_CONFIGURATION
+
+    p = sub.add_parser(
+        "create-security-configuration",
+        parents=[common, roles],
+        help="create the EMR security configuration (encryption at rest) the clusters name",
+        description="EMRFS S3 encryption (SSE-S3, or SSE-KMS with --kms-key-arn) and, with "
+        "--kms-key-arn, local disk + EBS encryption; the roles get use of that key only. No "
+        "in-transit encryption (it needs certificates).",
+    )
+    p.add_argument("--name", default=DEFAULT_SECURITY_CONFIGURATION)
+    p.add_argument("--kms-key-arn", help="KMS key ARN in the region (local disks need one)")
+    p.set_defaults(handler=cmd_create_security_configuration)
 
     p = sub.add_parser(
         "status",

@@ -12,14 +12,25 @@ Evidence for each rule is cited at the check.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from include.config import EMR_MANAGED_POLICY_TAG
+from include.infra.check import DENIED, Check, denied, error_code
+from include.infra.network_checks import (
+    GROUP_FIELDS,
+    V2_SERVICE_POLICY,
+    check_install_source,
+    check_network_tags,
+    check_subnet,
+    find_subnet,
+)
 
-V2_SERVICE_POLICY = "AmazonEMRServicePolicy_v2"
+CLEANUP_ROLE = "AWSServiceRoleForEMRCleanup"
+"""EMR's service-linked role (EMR Management Guide, "Using service-linked roles for Amazon
+EMR for cleanup"): EMR creates it during cluster creation if it does not exist, which needs
+``iam:CreateServiceLinkedRole`` for ``elasticmapreduce.amazonaws.com`` from the caller."""
 
 # Service Quotas codes of the EC2 vCPU limits for the standard families (A, C, D, H, I, M, R,
 # T, Z), which every allowed instance type belongs to (AWS CLI reference, service-quotas
@@ -28,23 +39,6 @@ ON_DEMAND_QUOTA = "L-1216C47A"
 """Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances (vCPUs)."""
 SPOT_QUOTA = "L-34B43A08"
 """All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests (vCPUs)."""
-
-
-@dataclass(frozen=True)
-class Check:
-    """One preflight result: ``ok`` True (passed), False (failed) or None (could not check)."""
-
-    name: str
-    ok: bool | None
-    reason: str
-    fix: str = ""
-
-    def line(self) -> str:
-        mark = {True: "ok  ", False: "FAIL", None: "WARN"}[self.ok]
-        return f"{mark} {self.name}: {self.reason}" + (f" -> {self.fix}" if self.fix else "")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -60,6 +54,10 @@ class ClusterRequest:
     """(instance type, count, market) per instance group."""
     install_from_s3_only: bool = False
     """True when the bootstrap installs from a wheelhouse in S3 (no internet needed)."""
+    security_groups: tuple[tuple[str, str], ...] = ()
+    """(``Instances`` field, group id) of every security group the request names."""
+    security_configuration: str = ""
+    """The EMR security configuration the request names (empty: none)."""
 
     @classmethod
     def from_overrides(
@@ -77,11 +75,13 @@ class ClusterRequest:
                 for g in instances.get("InstanceGroups", [])
             ),
             install_from_s3_only=install_from_s3_only,
+            security_configuration=overrides.get("SecurityConfiguration", ""),
+            security_groups=tuple(
+                (field, group)
+                for field in GROUP_FIELDS
+                for group in _as_list(instances.get(field) or [])
+            ),
         )
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def check_roles(iam: Any, request: ClusterRequest) -> tuple[Check, bool]:
@@ -96,13 +96,13 @@ def check_roles(iam: Any, request: ClusterRequest) -> tuple[Check, bool]:
         attached = iam.list_attached_role_policies(RoleName=request.service_role)
         v2 = any(p["PolicyName"] == V2_SERVICE_POLICY for p in attached["AttachedPolicies"])
     except ClientError as exc:
-        if _code(exc) != "NoSuchEntity":
+        if error_code(exc) != "NoSuchEntity":
             raise
         missing.append(f"service role {request.service_role!r}")
     try:
         iam.get_instance_profile(InstanceProfileName=request.instance_profile)
     except ClientError as exc:
-        if _code(exc) != "NoSuchEntity":
+        if error_code(exc) != "NoSuchEntity":
             raise
         missing.append(f"instance profile {request.instance_profile!r}")
     if missing:
@@ -113,56 +113,9 @@ def check_roles(iam: Any, request: ClusterRequest) -> tuple[Check, bool]:
     ), v2
 
 
-def _subnet(ec2: Any, subnet_id: str) -> dict[str, Any] | None:
-    try:
-        return ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]
-    except ClientError as exc:
-        if "NotFound" in _code(exc):
-            return None
-        raise
-
-
-def check_subnet(ec2: Any, request: ClusterRequest, *, v2_policy: bool) -> Check:
-    """The subnet exists, and carries the v2 tag when the v2 service policy is in use.
-
-    ``AmazonEMRServicePolicy_v2`` allows ``ec2:RunInstances`` only in subnets tagged
-    ``for-use-with-amazon-emr-managed-policies=true`` (statement ``CreateInTaggedNetwork``).
-    Without a subnet EMR launches into the default VPC's subnet, which nobody tagged.
-    """
-    tag_fix = f"tag the subnet {EMR_MANAGED_POLICY_TAG}=true (aws ec2 create-tags)"
-    if not request.subnet_id:
-        if v2_policy:
-            return Check(
-                "subnet",
-                False,
-                f"no FRUITS_SUBNET_ID: EMR would use a default subnet, and {V2_SERVICE_POLICY} "
-                "launches only into tagged ones",
-                f"set FRUITS_SUBNET_ID to a subnet tagged {EMR_MANAGED_POLICY_TAG}=true",
-            )
-        return Check("subnet", True, "none set: EMR uses the default VPC (v1 policy)")
-    subnet = _subnet(ec2, request.subnet_id)
-    if subnet is None:
-        return Check(
-            "subnet",
-            False,
-            f"{request.subnet_id} does not exist in {request.region}",
-            "set FRUITS_SUBNET_ID to a subnet of this region",
-        )
-    tags = {t["Key"]: t["Value"] for t in subnet.get("Tags", [])}
-    if v2_policy and tags.get(EMR_MANAGED_POLICY_TAG) != "true":
-        return Check(
-            "subnet",
-            False,
-            f"{request.subnet_id} lacks the tag {EMR_MANAGED_POLICY_TAG}=true that "
-            f"{V2_SERVICE_POLICY} needs to launch instances in it",
-            tag_fix,
-        )
-    return Check("subnet", True, f"{request.subnet_id} in {subnet['AvailabilityZone']}")
-
-
 def check_instance_types(ec2: Any, request: ClusterRequest) -> Check:
     """Every instance type is offered in the subnet's AZ (or the region without a subnet)."""
-    subnet = _subnet(ec2, request.subnet_id) if request.subnet_id else None
+    subnet = find_subnet(ec2, request.subnet_id) if request.subnet_id else None
     if subnet is not None:
         location_type, location = "availability-zone", subnet["AvailabilityZone"]
     else:
@@ -216,7 +169,7 @@ def check_vcpu_quota(ec2: Any, quotas: Any, request: ClusterRequest) -> list[Che
                 Check(
                     name,
                     None,
-                    f"could not check quota {code} ({_code(exc) or exc}); the cluster needs "
+                    f"could not check quota {code} ({error_code(exc) or exc}); the cluster needs "
                     f"{need[market]} vCPUs",
                     "look it up in the Service Quotas console before a large run",
                 )
@@ -246,11 +199,11 @@ def check_bucket(s3: Any, request: ClusterRequest | ServerlessRequest) -> Check:
     try:
         location = s3.get_bucket_location(Bucket=request.bucket)["LocationConstraint"]
     except ClientError as exc:
-        if _code(exc) in ("NoSuchBucket", "404", "AccessDenied", "403"):
+        if error_code(exc) in ("NoSuchBucket", "404", "AccessDenied", "403"):
             return Check(
                 "bucket",
                 False,
-                f"s3://{request.bucket} not found or not yours ({_code(exc)})",
+                f"s3://{request.bucket} not found or not yours ({error_code(exc)})",
                 "run `python -m include.infra create-bucket` or fix FRUITS_BUCKET",
             )
         raise
@@ -267,7 +220,7 @@ def check_bucket(s3: Any, request: ClusterRequest | ServerlessRequest) -> Check:
             "ServerSideEncryptionConfiguration"
         ]["Rules"]
     except ClientError as exc:
-        if _code(exc) != "ServerSideEncryptionConfigurationNotFoundError":
+        if error_code(exc) != "ServerSideEncryptionConfigurationNotFoundError":
             raise
         rules = []
     if not rules:
@@ -281,76 +234,53 @@ def check_bucket(s3: Any, request: ClusterRequest | ServerlessRequest) -> Check:
     return Check("bucket", True, f"s3://{request.bucket} in {region}, {algorithm}")
 
 
-def _route_table(ec2: Any, subnet: dict[str, Any]) -> dict[str, Any] | None:
-    """The subnet's route table: its explicit association, else the VPC's main table."""
-    explicit = ec2.describe_route_tables(
-        Filters=[{"Name": "association.subnet-id", "Values": [subnet["SubnetId"]]}]
-    )["RouteTables"]
-    if explicit:
-        return explicit[0]
-    main = ec2.describe_route_tables(
-        Filters=[
-            {"Name": "vpc-id", "Values": [subnet["VpcId"]]},
-            {"Name": "association.main", "Values": ["true"]},
-        ]
-    )["RouteTables"]
-    return main[0] if main else None
+def check_cleanup_role(iam: Any) -> Check:
+    """``AWSServiceRoleForEMRCleanup`` exists, or a warning that RunJobFlow will create it.
 
-
-def check_install_source(ec2: Any, request: ClusterRequest) -> Check:
-    """The nodes can reach what the bootstrap installs from.
-
-    From PyPI: a default route through an internet or NAT gateway. From a wheelhouse in S3
-    (``install_from_s3_only``): that, or an S3 gateway endpoint on the subnet's route table.
+    A warning, not a failure: a fresh account never has it, and EMR creates it at the first
+    cluster when the caller may ``iam:CreateServiceLinkedRole`` (the Airflow policy grants
+    that). Whether the caller may cannot be read without ``iam:SimulatePrincipalPolicy``
+    (which the caller may lack, and moto does not serve), so it is said, not checked.
     """
-    if not request.subnet_id:
-        return Check("network", True, "default VPC: its subnets route to the internet")
-    subnet = _subnet(ec2, request.subnet_id)
-    if subnet is None:
-        return Check("network", False, f"{request.subnet_id} does not exist", "see subnet")
-    table = _route_table(ec2, subnet)
-    routes = table.get("Routes", []) if table else []
-    internet = [
-        r.get("GatewayId") or r.get("NatGatewayId")
-        for r in routes
-        if r.get("DestinationCidrBlock") == "0.0.0.0/0"
-        and (str(r.get("GatewayId", "")).startswith("igw-") or r.get("NatGatewayId"))
-        and r.get("State", "active") == "active"
-    ]
-    if internet:
+    name = "cleanup service-linked role"
+    try:
+        iam.get_role(RoleName=CLEANUP_ROLE)
+    except ClientError as exc:
+        if error_code(exc) != "NoSuchEntity" and error_code(exc) not in DENIED:
+            raise
         return Check(
-            "network", True, f"{request.subnet_id} routes to the internet via {internet[0]}"
+            name,
+            None,
+            f"{CLEANUP_ROLE} {'not found' if error_code(exc) == 'NoSuchEntity' else 'unreadable'}"
+            ": EMR creates it at RunJobFlow only if the caller may iam:CreateServiceLinkedRole "
+            "for elasticmapreduce.amazonaws.com, else RunJobFlow fails",
+            "allow that action (the Airflow policy does) or create it once: aws iam "
+            "create-service-linked-role --aws-service-name elasticmapreduce.amazonaws.com",
         )
-    s3_service = f"com.amazonaws.{request.region}.s3"
-    endpoints = ec2.describe_vpc_endpoints(
-        Filters=[
-            {"Name": "vpc-id", "Values": [subnet["VpcId"]]},
-            {"Name": "service-name", "Values": [s3_service]},
-        ]
-    )["VpcEndpoints"]
-    table_id = table.get("RouteTableId") if table else None
-    gateway = [
-        e["VpcEndpointId"]
-        for e in endpoints
-        if e.get("VpcEndpointType", "Gateway") == "Gateway"
-        and table_id in e.get("RouteTableIds", [])
-    ]
-    if request.install_from_s3_only and gateway:
-        return Check("network", True, f"{request.subnet_id} reaches S3 via {gateway[0]}")
-    if request.install_from_s3_only:
+    return Check(name, True, f"{CLEANUP_ROLE} exists")
+
+
+def check_security_configuration(emr: Any, request: ClusterRequest) -> Check:
+    """The security configuration the request names exists (RunJobFlow refuses one that
+    does not: "Security configuration with name '...' does not exist.")."""
+    name = "security configuration"
+    if not request.security_configuration:
+        return Check(name, True, "none (FRUITS_EMR_SECURITY_CONFIGURATION unset)")
+    try:
+        emr.describe_security_configuration(Name=request.security_configuration)
+    except ClientError as exc:
+        if error_code(exc) in DENIED:
+            return denied(name, exc, "elasticmapreduce:DescribeSecurityConfiguration")
+        if error_code(exc) not in ("InvalidRequestException", "ResourceNotFoundException"):
+            raise
         return Check(
-            "network",
+            name,
             False,
-            f"{request.subnet_id} has no route to S3 (no internet/NAT route, no S3 gateway "
-            "endpoint): the bootstrap cannot fetch the wheelhouse",
-            f"add a gateway VPC endpoint for {s3_service} to route table {table_id}",
+            f"{request.security_configuration!r} does not exist in {request.region}",
+            "run `python -m include.infra create-security-configuration`, or unset "
+            "FRUITS_EMR_SECURITY_CONFIGURATION to run without one",
         )
-    return Check(
-        "network",
-        False,
-        f"{request.subnet_id} has no internet or NAT route: the bootstrap cannot reach PyPI",
-        "add a NAT gateway route (0.0.0.0/0) to its route table, or install from the wheelhouse",
-    )
+    return Check(name, True, f"{request.security_configuration} exists")
 
 
 def run_preflight(client: Callable[[str], Any], request: ClusterRequest) -> list[Check]:
@@ -359,12 +289,14 @@ def run_preflight(client: Callable[[str], Any], request: ClusterRequest) -> list
     The CLI passes ``AwsContext.client``; the DAG the provider's ``AwsBaseHook`` clients
     (which honour the Airflow connection's endpoint and credentials).
     """
-    ec2 = client("ec2")
-    roles, v2_policy = check_roles(client("iam"), request)
-    checks = [roles, check_subnet(ec2, request, v2_policy=v2_policy)]
+    ec2, iam = client("ec2"), client("iam")
+    roles, v2_policy = check_roles(iam, request)
+    checks = [roles, check_cleanup_role(iam), check_subnet(ec2, request, v2_policy=v2_policy)]
+    checks.append(check_network_tags(ec2, request, v2_policy=v2_policy))
     checks.append(check_instance_types(ec2, request))
     checks.extend(check_vcpu_quota(ec2, client("service-quotas"), request))
     checks.append(check_bucket(client("s3"), request))
+    checks.append(check_security_configuration(client("emr"), request))
     checks.append(check_install_source(ec2, request))
     return checks
 
@@ -425,7 +357,7 @@ def check_serverless_job_role(iam: Any, request: ServerlessRequest) -> Check:
     try:
         role = iam.get_role(RoleName=name)["Role"]
     except ClientError as exc:
-        if _code(exc) != "NoSuchEntity":
+        if error_code(exc) != "NoSuchEntity":
             raise
         return Check("serverless job role", False, f"role {name!r} not found", fix)
     trust = role.get("AssumeRolePolicyDocument") or {}

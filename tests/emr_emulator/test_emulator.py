@@ -25,13 +25,18 @@ REGION = "eu-west-1"
 GOOD_BOOTSTRAP = b"#!/usr/bin/env bash\nset -euo pipefail\necho installing\n"
 
 
-def clients(emulator) -> tuple[Any, Any]:
-    kwargs = {
+def client_kwargs(emulator) -> dict[str, str]:
+    """boto3 client arguments for the emulator (fake keys: moto accepts any)."""
+    return {
         "endpoint_url": emulator.endpoint_url,
         "region_name": REGION,
         "aws_access_key_id": "testing",
         "aws_secret_access_key": "testing",
     }
+
+
+def clients(emulator) -> tuple[Any, Any]:
+    kwargs = client_kwargs(emulator)
     s3 = boto3.client("s3", **kwargs)
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     return s3, boto3.client("emr", **kwargs)

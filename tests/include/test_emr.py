@@ -40,6 +40,26 @@ def plan(config):
     return build_run_plan(settings, config, dag_id="fruits_emr_pipeline", run_id=RUN_ID)
 
 
+def test_security_configuration_is_named_only_when_set(plan, config):
+    from dataclasses import replace
+
+    assert "SecurityConfiguration" not in plan["job_flow_overrides"]  # default: none
+    settings = emr_settings_from_params({"weights": "none", "core_nodes": 3})
+    encrypted = build_run_plan(
+        settings,
+        replace(config, emr_security_configuration="fruits-features-at-rest"),
+        dag_id="fruits_emr_pipeline",
+        run_id=RUN_ID,
+    )["job_flow_overrides"]
+    assert encrypted["SecurityConfiguration"] == "fruits-features-at-rest"
+    # Another request: another digest, so an old cluster without it is not reused.
+    digests = [
+        {t["Key"]: t["Value"] for t in o["Tags"]}[REQUEST_DIGEST_TAG]
+        for o in (plan["job_flow_overrides"], encrypted)
+    ]
+    assert digests[0] != digests[1]
+
+
 def test_overrides_have_spark_livy_bootstrap_logs_tags_and_backstop(plan, config):
     overrides = plan["job_flow_overrides"]
     assert {a["Name"] for a in overrides["Applications"]} == {"Spark", "Livy"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from unittest import mock
 
@@ -51,9 +52,18 @@ def _create_task(overrides) -> EmrCreateClusterOperator:
     )
 
 
+RUN_BEGAN = datetime.now(UTC)
+
+
 def _context():
-    # The operator reads dag_id and run_id; the provider's console links need a ti.
-    return {"dag": SimpleNamespace(dag_id=DAG_ID), "run_id": RUN_ID, "ti": mock.MagicMock()}
+    # The operator reads dag_id, run_id and when the run began; the provider's console
+    # links need a ti.
+    return {
+        "dag": SimpleNamespace(dag_id=DAG_ID),
+        "run_id": RUN_ID,
+        "dag_run": SimpleNamespace(run_after=RUN_BEGAN, logical_date=None, start_date=None),
+        "ti": mock.MagicMock(),
+    }
 
 
 def _fail_cluster(cluster_id: str, message: str) -> None:
@@ -72,6 +82,26 @@ def test_retry_after_terminated_with_errors_fails_at_once_with_the_reason(aws, t
         _create_task(overrides).execute(_context())
     assert first in str(refused.value)
     assert len(aws.list_clusters()["Clusters"]) == 1  # no second cluster was paid for
+
+
+def test_failed_clusters_of_older_runs_are_not_described(aws, tmp_path):
+    """The failed-request lookup lists only clusters created since the run began (less an
+    hour): an old failed cluster, even of the same request, costs no DescribeCluster."""
+    overrides = _plan(tmp_path)["job_flow_overrides"]
+    old = aws.run_job_flow(**overrides)["JobFlowId"]
+    _fail_cluster(old, "an old failure")
+    (cluster,) = [c for c in moto_clusters() if c.id == old]
+    cluster.creation_datetime = (RUN_BEGAN - timedelta(days=3)).replace(tzinfo=None)
+
+    task = _create_task(overrides)
+    described: list[str] = []
+    task.hook.conn.meta.events.register(
+        "provide-client-params.emr.DescribeCluster",
+        lambda params, **_: described.append(params["ClusterId"]),
+    )
+    created = task.execute(_context())  # not refused: the old failure is not this run's
+    assert created != old
+    assert old not in described
 
 
 def test_retry_with_a_fixed_request_creates_a_new_cluster(aws, tmp_path):

@@ -227,3 +227,68 @@ def test_bootstrap_installs_from_the_wheelhouse_with_no_index(tmp_path):
     assert "--no-index" in install
     assert "--find-links" in install
     assert "pillow-13.0.0-cp311-cp311-manylinux_2_28.whl" in log  # this arch's wheels copied
+
+
+def _dist(site: Path, name: str, *requires: str) -> None:
+    info = site / f"{name.replace('-', '_')}-1.0.dist-info"
+    info.mkdir(parents=True)
+    lines = ["Metadata-Version: 2.1", f"Name: {name}", "Version: 1.0"]
+    (info / "METADATA").write_text("\n".join([*lines, *(f"Requires-Dist: {r}" for r in requires)]))
+
+
+def _run_bootstrap_check(tmp_path: Path, requirements: str) -> subprocess.CompletedProcess:
+    """bootstrap.sh with a stand-in aws and sudo; python3.11 is this interpreter (its real
+    packages, plus fake ones in ``site``) except that ``pip install`` does nothing."""
+    import sys
+    from importlib import metadata
+
+    s3_root = tmp_path / "s3"
+    (s3_root / "b").mkdir(parents=True)
+    pillow = metadata.version("pillow")
+    (s3_root / "b" / "requirements.txt").write_text(requirements.format(pillow=pillow))
+    site = tmp_path / "site"
+    _dist(site, "unused-broken", "not-there>=99")  # what `pip check` fails on
+    _dist(site, "jobdep", "pillow")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _executable(bin_dir / "aws", f'cp "{s3_root}/${{4#s3://}}" "$5"\n')
+    _executable(bin_dir / "sudo", '"$@"\n')
+    _executable(
+        bin_dir / "python3.11",
+        f'if [ "$1 $2 $3" = "-m pip install" ]; then exit 0; fi\nexec "{sys.executable}" "$@"\n',
+    )
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "PYTHONPATH": str(site),
+    }
+    return subprocess.run(
+        ["bash", str(REPO_ROOT / "spark_jobs" / "bootstrap.sh"), "s3://b/requirements.txt"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_bootstrap_check_ignores_packages_the_job_does_not_use(tmp_path):
+    """A node package with a broken requirement (``pip check`` fails on it) that the job's
+    requirements do not reach does not fail the bootstrap."""
+    result = _run_bootstrap_check(tmp_path, "pillow=={pillow}\njobdep==1.0  # needs pillow\n")
+    assert result.returncode == 0, result.stderr
+    assert "job packages consistent" in result.stdout
+    assert "job dependencies ready" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("requirements", "problem"),
+    [
+        ("pillow==0.1\n", "pillow==0.1: "),  # the wrong version installed
+        ("jobdep==1.0\nunused-broken==1.0\n", "not-there>=99: not installed"),  # transitive
+    ],
+)
+def test_bootstrap_check_fails_on_the_jobs_own_requirements(tmp_path, requirements, problem):
+    result = _run_bootstrap_check(tmp_path, requirements)
+    assert result.returncode != 0
+    assert "job requirements not satisfied" in result.stderr
+    assert problem in result.stderr

@@ -36,7 +36,8 @@ def cmd_create_roles(args: argparse.Namespace) -> int:
     print(f"export FRUITS_EMR_SERVICE_ROLE={result['service_role']}")
     print(f"export FRUITS_EMR_INSTANCE_PROFILE={result['instance_profile']}")
     print("Every cluster carries the tag AmazonEMRServicePolicy_v2 needs; the subnet")
-    print("(FRUITS_SUBNET_ID) must carry it too: `python -m include.infra preflight` checks.")
+    print("(FRUITS_SUBNET_ID), its VPC and existing ElasticMapReduce-* security groups must")
+    print("carry it too (docs/infra.md): `python -m include.infra preflight` checks.")
     return EXIT_OK
 
 

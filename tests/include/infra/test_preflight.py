@@ -18,7 +18,8 @@ BUCKET = "fruits-preflight"
 
 @pytest.fixture
 def account(monkeypatch):
-    """A ready account: project roles, a tagged subnet with an internet route, a bucket."""
+    """A ready account: project roles, a tagged subnet (and VPC: EMR creates its security
+    groups there) with an internet route, a bucket."""
     from moto import mock_aws
 
     # AWS-managed policies (AmazonEMRServicePolicy_v2) exist in moto only when loaded.
@@ -31,7 +32,9 @@ def account(monkeypatch):
         subnet = ec2.create_subnet(
             VpcId=vpc, CidrBlock="10.0.1.0/24", AvailabilityZone=f"{REGION}a"
         )["Subnet"]["SubnetId"]
-        ec2.create_tags(Resources=[subnet], Tags=[{"Key": EMR_MANAGED_POLICY_TAG, "Value": "true"}])
+        ec2.create_tags(
+            Resources=[subnet, vpc], Tags=[{"Key": EMR_MANAGED_POLICY_TAG, "Value": "true"}]
+        )
         igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
         ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
         table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
@@ -135,6 +138,95 @@ def test_untagged_subnet_fails_under_the_v2_policy(account):
     failed = _only_failure(account)
     assert failed.name == "subnet"
     assert f"lacks the tag {EMR_MANAGED_POLICY_TAG}=true" in failed.reason
+    subnet = account["request"].subnet_id
+    assert failed.fix == (
+        f"aws ec2 create-tags --region {REGION} --resources {subnet} "
+        f"--tags Key={EMR_MANAGED_POLICY_TAG},Value=true"
+    )
+
+
+def _untag(account, *resources):
+    account["ec2"].delete_tags(Resources=list(resources), Tags=[{"Key": EMR_MANAGED_POLICY_TAG}])
+
+
+def _emr_group(account, name, *, tagged):
+    group = account["ec2"].create_security_group(
+        GroupName=name, Description=name, VpcId=account["vpc"]
+    )["GroupId"]
+    if tagged:
+        account["ec2"].create_tags(
+            Resources=[group], Tags=[{"Key": EMR_MANAGED_POLICY_TAG, "Value": "true"}]
+        )
+    return group
+
+
+def test_untagged_vpc_fails_when_emr_must_create_its_groups(account):
+    _untag(account, account["vpc"])
+    failed = _only_failure(account)
+    assert failed.name == "vpc and security groups"
+    assert f"VPC {account['vpc']} (EMR must create ElasticMapReduce-master" in failed.reason
+    assert failed.fix.startswith(
+        f"aws ec2 create-tags --region {REGION} --resources {account['vpc']}"
+    )
+
+
+def test_untagged_existing_default_group_fails(account):
+    master = _emr_group(account, "ElasticMapReduce-master", tagged=True)
+    slave = _emr_group(account, "ElasticMapReduce-slave", tagged=False)
+    failed = _only_failure(account)
+    assert failed.name == "vpc and security groups"
+    assert f"security group(s) {slave} lack(s) the tag" in failed.reason
+    assert f"--resources {slave} --tags" in failed.fix
+    assert master not in failed.fix
+
+
+def test_existing_tagged_groups_need_no_vpc_tag(account):
+    """AWS tags the VPC only "if you want Amazon EMR to create security groups"."""
+    _emr_group(account, "ElasticMapReduce-master", tagged=True)
+    _emr_group(account, "ElasticMapReduce-slave", tagged=True)
+    _untag(account, account["vpc"])
+    checks = _by_name(run_preflight(account["session"].client, account["request"]))
+    assert checks["vpc and security groups"].ok is True, checks["vpc and security groups"].line()
+
+
+def test_private_subnet_uses_the_private_default_groups(account):
+    """Without an internet gateway route EMR uses (or creates) ElasticMapReduce-Master-Private,
+    -Slave-Private and -ServiceAccess: the public groups do not count, those do."""
+    account["ec2"].disassociate_route_table(AssociationId=account["association"])
+    _emr_group(account, "ElasticMapReduce-master", tagged=False)  # a public subnet's: unused
+    checks = _by_name(run_preflight(account["session"].client, account["request"]))
+    assert checks["vpc and security groups"].ok is True, checks["vpc and security groups"].line()
+    service = _emr_group(account, "ElasticMapReduce-ServiceAccess", tagged=False)
+    checks = _by_name(run_preflight(account["session"].client, account["request"]))
+    assert checks["vpc and security groups"].ok is False
+    assert f"security group(s) {service} lack(s)" in checks["vpc and security groups"].reason
+
+
+def test_named_untagged_group_fails(account):
+    from dataclasses import replace
+
+    mine = _emr_group(account, "mine", tagged=False)
+    request = replace(
+        account["request"], security_groups=(("AdditionalMasterSecurityGroups", mine),)
+    )
+    failed = _only_failure(account, request)
+    assert f"security group(s) {mine}" in failed.reason
+
+
+def test_cleanup_role_missing_is_a_warning_and_present_passes(account):
+    checks = _by_name(run_preflight(account["session"].client, account["request"]))
+    warning = checks["cleanup service-linked role"]
+    assert warning.ok is None
+    assert "iam:CreateServiceLinkedRole" in warning.reason
+    assert "aws iam create-service-linked-role --aws-service-name elasticmapreduce" in warning.fix
+    # What create-service-linked-role makes in AWS (moto 5.2.5 names EMR's role otherwise).
+    account["session"].client("iam").create_role(
+        RoleName="AWSServiceRoleForEMRCleanup",
+        Path="/aws-service-role/elasticmapreduce.amazonaws.com/",
+        AssumeRolePolicyDocument=json.dumps({"Statement": []}),
+    )
+    checks = _by_name(run_preflight(account["session"].client, account["request"]))
+    assert checks["cleanup service-linked role"].ok is True
 
 
 def test_no_subnet_under_the_v2_policy_fails(account):
@@ -336,3 +428,29 @@ def test_cli_serverless_preflight_fails_on_an_empty_account(aws, cli):
         result.out
     )
     assert "FAIL bucket:" in result.out
+
+
+def test_network_tags_warn_when_the_groups_may_not_be_read():
+    from botocore.stub import Stubber
+
+    from include.infra.network_checks import check_network_tags
+
+    ec2 = boto3.client("ec2", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    request = ClusterRequest(
+        region=REGION,
+        bucket=BUCKET,
+        service_role="s",
+        instance_profile="i",
+        subnet_id="subnet-1",
+        instance_types=(),
+    )
+    with Stubber(ec2) as stub:
+        stub.add_response(
+            "describe_subnets", {"Subnets": [{"SubnetId": "subnet-1", "VpcId": "vpc-1"}]}
+        )
+        for _ in range(2):  # the subnet's own route table, then the VPC's main one
+            stub.add_response("describe_route_tables", {"RouteTables": []})
+        stub.add_client_error("describe_security_groups", "UnauthorizedOperation")
+        warning = check_network_tags(ec2, request, v2_policy=True)
+    assert warning.ok is None
+    assert "ec2:DescribeSecurityGroups" in warning.fix
