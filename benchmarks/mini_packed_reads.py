@@ -43,8 +43,8 @@ def main() -> None:
     from pyspark.sql import functions as F
 
     from include.sample_data import generate_sample_dataset
-    from spark_jobs.selection import select_input
     from spark_jobs.packing import pack_images
+    from spark_jobs.selection import select_input
     from spark_jobs.session import build_session
 
     work = Path(tempfile.mkdtemp())
