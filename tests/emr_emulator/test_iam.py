@@ -375,3 +375,50 @@ def test_the_account_root_is_not_restricted(account):
     account.root("s3").put_object(Bucket=BUCKET, Key="anywhere/x", Body=b"x")
     account.root("iam").create_role(RoleName="by-root", AssumeRolePolicyDocument="{}")
     assert "by-root" in role_names(account)
+
+
+def test_the_preflight_reads_everything_it_checks_as_the_airflow_identity(account):
+    """Every read of the cluster preflight (roles, the cleanup role, network tags, instance
+    types, quotas, the bucket, the security configuration) is allowed by the Airflow policy:
+    a denied read would only WARN, so a missing grant would pass unnoticed."""
+    from include.infra.preflight import ClusterRequest, run_preflight
+
+    root_ec2 = account.root("ec2")
+    vpc = root_ec2.create_vpc(CidrBlock="10.2.0.0/16")["Vpc"]["VpcId"]
+    subnet = root_ec2.create_subnet(VpcId=vpc, CidrBlock="10.2.1.0/24")["Subnet"]["SubnetId"]
+    root_ec2.create_tags(
+        Resources=[vpc, subnet],
+        Tags=[{"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"}],
+    )
+    account.root("emr").create_security_configuration(
+        Name="fruits-at-rest",
+        SecurityConfiguration=json.dumps(
+            {
+                "EncryptionConfiguration": {
+                    "EnableInTransitEncryption": False,
+                    "EnableAtRestEncryption": True,
+                    "AtRestEncryptionConfiguration": {
+                        "S3EncryptionConfiguration": {"EncryptionMode": "SSE-S3"}
+                    },
+                }
+            }
+        ),
+    )
+    request = ClusterRequest(
+        region=REGION,
+        bucket=BUCKET,
+        service_role=DEFAULT_SERVICE_ROLE,
+        instance_profile=DEFAULT_INSTANCE_ROLE,
+        subnet_id=subnet,
+        instance_types=(("m5.xlarge", 1, "ON_DEMAND"), ("m5.xlarge", 2, "ON_DEMAND")),
+        security_configuration="fruits-at-rest",
+    )
+
+    checks = run_preflight(account.airflow, request)
+
+    from include.infra.check import DENIED
+
+    assert [c.line() for c in checks if any(f"({code})" in c.reason for code in DENIED)] == []
+    assert not account.emulator.iam.denied, account.emulator.iam.denied
+    by_name = {c.name: c for c in checks}
+    assert by_name["security configuration"].ok is True
