@@ -28,12 +28,14 @@ moto's backends:
 * :mod:`emr_emulator.yarn` (+ ``yarn_conf``) — YARN's placement of each step's AM and
   executor containers on the cluster's NodeManager memory: the step runs with the executors
   granted, hangs when none fit, fails with Spark's message when one is too large.
+* :mod:`emr_emulator.network` — the v2 managed policy's network rules at ``RunJobFlow``
+  (tagged subnet, VPC, EMR's default security groups) and unknown security configurations.
 * :mod:`emr_emulator.iam` — IAM enforcement (``enforce_iam``): every signed call is evaluated
   against its IAM user's identity-based policies, a job's S3 traffic against its role's.
 
 What it cannot emulate (README, "The offline EMR"): IAM beyond identity-based policies,
 EMRFS, YARN beyond its memory placement (vcores, node labels, preemption, a container killed
-for outgrowing its memory), the bootstrap's real installs, spot, networking, EMR's start-up
+for outgrowing its memory), the bootstrap's real installs, spot, networking beyond the v2 tag rules, EMR's start-up
 time; for EMR Serverless also pre-initialised and maximum capacity, executor scaling,
 retries, custom images, and whether
 a packed environment (``spark.archives``) really runs there: it is checked, and used only
