@@ -35,10 +35,10 @@ moto's backends:
 
 What it cannot emulate (README, "The offline EMR"): IAM beyond identity-based policies,
 EMRFS, YARN beyond its memory placement (vcores, node labels, preemption, a container killed
-for outgrowing its memory), the bootstrap's real installs, spot, networking beyond the v2 tag rules, EMR's start-up
-time; for EMR Serverless also pre-initialised and maximum capacity, executor scaling,
-retries, custom images, and whether
-a packed environment (``spark.archives``) really runs there: it is checked, and used only
+for outgrowing its memory), the bootstrap's real installs, spot, networking beyond the v2 tag
+rules, EMR's start-up time; for EMR Serverless also pre-initialised and maximum capacity,
+executor scaling, retries, custom images, and whether a packed environment
+(``spark.archives``) really runs there: it is checked, and used only
 when it was built for this very machine.
 
 Nothing under ``dags/``, ``include/`` or ``spark_jobs/`` imports this package: the
