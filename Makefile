@@ -93,4 +93,4 @@ bench: setup ## benchmarks: DAG parse times, featurisation and PCA ratios
 	$(BIN)/python benchmarks/pca.py
 
 clean: ## remove the venv, Airflow home and generated data
-	rm -rf $(VENV) .airflow data build .pytest_cache .ruff_cache
+	rm -rf $(VENV) .airflow .airflow-ui data build .pytest_cache .ruff_cache

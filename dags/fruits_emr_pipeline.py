@@ -28,8 +28,12 @@ transient EMR cluster (Spark + Livy) that this DAG creates and **always** termin
 4. `create_emr_cluster` — emr-7.x, Spark + Livy, bootstrap installing the job's
    requirements, idle auto-termination as a cost backstop, tagged Project/dag_id/run_id.
 5. `add_feature_step` (and the packing step before it, when planned) →
-   `wait_for_feature_step` (a failed step's details and stderr tail are shown in the task
-   log).
+   `wait_for_feature_step` (a failed step's FailureDetails and the tail of its `stderr.gz`,
+   waited for up to `step_log_wait_seconds`, are shown in the task log, secrets masked).
+   Create and add-step are safe to retry: a retry reuses the run's cluster and an
+   already-added step; a retry of a create whose same request ended
+   `TERMINATED_WITH_ERRORS` fails at once with EMR's reason (a changed request is created
+   anew), and a cluster that went straight to `TERMINATED` fails the create.
 6. `download_results` → `<results dir>/<run id>/` (refused without `_SUCCESS`), then
    `build_report` (HTML report with cost estimate), then `publish_results`: manifest,
    fingerprint, estimate and report beside the S3 results, the last-success record, and

@@ -33,13 +33,13 @@ moto's backends:
 * :mod:`emr_emulator.iam` — IAM enforcement (``enforce_iam``): every signed call is evaluated
   against its IAM user's identity-based policies, a job's S3 traffic against its role's.
 
-What it cannot emulate (README, "The offline EMR"): IAM beyond identity-based policies,
+What it cannot emulate (docs/emulator.md): IAM beyond identity-based policies,
 EMRFS, YARN beyond its memory placement (vcores, node labels, preemption, a container killed
 for outgrowing its memory), the bootstrap's real installs, spot, networking beyond the v2 tag
 rules, EMR's start-up time; for EMR Serverless also pre-initialised and maximum capacity,
 executor scaling, retries, custom images, and whether a packed environment
-(``spark.archives``) really runs there: it is checked, and used only
-when it was built for this very machine.
+(``spark.archives``) really runs there: it is checked, and used only when it was built for
+this very machine.
 
 Nothing under ``dags/``, ``include/`` or ``spark_jobs/`` imports this package: the
 pipeline talks to it only through the AWS API (an ``endpoint_url``), as it talks to AWS.

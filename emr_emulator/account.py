@@ -1,4 +1,4 @@
-"""What an emulated account holds before the pipeline runs: what the README's AWS set-up makes.
+"""What an emulated account holds before the pipeline runs: what docs/infra.md sets up.
 
 ``python -m include.infra create-bucket`` / ``create-roles`` make a private, encrypted bucket
 and the EMR service role + EC2 instance profile (+ the EMR Serverless job runtime role,

@@ -5,7 +5,7 @@ Every setting comes from an environment variable with a safe default, read when
 The only parse-time reads are :func:`emr_schedule` and :func:`sweeper_schedule`,
 which Airflow needs to build the DAG objects; they read a plain env var, no network.
 
-See the README's "Configuration reference" for the list.
+See docs/configuration.md for the list.
 """
 
 from __future__ import annotations
@@ -258,7 +258,7 @@ RUNTIME_ARCHES: dict[str, tuple[str, ...]] = {
 # 224 px (scales with the pixel count). Measured with each runtime's predictor, pandas and
 # pyarrow imported, one thread, after 3 batches (batch 16 and 64 solved for the two terms;
 # 2026-12-02, 2-core AMD EPYC, Python 3.11): litert 271/657 MB, onnx 374/1000 MB,
-# keras 945/1733 MB. See README "Executor sizing".
+# keras 945/1733 MB. See docs/executor-sizing.md.
 PYTHON_WORKER_MEMORY_MB: dict[str, tuple[float, float]] = {
     "litert": (143.0, 8.0),
     "onnx": (166.0, 13.0),

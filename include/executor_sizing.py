@@ -28,6 +28,9 @@ allowed instance type:
 ``spark.executor.pyspark.memory`` is not set: it makes Python workers enforce an address-
 space limit (RLIMIT_AS), which runtimes that map large virtual areas trip over long before
 their real memory is used; the Python memory is counted in the overhead instead.
+
+``python -m include.executor_sizing`` prints the table of docs/executor-sizing.md (a test
+fails when that page's copy differs).
 """
 
 from __future__ import annotations
@@ -239,8 +242,8 @@ def _fits(instance_type: str, runtime: str, batch_size: int, image_size: int) ->
 
 
 def sizing_table(*, batch_size: int = 64, image_size: int = 224) -> str:
-    """The README's "Executor sizing" table (one core node), rows of equal figures merged:
-    ``python -m include.executor_sizing`` prints it."""
+    """The table of docs/executor-sizing.md (one core node), rows of equal figures merged:
+    ``python -m include.executor_sizing`` prints it, to paste there."""
     runtimes = ("litert", "onnx", "keras")
     rows: dict[tuple[str, ...], list[str]] = {}
     for instance_type, node in INSTANCE_TYPES.items():
