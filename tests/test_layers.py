@@ -132,7 +132,7 @@ CLEAN_TREE = {
     "emr_emulator/__init__.py": "",
     "emr_emulator/engine.py": "import include.tasks\nimport spark_jobs.job\n",
 }
-VIOLATIONS = [  # (the contract it breaks, the module(s) added, what it shows)
+VIOLATIONS = [  # (the start of the broken contract's name, the module(s) that break it)
     ("spark_jobs runs on the EMR nodes", {"spark_jobs/hook.py": "from airflow.sdk import task\n"}),
     ("spark_jobs runs on the EMR nodes", {"spark_jobs/cfg.py": "from include import tasks\n"}),
     (
@@ -212,15 +212,14 @@ def test_an_ignored_import_that_no_longer_exists_fails(fake_project):
 @pytest.fixture
 def fake_dependencies(tmp_path):
     """The repository's dependency configuration, over a few modules of its own."""
-    tmp_path = tmp_path / "project"
-    tmp_path.mkdir()
+    root = tmp_path / "project"
+    (root / "spark_jobs").mkdir(parents=True)
     for rel in ["pyproject.toml", "requirements.txt", "requirements-dev.txt"]:
-        shutil.copy(REPO_ROOT / rel, tmp_path / rel)
-    (tmp_path / "spark_jobs").mkdir()
+        shutil.copy(REPO_ROOT / rel, root / rel)
     for path in (REPO_ROOT / "spark_jobs").glob("requirements*.txt"):
-        shutil.copy(path, tmp_path / "spark_jobs" / path.name)
-    _write(tmp_path, {"dags/d.py": "", "include/__init__.py": "", "spark_jobs/__init__.py": ""})
-    return tmp_path
+        shutil.copy(path, root / "spark_jobs" / path.name)
+    _write(root, {"dags/d.py": "", "include/__init__.py": "", "spark_jobs/__init__.py": ""})
+    return root
 
 
 @pytest.mark.parametrize(
@@ -229,7 +228,7 @@ def fake_dependencies(tmp_path):
         # Installed, but nobody declared it: only there while something else needs it.
         ("repository", "include/s.py", "import jinja2\n", "DEP003"),
         ("repository", "tests/t.py", "import not_a_real_package_xyz\n", "DEP001"),
-        # The pipeline imports a test-only package the Airflow image does not install.
+        # The pipeline imports a package that only requirements-dev.txt declares.
         ("pipeline", "include/s.py", "import moto\n", "DEP004"),
         # The job imports what the local venv has but the EMR nodes do not.
         ("nodes", "spark_jobs/plot.py", "import matplotlib\n", "DEP003"),
