@@ -68,11 +68,13 @@ test: setup lint ## every check: lint, compose validation, the whole test suite 
 test-fast: setup ## tests without the slow and integration ones
 	$(BIN)/python -m pytest -m "not slow and not integration"
 
-lint: setup ## ruff format check + ruff lint (with AIR rules) + docker-compose schema + IAM (parliament)
+lint: setup ## ruff format + lint (AIR rules), import layers, dependencies (deptry), compose schema, IAM
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yaml
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/include/infra/test_policy_lint.py
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/include/infra/test_policy_lint.py \
+		tests/test_layers.py::test_every_import_is_a_declared_dependency
 
 format: setup ## apply ruff format and safe fixes
 	$(BIN)/ruff format .
@@ -93,4 +95,4 @@ bench: setup ## benchmarks: DAG parse times, featurisation and PCA ratios
 	$(BIN)/python benchmarks/pca.py
 
 clean: ## remove the venv, Airflow home and generated data
-	rm -rf $(VENV) .airflow .airflow-ui data build .pytest_cache .ruff_cache
+	rm -rf $(VENV) .airflow .airflow-ui data build .pytest_cache .ruff_cache .import_linter_cache

@@ -1,0 +1,242 @@
+"""The project's layers and dependencies, checked by real tools, and each check shown to fail.
+
+* import-linter's contracts (``[tool.importlinter]`` in pyproject.toml): spark_jobs imports
+  neither Airflow nor the project around it; dags/include/spark_jobs never import the emulator;
+  include never imports a DAG file; no import cycles inside include or spark_jobs.
+* deptry (``[tool.deptry]``): every import is a declared, pinned dependency and every declared
+  one is used, in three scopes (:data:`DEPTRY_CHECKS`).
+
+`make lint` runs this file, and so does the test suite (`make test`, `make test-fast`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+BIN = Path(sys.executable).parent
+CONTRACTS = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["importlinter"][
+    "contracts"
+]
+
+# What the EMR nodes have without a requirements line, and what a node needs at run time
+# only (deptry sees no import of it).
+NODE_IGNORES = {
+    "DEP001": ["pyspark"],  # EMR's own Spark (requirements.txt's pin is for local runs)
+    "DEP003": ["pyspark"],  # (installed here, so deptry calls it transitive)
+    "DEP002": [
+        "h5py",  # Keras reads the ImageNet weights file with it (--runtime keras)
+        "backports-strenum",  # ai-edge-litert's dependency, pinned for the nodes' pip
+    ],
+}
+
+
+def _node_check(root: Path, scratch: Path) -> list[str]:
+    files = sorted(
+        p.relative_to(root).as_posix() for p in root.glob("spark_jobs/requirements*.txt")
+    )
+    assert files, f"no spark_jobs/requirements*.txt under {root}"
+    ignores = ",".join(f"{code}={'|'.join(names)}" for code, names in NODE_IGNORES.items())
+    # An empty config: no [project] table, so deptry reads the requirements files named.
+    empty = scratch / "empty.toml"
+    empty.write_text("")
+    return [
+        "spark_jobs", "--config", str(empty), "--known-first-party", "spark_jobs",
+        "--requirements-files", ",".join(files),
+        "--per-rule-ignores", ignores,
+    ]  # fmt: skip
+
+
+# Each deptry scope: its arguments, given the repository (or a copy of its configuration) and
+# a scratch folder.
+DEPTRY_CHECKS = {
+    # Everything (tests, the emulator, benchmarks too) against both requirements files.
+    "repository": lambda root, scratch: ["."],
+    # What the Airflow image runs (requirements.txt); requirements-dev.txt is dev-only there.
+    "pipeline": lambda root, scratch: [
+        *("dags", "include", "spark_jobs"),
+        *("--optional-dependencies-dev-groups", "dev"),
+    ],
+    # The job on the EMR nodes against what their bootstrap installs.
+    "nodes": _node_check,
+}
+
+
+def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(cwd), "NO_COLOR": "1"}
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
+    config = REPO_ROOT / "pyproject.toml"
+    return _run([str(BIN / "lint-imports"), str(config), "--no-cache", "--no-logo"], cwd)
+
+
+def _verdicts(output: str) -> dict[str, str]:
+    """Each contract's name -> KEPT or BROKEN, from lint-imports' report (it wraps long names)."""
+    text = " ".join(output.split())
+    verdicts = {}
+    for contract in CONTRACTS:
+        for verdict in ("KEPT", "BROKEN"):
+            if f"{contract['name']} {verdict}" in text:
+                verdicts[contract["name"]] = verdict
+    return verdicts
+
+
+def _deptry(
+    check: str, root: Path, scratch: Path
+) -> tuple[subprocess.CompletedProcess[str], set[tuple[str, str, str]]]:
+    """Run one deptry scope in ``root``: its output and its (code, module, file) findings."""
+    report = scratch / f"deptry-{check}.json"
+    args = DEPTRY_CHECKS[check](root, scratch)
+    done = _run([str(BIN / "deptry"), *args, "--no-ansi", "-o", str(report)], root)
+    assert report.exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    findings = {
+        (v["error"]["code"], v["module"], Path(v["location"]["file"]).as_posix())
+        for v in json.loads(report.read_text())
+    }
+    return done, findings
+
+
+def test_the_repository_keeps_every_import_contract():
+    done = _lint_imports(REPO_ROOT)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert set(_verdicts(done.stdout).values()) == {"KEPT"}
+    assert len(_verdicts(done.stdout)) == len(CONTRACTS) == 4
+
+
+@pytest.mark.parametrize("check", sorted(DEPTRY_CHECKS))
+def test_every_import_is_a_declared_dependency(check, tmp_path):
+    done, found = _deptry(check, REPO_ROOT, tmp_path)
+    assert not found, sorted(found)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+# A fake project with the same top-level packages, clean under every contract: each case adds
+# one module that breaks exactly one contract.
+CLEAN_TREE = {
+    "dags/fruits_dag.py": "import airflow\nimport include.tasks\n",  # dags: no __init__.py
+    "include/__init__.py": "",
+    "include/tasks.py": "import airflow\nimport spark_jobs.job\n",
+    "spark_jobs/__init__.py": "",
+    "spark_jobs/job.py": "import pyspark\n",
+    "emr_emulator/__init__.py": "",
+    "emr_emulator/engine.py": "import include.tasks\nimport spark_jobs.job\n",
+}
+VIOLATIONS = [  # (the start of the broken contract's name, the module(s) that break it)
+    ("spark_jobs runs on the EMR nodes", {"spark_jobs/hook.py": "from airflow.sdk import task\n"}),
+    ("spark_jobs runs on the EMR nodes", {"spark_jobs/cfg.py": "from include import tasks\n"}),
+    (
+        "The pipeline never imports the emulator",
+        {"include/fake.py": "import emr_emulator.engine\n"},
+    ),
+    (
+        "DAG files import include, include never",
+        {"include/helper.py": "from dags import fruits_dag\n"},
+    ),
+    (
+        "No import cycles inside include",
+        {
+            "include/a.py": "import include.b\n",
+            "include/b.py": "def f():\n    import include.a\n",  # hidden inside a function
+        },
+    ),
+]
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+
+
+def _ignored_imports() -> dict[str, str]:
+    """A module for each import a contract ignores, so those ignores match in the fake tree."""
+    files: dict[str, str] = {}
+    for contract in CONTRACTS:
+        for line in contract.get("ignore_imports", []):
+            importer, imported = (part.strip() for part in line.split("->"))
+            for module in (importer, imported):
+                parts = module.split(".")
+                for depth in range(1, len(parts)):
+                    files.setdefault("/".join(parts[:depth]) + "/__init__.py", "")
+                files.setdefault("/".join(parts) + ".py", "")
+            files["/".join(importer.split(".")) + ".py"] += f"import {imported}\n"
+    return files
+
+
+@pytest.fixture
+def fake_project(tmp_path):
+    _write(tmp_path, {**CLEAN_TREE, **_ignored_imports()})
+    return tmp_path
+
+
+def test_the_fake_project_is_clean(fake_project):
+    done = _lint_imports(fake_project)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("broken", "files"), VIOLATIONS, ids=[str(sorted(f)) for _, f in VIOLATIONS]
+)
+def test_each_contract_fails_on_its_violation(fake_project, broken, files):
+    _write(fake_project, files)
+    done = _lint_imports(fake_project)
+    assert done.returncode == 1, done.stdout[-4000:] + done.stderr[-2000:]
+    verdicts = _verdicts(done.stdout)
+    assert len(verdicts) == len(CONTRACTS), done.stdout
+    assert {name for name, verdict in verdicts.items() if verdict == "BROKEN"} == {
+        name for name in verdicts if name.startswith(broken)
+    }, done.stdout
+
+
+def test_an_ignored_import_that_no_longer_exists_fails(fake_project):
+    """When a move or a fix removes an ignored import, lint-imports says to drop the ignore."""
+    importer = next(line for c in CONTRACTS for line in c.get("ignore_imports", []))
+    path = fake_project / (importer.split("->")[0].strip().replace(".", "/") + ".py")
+    path.write_text("")
+    done = _lint_imports(fake_project)
+    assert done.returncode != 0
+    assert "No matches for ignored import" in " ".join(done.stdout.split()), done.stdout
+
+
+@pytest.fixture
+def fake_dependencies(tmp_path):
+    """The repository's dependency configuration, over a few modules of its own."""
+    root = tmp_path / "project"
+    (root / "spark_jobs").mkdir(parents=True)
+    for rel in ["pyproject.toml", "requirements.txt", "requirements-dev.txt"]:
+        shutil.copy(REPO_ROOT / rel, root / rel)
+    for path in (REPO_ROOT / "spark_jobs").glob("requirements*.txt"):
+        shutil.copy(path, root / "spark_jobs" / path.name)
+    _write(root, {"dags/d.py": "", "include/__init__.py": "", "spark_jobs/__init__.py": ""})
+    return root
+
+
+@pytest.mark.parametrize(
+    ("check", "module", "source", "code"),
+    [
+        # Installed, but nobody declared it: only there while something else needs it.
+        ("repository", "include/s.py", "import jinja2\n", "DEP003"),
+        ("repository", "tests/t.py", "import not_a_real_package_xyz\n", "DEP001"),
+        # The pipeline imports a package that only requirements-dev.txt declares.
+        ("pipeline", "include/s.py", "import moto\n", "DEP004"),
+        # The job imports what the local venv has but the EMR nodes do not.
+        ("nodes", "spark_jobs/plot.py", "import matplotlib\n", "DEP003"),
+    ],
+)
+def test_deptry_reports_an_undeclared_import(fake_dependencies, check, module, source, code):
+    _write(fake_dependencies, {module: source})
+    done, found = _deptry(check, fake_dependencies, fake_dependencies.parent)
+    assert done.returncode == 1, done.stdout[-3000:]
+    name = source.split()[1].split(".")[0]
+    assert (code, name, module) in found, sorted(found)
