@@ -62,11 +62,17 @@ emulator: setup ## start the offline AWS + EMR emulator on 127.0.0.1:5000 (PORT=
 airflow: setup ## the Airflow UI natively (SQLite, LocalExecutor) + the EMR emulator; Ctrl-C stops all
 	$(BIN)/python -m include.airflow_stack $(if $(PORT),--port $(PORT))
 
+# Test processes in parallel (pytest-xdist): each has its own Airflow home, SQLite file, Spark
+# session and moto; worksteal evens out the long whole-DAG and Spark tests. TEST_WORKERS=0 runs
+# in this process (for a debugger or -x).
+TEST_WORKERS ?= 3
+PYTEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist worksteal)
+
 test: setup lint ## every check: lint, compose validation, the whole test suite (what CI runs)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
 
 test-fast: setup ## tests without the slow and integration ones
-	$(BIN)/python -m pytest -m "not slow and not integration"
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not slow and not integration"
 
 lint: setup ## ruff format + lint (AIR rules), import layers, dependencies (deptry), compose schema, IAM
 	$(BIN)/ruff format --check .
