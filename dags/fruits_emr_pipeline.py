@@ -56,14 +56,14 @@ from include.emr.operators import (
     EmrStepSensorWithLogs,
     EmrTerminateRunClustersOperator,
 )
-from include.emr_pipeline_tasks import (
+from include.emr_common.tasks import (
     build_report,
     publish_results,
     upload_dataset,
     upload_job_package,
     validate_dataset,
 )
-from include.params import emr_params
+from include.params.common import emr_params
 
 
 @dag(
@@ -86,14 +86,14 @@ def fruits_emr_pipeline() -> None:
         from airflow.sdk.exceptions import AirflowFailException
 
         from include.config import REPO_ROOT, load_config
-        from include.emr.plan import build_run_plan
-        from include.params import emr_settings_from_params
-        from include.s3_dataset import (
+        from include.datasets.s3 import (
             dataset_uri_setting,
             pack_on_cluster_setting,
             plan_for_s3_dataset,
         )
-        from include.wheelhouse import digest_of_files
+        from include.emr.plan import build_run_plan
+        from include.params.common import emr_settings_from_params
+        from include.staging.wheelhouse import digest_of_files
 
         try:
             settings = emr_settings_from_params(dict(context["params"]))
@@ -166,7 +166,7 @@ def fruits_emr_pipeline() -> None:
         """Estimate the run's cost before any cluster exists; fail when over max_cost_usd."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.budget import BudgetExceededError
+        from include.costs.budget import BudgetExceededError
         from include.scheduled import emr_check_budget
 
         try:
@@ -178,8 +178,8 @@ def fruits_emr_pipeline() -> None:
     def plan_cluster_steps(plan: dict[str, Any], dataset: dict[str, Any]) -> list[dict[str, Any]]:
         """The steps to add: the feature step, after a packing step when an S3 dataset is
         to be packed on the cluster and this listing's shards do not exist yet."""
-        from include.s3_dataset import packed_dataset_uri, steps_for_s3_dataset
-        from include.staging import make_s3_hook
+        from include.datasets.s3 import packed_dataset_uri, steps_for_s3_dataset
+        from include.staging.s3 import make_s3_hook
 
         ready = False
         if plan.get("pack_s3_dataset") and dataset.get("layout") == "images":
@@ -196,9 +196,9 @@ def fruits_emr_pipeline() -> None:
 
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include import wheelhouse
         from include.config import REPO_ROOT, RUNTIME_ARCHES
-        from include.staging import make_s3_hook
+        from include.staging import wheelhouse
+        from include.staging.s3 import make_s3_hook
 
         if plan["wheelhouse"] is None:
             print("wheelhouse off: the nodes install from PyPI")

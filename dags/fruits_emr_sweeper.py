@@ -118,7 +118,7 @@ def fruits_emr_sweeper() -> None:
         from airflow.providers.amazon.aws.hooks.emr import EmrServerlessHook
 
         from include.config import PROJECT_TAG, load_config
-        from include.emr.applications import sweep_applications
+        from include.emr_serverless.applications import sweep_applications
 
         config = load_config()
         ttl = context["params"].get("ttl_hours") or config.cluster_ttl_hours

@@ -217,7 +217,7 @@ minutes without pre-initialised capacity): the budget estimate's start time."""
 
 @dataclass(frozen=True)
 class InstanceType:
-    """What the executor sizing needs to know of a node (include/executor_sizing.py)."""
+    """What the executor sizing needs to know of a node (include/emr/sizing.py)."""
 
     vcpus: int
     memory_gib: int
@@ -245,7 +245,7 @@ INSTANCE_TYPES: dict[str, InstanceType] = {
 }
 
 INSTANCE_VCPUS: dict[str, int] = {name: node.vcpus for name, node in INSTANCE_TYPES.items()}
-"""vCPUs per instance type; YARN offers all of them to executors (include/executor_sizing.py)."""
+"""vCPUs per instance type; YARN offers all of them to executors (include/emr/sizing.py)."""
 
 RUNTIME_ARCHES: dict[str, tuple[str, ...]] = {
     "litert": ("x86_64", "aarch64"),

@@ -1,13 +1,13 @@
 """Task bodies of the scheduled-run guards, shared by the EMR and the local DAG.
 
-* ``*_check_unchanged``: fingerprint the run (:mod:`include.run_history`), compare it with
+* ``*_check_unchanged``: fingerprint the run (:mod:`include.reruns.history`), compare it with
   the last successful run's record, and return None when the run can be skipped (the DAG's
   short-circuit task then skips every task after it: no upload, no cluster) or the run's
   fingerprint data otherwise. Only a run that goes ahead stages its manifest.
-* :func:`emr_check_budget`: the cost estimate (:mod:`include.budget`) before any cluster.
+* :func:`emr_check_budget`: the cost estimate (:mod:`include.costs.budget`) before any cluster.
 * ``*_publish``: after a successful run, write ``manifest.json``, ``fingerprint.json`` (and
   for EMR ``cost_estimate.json`` and the report) beside the results, then the last-success
-  record, and return the Assets' event extras (:mod:`include.assets`).
+  record, and return the Assets' event extras (:mod:`include.results.assets`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from include.fingerprint import FINGERPRINT_FILE, MANIFEST_FILE, build_success_record
+from include.reruns.fingerprint import FINGERPRINT_FILE, MANIFEST_FILE, build_success_record
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def emr_check_unchanged(
     plan: Mapping[str, Any], params: Mapping[str, Any]
 ) -> dict[str, Any] | None:
     """None: skip (an earlier run holds the same results); else the run's fingerprint data."""
-    from include.params import emr_settings_from_params, guard_settings_from_params
+    from include.params.common import emr_settings_from_params, guard_settings_from_params
 
     settings = emr_settings_from_params(params)
     guards = guard_settings_from_params(params, emr=True)
@@ -82,7 +82,7 @@ def s3_check_unchanged(
 ) -> dict[str, Any] | None:
     """:func:`emr_check_unchanged` for any run whose results live in S3 (both EMR DAGs):
     ``job`` the run's ``JobSettings``, ``environment`` what else enters the fingerprint."""
-    from include.run_history import (
+    from include.reruns.history import (
         decide,
         fingerprint_run,
         read_s3_record,
@@ -90,16 +90,16 @@ def s3_check_unchanged(
         s3_object_checksum,
         s3_results_exist,
     )
-    from include.staging import make_s3_hook
+    from include.staging.s3 import make_s3_hook
 
     hook = make_s3_hook(plan["aws_conn_id"])
     weights = job.weights
     checksum = s3_object_checksum(hook, weights) if weights.startswith("s3://") else None
     environment = dict(environment)
     if plan.get("dataset_uri"):
-        from include.fingerprint import manifest_from_s3_listing
-        from include.run_history import fingerprint_from_manifest
-        from include.s3_dataset import list_s3_dataset
+        from include.datasets.s3 import list_s3_dataset
+        from include.reruns.fingerprint import manifest_from_s3_listing
+        from include.reruns.history import fingerprint_from_manifest
 
         uri = plan["dataset_uri"]
         manifest = manifest_from_s3_listing(uri, list_s3_dataset(hook, uri))
@@ -142,9 +142,9 @@ def emr_check_budget(
 ) -> dict[str, Any]:
     """The run's cost estimate in ``region`` (default: the configuration's); raises
     ``BudgetExceededError`` when over ``max_cost_usd``."""
-    from include.budget import check_budget, estimate_run_cost, runtime_of
     from include.config import load_config
-    from include.params import emr_settings_from_params, guard_settings_from_params
+    from include.costs.budget import check_budget, estimate_run_cost, runtime_of
+    from include.params.common import emr_settings_from_params, guard_settings_from_params
 
     settings = emr_settings_from_params(params)
     guards = guard_settings_from_params(params, emr=True)
@@ -181,7 +181,7 @@ def log_cache_upper_bound(feature_cache: bool) -> None:
 
 def images_of(dataset: Mapping[str, Any], job: Any) -> int:
     """How many images the run featurises, from the validated dataset's summary."""
-    from include.budget import images_to_featurise
+    from include.costs.budget import images_to_featurise
 
     if dataset.get("layout") == "packed":
         # A listing of shards cannot count images: estimated from their bytes, and only the
@@ -202,8 +202,8 @@ def images_of(dataset: Mapping[str, Any], job: Any) -> int:
 
 def write_estimate(run_dir: Path, estimate: Mapping[str, Any] | None) -> Path | None:
     """``<run_dir>/cost_estimate.json`` for the report (None: nothing to write)."""
-    from include.budget import ESTIMATE_FILE
-    from include.run_history import write_json_atomic
+    from include.costs.budget import ESTIMATE_FILE
+    from include.reruns.history import write_json_atomic
 
     if not estimate:
         return None
@@ -223,7 +223,7 @@ def _asset_extras(
     features: tuple[str, str | None],
 ) -> dict[str, dict[str, Any]]:
     """Log the recorded success; the extras of the PCA and features Asset events."""
-    from include.assets import asset_extra
+    from include.results.assets import asset_extra
 
     log.info(
         "recorded run %s as the last success (fingerprint %s)",
@@ -254,9 +254,9 @@ def emr_publish(
 ) -> dict[str, dict[str, Any]]:
     """Write the run's manifest, fingerprint, estimate and report beside its S3 results,
     then the last-success record; return the Assets' extras. Called only after success."""
-    from include.budget import ESTIMATE_FILE
-    from include.run_history import record_key, write_json_atomic, write_s3_record
-    from include.staging import make_s3_hook
+    from include.costs.budget import ESTIMATE_FILE
+    from include.reruns.history import record_key, write_json_atomic, write_s3_record
+    from include.staging.s3 import make_s3_hook
 
     hook = make_s3_hook(plan["aws_conn_id"])
     bucket, prefix = plan["bucket"], str(plan["results_prefix"]).strip("/")
@@ -314,7 +314,7 @@ def local_check_unchanged(
     job: Any, dataset_dir: Path, results_dir: Path, *, force: bool, run_key: str
 ) -> dict[str, Any] | None:
     """None: skip (an earlier local run holds the same results); else the fingerprint data."""
-    from include.run_history import (
+    from include.reruns.history import (
         decide,
         fingerprint_run,
         local_results_exist,
@@ -345,7 +345,7 @@ def local_publish(
     run_dir: str, run_info: Mapping[str, Any], *, dag_id: str, run_id: str
 ) -> dict[str, dict[str, Any]]:
     """Move the manifest into the run's folder, write its fingerprint, then the record."""
-    from include.run_history import write_json_atomic, write_local_record
+    from include.reruns.history import write_json_atomic, write_local_record
 
     local = Path(run_dir)
     fingerprint = {"fingerprint": run_info["fingerprint"], "components": run_info["components"]}

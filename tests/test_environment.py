@@ -58,7 +58,7 @@ def test_pyspark_matches_the_spark_of_the_target_emr_release():
 
 @pytest.mark.parametrize("runtime", ["litert", "onnx", "keras"])
 def test_emr_nodes_get_the_job_dependencies_but_not_pyspark(runtime):
-    from include.job_package import node_requirements
+    from include.staging.job_package import node_requirements
 
     staged = node_requirements(runtime)
     node = {}
@@ -98,7 +98,7 @@ def test_node_requirements_resolve_to_wheels_for_the_nodes(runtime, arch, tmp_pa
     import sys
     from pathlib import Path
 
-    from include.job_package import node_requirements
+    from include.staging.job_package import node_requirements
 
     uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
     assert uv, "uv is installed by make setup"
@@ -123,7 +123,7 @@ def test_keras_node_requirements_have_no_graviton_wheels(tmp_path):
     import sys
     from pathlib import Path
 
-    from include.job_package import node_requirements
+    from include.staging.job_package import node_requirements
 
     uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
     reqs = tmp_path / "requirements.txt"

@@ -25,12 +25,17 @@ from include.config import (
     PROJECT_TAG,
     PipelineConfig,
 )
-from include.executor_sizing import size_executors
-from include.job_args import CONVERTED_RUNTIMES, JobSettings, build_job_arguments, safe_run_id
-from include.staging import dataset_key_prefix
+from include.emr.sizing import size_executors
+from include.params.job_args import (
+    CONVERTED_RUNTIMES,
+    JobSettings,
+    build_job_arguments,
+    safe_run_id,
+)
+from include.staging.s3 import dataset_key_prefix
 
 if TYPE_CHECKING:
-    from include.params import EmrSettings
+    from include.params.common import EmrSettings
 
 NODE_PYTHON = "/usr/bin/python3.11"
 """EMR 7.x nodes carry Python 3.9 (default) and 3.11; the job and its wheels need 3.11."""
@@ -39,7 +44,8 @@ _WEIGHTS_BUILTIN = ("imagenet", "none")
 
 ROOT_VOLUME_GIB = 32
 """EbsRootVolumeSize of every node: the AMI's own use plus the job's install (wheels copied,
-then unpacked ~3x); ``include.wheelhouse.check_fits`` refuses a wheelhouse that needs more."""
+then unpacked ~3x); ``include.staging.wheelhouse.check_fits`` refuses a wheelhouse that needs
+more."""
 
 
 REQUEST_DIGEST_TAG = "request_sha256"
@@ -243,7 +249,7 @@ def build_spark_step(
 ) -> dict[str, Any]:
     """One ``AddJobFlowSteps`` step running the job with spark-submit (a new dict each call).
 
-    ``spark_conf``: the executors' sizing (``include/executor_sizing.py``), as ``--conf``.
+    ``spark_conf``: the executors' sizing (``include/emr/sizing.py``), as ``--conf``.
 
     Arguments are a list for ``command-runner.jar`` (never a shell string). Client deploy
     mode keeps the driver's Python traceback in the step's stderr, which the sensor shows
@@ -309,7 +315,7 @@ def build_storage_plan(
     }
     if job.runtime in CONVERTED_RUNTIMES:
         # The converted model next to the job package (a server-side copy of the
-        # content-addressed one under models/, see include/model_staging.py).
+        # content-addressed one under models/, see include/staging/model.py).
         code["model"] = f"{code_prefix}/model.zip"
     return {
         "aws_conn_id": config.aws_conn_id,
@@ -382,7 +388,7 @@ def build_run_plan(
 
     Pure: the same inputs give the same plan, so every task of a run (and its retries)
     agree on the keys. Local dataset/weights paths are checked by the tasks that read them.
-    With ``wheelhouse_digest`` (``include.wheelhouse.wheelhouse_digest`` of the node
+    With ``wheelhouse_digest`` (``include.staging.wheelhouse.wheelhouse_digest`` of the node
     requirements), the nodes install from ``<prefix>/wheelhouse/<digest>/`` without PyPI.
     """
     storage = build_storage_plan(
@@ -417,7 +423,7 @@ def build_run_plan(
         wheelhouse = {"digest": wheelhouse_digest, "key_prefix": key_prefix, "uri": uri(key_prefix)}
     return {
         **storage,
-        # An S3 dataset packed on the cluster, one folder per listing (include/s3_dataset.py).
+        # An S3 dataset packed on the cluster, one folder per listing (include/datasets/s3.py).
         "s3_packed_prefix": f"{prefix}/dataset/s3-packed",
         "job": asdict(job),
         "executors": executors.as_dict(),

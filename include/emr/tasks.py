@@ -16,12 +16,12 @@ def upload_job_package(
     plan: Mapping[str, Any], *, source_dir: Path | None = None
 ) -> dict[str, Any]:
     """Build the job package and upload it (and a local weights file) to the run's code keys;
-    stage the converted model of a litert/onnx run (``include/model_staging.py``)."""
+    stage the converted model of a litert/onnx run (``include/staging/model.py``)."""
     import tempfile
 
-    from include.job_package import build_job_package
-    from include.model_staging import stage_model
-    from include.staging import make_s3_hook, upload_files
+    from include.staging.job_package import build_job_package
+    from include.staging.model import stage_model
+    from include.staging.s3 import make_s3_hook, upload_files
 
     keys = plan["code_keys"]
     hook = make_s3_hook(plan["aws_conn_id"])
@@ -67,7 +67,7 @@ def download_results(
 
     from airflow.providers.amazon.aws.hooks.emr import EmrHook
 
-    from include.staging import make_s3_hook
+    from include.staging.s3 import make_s3_hook
 
     hook = make_s3_hook(plan["aws_conn_id"])
     bucket, prefix = plan["bucket"], plan["results_prefix"].rstrip("/")

@@ -6,8 +6,8 @@
   the job driver (pure; no AWS calls).
 * :mod:`include.emr_serverless.operators`: subclasses of the provider's operators (create or
   reuse, start once, a sensor that shows the driver's log, cancel, stop + delete); they
-  find applications by tag with ``include.emr.applications.find_applications``.
-* :mod:`include.emr_serverless.costs`: the job run's billed vCPU/memory/storage-hours priced
+  find applications by tag with ``include.emr_serverless.applications.find_applications``.
+* :mod:`include.costs.serverless`: the job run's billed vCPU/memory/storage-hours priced
   (pure), and the budget estimate.
 * :mod:`include.emr_serverless.report`: the report's Serverless cost section.
 

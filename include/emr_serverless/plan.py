@@ -4,7 +4,7 @@
   architecture, auto-start, auto-stop after an idle timeout (the cost backstop), a
   ``maximumCapacity`` of exactly the run's workers, and tags.
 * :func:`build_job_driver` — the ``sparkSubmit`` job driver: the same entry script, zip and
-  arguments (``include.job_args.build_job_arguments``) as the cluster's Spark step.
+  arguments (``include.params.job_args.build_job_arguments``) as the cluster's Spark step.
 * :func:`build_serverless_run_plan` — everything a run needs, as JSON data, on top of the
   storage plan both EMR DAGs share (``include.emr.plan.build_storage_plan``).
 
@@ -23,12 +23,12 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from include.config import PROJECT_TAG, PipelineConfig
-from include.emr.applications import CANCELLABLE_JOB_RUN_STATES
 from include.emr.plan import build_storage_plan, job_spark_defaults, run_tags, tag_value
-from include.job_args import JobSettings, build_job_arguments
+from include.emr_serverless.applications import CANCELLABLE_JOB_RUN_STATES
+from include.params.job_args import JobSettings, build_job_arguments
 
 if TYPE_CHECKING:
-    from include.serverless_params import ServerlessSettings
+    from include.params.serverless import ServerlessSettings
 
 SCOPE_TAG = "application_scope"
 """``run``: the application belongs to one run (deleted by it); ``shared``: reused by runs
@@ -186,7 +186,7 @@ def build_job_driver(
 
 def job_driver_for(plan: Mapping[str, Any], env_conf: Mapping[str, str]) -> dict[str, Any]:
     """The plan's job driver once the Python environment is staged (``env_conf``: the
-    confs of ``include.serverless_env.spark_submit_conf``)."""
+    confs of ``include.staging.serverless_env.spark_submit_conf``)."""
     uris = plan["uris"]
     return build_job_driver(
         JobSettings(**plan["job"]),

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from include.emr_serverless.costs import JOB_RUN_FILE, serverless_cost_summary
+from include.costs.serverless import JOB_RUN_FILE, serverless_cost_summary
 
 
 def load_serverless_cost(run_dir: Path) -> dict[str, Any] | None:
@@ -34,7 +34,7 @@ def load_serverless_cost(run_dir: Path) -> dict[str, Any] | None:
 
 def serverless_cost_section(run_dir: Path, estimate: Mapping[str, Any] | None) -> str | None:
     """HTML of the section, or None when the run is not a Serverless one."""
-    from include.report import _esc, _fmt, _table
+    from include.results.report import _esc, _fmt, _table
 
     try:
         cost = load_serverless_cost(run_dir)

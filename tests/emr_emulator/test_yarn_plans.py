@@ -13,8 +13,8 @@ import pytest
 from emr_emulator import yarn
 from include.config import ALLOWED_INSTANCE_TYPES, INSTANCE_TYPES, RUNTIME_ARCHES, PipelineConfig
 from include.emr.plan import build_run_plan
-from include.executor_sizing import SizingError
-from include.params import emr_settings_from_params
+from include.emr.sizing import SizingError
+from include.params.common import emr_settings_from_params
 
 
 def _sizes(instance_type: str, runtime: str) -> bool:

@@ -72,7 +72,7 @@ def _cluster_request(args: argparse.Namespace, config: Any) -> ClusterRequest:
     """The RunJobFlow request the EMR DAG would send for this shape."""
     from include.emr.plan import build_run_plan
     from include.infra.errors import RefusedError
-    from include.params import emr_settings_from_params
+    from include.params.common import emr_settings_from_params
 
     shape: dict[str, Any] = {"spot_core_nodes": bool(args.spot)}
     if args.instance_type:
