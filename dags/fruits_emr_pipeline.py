@@ -49,7 +49,7 @@ from typing import Any
 
 from airflow.sdk import TriggerRule, chain, dag, task
 
-from include.config import DAG_START_DATE, EMR_RETRY_DELAY, dag_default_args, emr_schedule
+from include.config import emr_schedule
 from include.emr.operators import (
     EmrAddStepOnceOperator,
     EmrCreateClusterOperator,
@@ -63,7 +63,8 @@ from include.emr_common.tasks import (
     upload_job_package,
     validate_dataset,
 )
-from include.params.common import emr_params
+from include.params.cluster import emr_params
+from include.params.defaults import DAG_START_DATE, EMR_RETRY_DELAY, dag_default_args
 
 
 @dag(
@@ -92,7 +93,7 @@ def fruits_emr_pipeline() -> None:
             plan_for_s3_dataset,
         )
         from include.emr.plan import build_run_plan
-        from include.params.common import emr_settings_from_params
+        from include.params.cluster import emr_settings_from_params
         from include.staging.wheelhouse import digest_of_files
 
         try:
@@ -196,7 +197,8 @@ def fruits_emr_pipeline() -> None:
 
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.config import REPO_ROOT, RUNTIME_ARCHES
+        from include.config import REPO_ROOT
+        from include.emr_common.runtimes import RUNTIME_ARCHES
         from include.staging import wheelhouse
         from include.staging.s3 import make_s3_hook
 

@@ -33,7 +33,7 @@ from typing import Any
 
 from airflow.sdk import TriggerRule, chain, dag, task
 
-from include.config import DAG_START_DATE, EMR_RETRY_DELAY, dag_default_args, serverless_schedule
+from include.config import serverless_schedule
 from include.emr_common.tasks import (
     build_report,
     publish_results,
@@ -48,6 +48,7 @@ from include.emr_serverless.operators import (
     EmrServerlessJobSensorWithLogs,
     EmrServerlessStartJobOnceOperator,
 )
+from include.params.defaults import DAG_START_DATE, EMR_RETRY_DELAY, dag_default_args
 from include.params.serverless import serverless_params
 
 TEARDOWN_WAITER = {"waiter_delay": 15, "waiter_max_attempts": 60}

@@ -32,7 +32,8 @@ from typing import Any
 
 from airflow.sdk import Param, chain, dag, task
 
-from include.config import DAG_START_DATE, dag_default_args, sweeper_schedule
+from include.config import sweeper_schedule
+from include.params.defaults import DAG_START_DATE, dag_default_args
 
 
 @dag(

@@ -40,8 +40,8 @@ from typing import Any
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import Param, chain, dag, get_current_context, task
 
-from include.config import DAG_START_DATE, dag_default_args
 from include.params.common import guard_params, job_params
+from include.params.defaults import DAG_START_DATE, dag_default_args
 from include.params.job_args import safe_run_id
 from include.results.assets import FEATURES_ASSET, PCA_ASSET
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from airflow.sdk import dag, task
 
-from include.config import DAG_START_DATE, dag_default_args
+from include.params.defaults import DAG_START_DATE, dag_default_args
 from include.results.assets import PCA_ASSET
 
 

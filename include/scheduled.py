@@ -65,7 +65,8 @@ def emr_check_unchanged(
     plan: Mapping[str, Any], params: Mapping[str, Any]
 ) -> dict[str, Any] | None:
     """None: skip (an earlier run holds the same results); else the run's fingerprint data."""
-    from include.params.common import emr_settings_from_params, guard_settings_from_params
+    from include.params.cluster import emr_settings_from_params
+    from include.params.common import guard_settings_from_params
 
     settings = emr_settings_from_params(params)
     guards = guard_settings_from_params(params, emr=True)
@@ -144,7 +145,8 @@ def emr_check_budget(
     ``BudgetExceededError`` when over ``max_cost_usd``."""
     from include.config import load_config
     from include.costs.budget import check_budget, estimate_run_cost, runtime_of
-    from include.params.common import emr_settings_from_params, guard_settings_from_params
+    from include.params.cluster import emr_settings_from_params
+    from include.params.common import guard_settings_from_params
 
     settings = emr_settings_from_params(params)
     guards = guard_settings_from_params(params, emr=True)

@@ -7,7 +7,7 @@ from importlib.metadata import version
 
 import pytest
 
-from include.config import DEFAULT_RELEASE_LABEL
+from include.params.defaults import DEFAULT_RELEASE_LABEL
 from tests.conftest import REPO_ROOT
 
 # From the EMR release guide: the Spark each emr-7.x release ships.
@@ -117,7 +117,7 @@ def test_node_requirements_resolve_to_wheels_for_the_nodes(runtime, arch, tmp_pa
 
 
 def test_keras_node_requirements_have_no_graviton_wheels(tmp_path):
-    """Why the keras runtime is refused on m6g/m7g (include/config.py RUNTIME_ARCHES)."""
+    """Why the keras runtime is refused on m6g/m7g (include/emr_common/runtimes.py)."""
     import shutil
     import subprocess
     import sys

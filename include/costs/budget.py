@@ -26,14 +26,14 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from include.config import (
+from include.costs.cluster import hourly_price, priced_region
+from include.costs.prices import PRICE_TABLE_REGION
+from include.costs.throughput import (
     CLUSTER_START_BOOTSTRAP_S,
     DEFAULT_RUNTIME,
-    INSTANCE_VCPUS,
-    PRICE_TABLE_REGION,
     THROUGHPUT_IMAGES_PER_S_PER_VCPU,
 )
-from include.costs.cluster import hourly_price, priced_region
+from include.emr.instance_types import INSTANCE_VCPUS
 
 BUDGET_PARAM = "max_cost_usd"
 ESTIMATE_FILE = "cost_estimate.json"
@@ -132,12 +132,12 @@ def estimate_run_cost(
     if runtime not in throughput:
         raise ValueError(
             f"no throughput figure for runtime {runtime!r}; known: {', '.join(sorted(throughput))} "
-            "(add it to THROUGHPUT_IMAGES_PER_S_PER_VCPU in include/config.py)"
+            "(add it to THROUGHPUT_IMAGES_PER_S_PER_VCPU in include/costs/throughput.py)"
         )
     if instance_type not in vcpus:
         raise ValueError(
             f"no vCPU count for instance type {instance_type!r} "
-            "(add it to INSTANCE_VCPUS in include/config.py)"
+            "(add it to INSTANCE_VCPUS in include/emr/instance_types.py)"
         )
     per_vcpu = float(throughput[runtime])
     core_vcpus = vcpus[instance_type] * core_nodes

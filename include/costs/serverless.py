@@ -4,10 +4,10 @@ EMR Serverless bills the vCPU-, memory-GB- and storage-GB-hours a job run's work
 per second with a one-minute minimum per worker, storage only beyond the free 20 GB per
 worker. The job run reports exactly those figures as ``billedResourceUtilization``
 (``GetJobRun``); :func:`serverless_cost_summary` prices them with
-``config.SERVERLESS_PRICE_TABLE_USD_PER_HOUR``. :func:`estimate_serverless_cost` is the
+``prices.SERVERLESS_PRICE_TABLE_USD_PER_HOUR``. :func:`estimate_serverless_cost` is the
 budget guard's estimate before anything exists (images / throughput + start time). Both are
 estimates, not a bill (S3 requests and data transfer are not counted). A region without
-figures is priced as ``config.PRICE_FALLBACK_REGION`` with a warning
+figures is priced as ``prices.PRICE_FALLBACK_REGION`` with a warning
 (:func:`include.costs.cluster.priced_region`); both record whose figures they used.
 """
 
@@ -17,19 +17,18 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from include.config import (
+from include.costs.cluster import PricedRegion, priced_region
+from include.costs.prices import (
     SERVERLESS_FREE_STORAGE_GB,
     SERVERLESS_PRICE_SOURCES,
     SERVERLESS_PRICE_TABLE_USD_PER_HOUR,
-    SERVERLESS_START_S,
-    THROUGHPUT_IMAGES_PER_S_PER_VCPU,
 )
-from include.costs.cluster import PricedRegion, priced_region
+from include.costs.throughput import SERVERLESS_START_S, THROUGHPUT_IMAGES_PER_S_PER_VCPU
 
 PRICE_BASIS = (
     "estimate: billedResourceUtilization of the job run x EMR Serverless on-demand prices "
     "per vCPU-hour, GB-hour of memory and GB-hour of storage beyond 20 GB per worker "
-    "(include/config.py SERVERLESS_PRICE_TABLE_USD_PER_HOUR); excludes S3 and data transfer"
+    "(include/costs/prices.py SERVERLESS_PRICE_TABLE_USD_PER_HOUR); excludes S3 and data transfer"
 )
 JOB_RUN_FILE = "job_run.json"
 """Saved beside a Serverless run's results: ``{"jobRun", "application", "region"}``."""
@@ -158,7 +157,7 @@ def estimate_serverless_cost(
     if prices is None:
         raise ValueError(
             f"no EMR Serverless price for architecture {architecture!r} (X86_64 or ARM64; "
-            "SERVERLESS_PRICE_TABLE_USD_PER_HOUR in include/config.py)"
+            "SERVERLESS_PRICE_TABLE_USD_PER_HOUR in include/costs/prices.py)"
         )
     per_vcpu = float(throughput[runtime])
     executor_vcpus = int(sizing["executors"]) * int(sizing["executor_vcpu"])

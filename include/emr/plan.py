@@ -19,13 +19,9 @@ from dataclasses import asdict
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from include.config import (
-    CREATE_WAIT_SECONDS,
-    EMR_MANAGED_POLICY_TAG,
-    PROJECT_TAG,
-    PipelineConfig,
-)
+from include.config import EMR_MANAGED_POLICY_TAG, PROJECT_TAG, PipelineConfig
 from include.emr.sizing import size_executors
+from include.params.defaults import CREATE_WAIT_SECONDS
 from include.params.job_args import (
     CONVERTED_RUNTIMES,
     JobSettings,
@@ -35,7 +31,7 @@ from include.params.job_args import (
 from include.staging.s3 import dataset_key_prefix
 
 if TYPE_CHECKING:
-    from include.params.common import EmrSettings
+    from include.params.cluster import EmrSettings
 
 NODE_PYTHON = "/usr/bin/python3.11"
 """EMR 7.x nodes carry Python 3.9 (default) and 3.11; the job and its wheels need 3.11."""

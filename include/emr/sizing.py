@@ -3,7 +3,7 @@
 EMR's defaults (dynamic allocation, ``spark.executor.memory`` from the instance type, the
 default ``memoryOverhead`` of 10 % of the heap) know nothing of the model running in each
 Python worker. One MobileNetV2 worker holds the model and a decoded batch (hundreds of MB,
-``include.config.PYTHON_WORKER_MEMORY_MB``), which Spark counts in the container only
+``include.emr_common.runtimes.PYTHON_WORKER_MEMORY_MB``), which Spark counts in the container only
 through ``spark.executor.memoryOverhead``: a 10 % overhead is the classic "Container killed
 by YARN for exceeding memory limits". :func:`size_executors` instead computes, for every
 allowed instance type:
@@ -36,7 +36,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from include.config import INSTANCE_TYPES, PYTHON_WORKER_MEMORY_MB, RUNTIME_ARCHES
+from include.emr.instance_types import INSTANCE_TYPES
+from include.emr_common.runtimes import PYTHON_WORKER_MEMORY_MB, RUNTIME_ARCHES
 
 MAX_EXECUTOR_CORES = 5
 """Spark/EMR guidance: more cores per executor saturate its I/O and GC."""
@@ -168,7 +169,7 @@ def size_executors(
     except KeyError:
         raise SizingError(
             f"no YARN figures for instance type {instance_type!r}; known: "
-            f"{', '.join(sorted(INSTANCE_TYPES))} (include/config.py INSTANCE_TYPES)"
+            f"{', '.join(sorted(INSTANCE_TYPES))} (include/emr/instance_types.py INSTANCE_TYPES)"
         ) from None
     if node.arch not in RUNTIME_ARCHES[runtime]:
         raise SizingError(

@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from include.config import RUNTIME_ARCHES
 from include.emr.sizing import MIN_HEAP_MB, SizingError, heap_for, python_worker_mb
+from include.emr_common.runtimes import RUNTIME_ARCHES
 
 WORKER_MEMORY_GB: dict[int, tuple[int, int, int]] = {
     1: (2, 8, 1),

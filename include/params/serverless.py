@@ -18,7 +18,6 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from include.config import DEFAULT_RELEASE_LABEL
 from include.emr_serverless.sizing import (
     ARCHITECTURES,
     WORKER_DISK_GB,
@@ -27,22 +26,25 @@ from include.emr_serverless.sizing import (
     check_architecture,
     size_serverless_workers,
 )
+from include.params.cluster import emr_params
 from include.params.common import (
     MAX_IDLE_TIMEOUT_MINUTES,
-    POKE_INTERVAL_BY_MODE,
     RELEASE_LABEL_PATTERN,
-    STEP_TIMEOUT_BY_MODE,
     _check_bool,
     _check_int,
     _get,
     check_idle_and_dataset_dir,
     check_poll_and_timeout,
-    emr_params,
     guard_params,
     guard_settings_from_params,
     job_params,
     job_settings_from_params,
     s3_dataset_params,
+)
+from include.params.defaults import (
+    DEFAULT_RELEASE_LABEL,
+    POKE_INTERVAL_BY_MODE,
+    STEP_TIMEOUT_BY_MODE,
 )
 from include.params.job_args import JobSettings
 
@@ -51,7 +53,7 @@ DEFAULT_JOB_LOG_WAIT_SECONDS = 120
 """EMR Serverless uploads a job run's driver logs to the log URI while and after it runs."""
 MAX_JOB_LOG_WAIT_SECONDS = 30 * 60
 SHARED_WITH_CLUSTER_DAG = ("release_label", "dataset_dir", "pack_dataset", "download_features")
-"""Params defined once in ``include.params.common.emr_params`` and used by both EMR DAGs."""
+"""Params defined once in ``include.params.cluster.emr_params`` and used by both EMR DAGs."""
 
 
 def _worker_params(role: str, vcpu: int, memory_gb: int, what: str) -> dict[str, Param]:

@@ -267,7 +267,7 @@ def test_guards_sit_before_every_upload_and_the_cluster(dagbag):
 def test_check_budget_task_message_gives_the_estimate_and_the_param(dagbag):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from include.params.common import emr_params
+    from include.params.cluster import emr_params
 
     task = dagbag.dags[DAG_ID].task_dict["check_budget"]
     params = {name: p.value for name, p in emr_params().items()}

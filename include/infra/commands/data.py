@@ -52,7 +52,7 @@ def cmd_create_bucket(args: argparse.Namespace) -> int:
 def dag_dataset_prefix(config: PipelineConfig, data_dir: Path, *, pack: bool) -> str:
     """The key prefix the EMR DAG reads this dataset from (so the DAG finds it uploaded)."""
     from include.emr.plan import build_run_plan
-    from include.params.common import emr_settings_from_params
+    from include.params.cluster import emr_settings_from_params
 
     settings = emr_settings_from_params({"dataset_dir": str(data_dir), "pack_dataset": pack})
     plan = build_run_plan(settings, config, dag_id="infra-cli", run_id="upload-dataset")

@@ -136,7 +136,7 @@ def test_validation_lists_without_downloading(s3):
 def _real_plan(tmp_path, **params):
     from include.config import PipelineConfig
     from include.emr.plan import build_run_plan
-    from include.params.common import emr_settings_from_params
+    from include.params.cluster import emr_settings_from_params
 
     config = PipelineConfig(bucket="project-bucket", prefix="fruits", results_dir=tmp_path)
     plan = build_run_plan(emr_settings_from_params(params), config, dag_id="d", run_id="r")

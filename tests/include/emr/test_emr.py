@@ -9,8 +9,9 @@ import shutil
 import boto3
 import pytest
 
-from include.config import INSTANCE_TYPES, PROJECT_TAG, PipelineConfig
+from include.config import PROJECT_TAG, PipelineConfig
 from include.emr.clusters import find_clusters
+from include.emr.instance_types import INSTANCE_TYPES
 from include.emr.logs import describe_step_failure, redact, step_stderr_uri
 from include.emr.plan import (
     REQUEST_DIGEST_TAG,
@@ -21,7 +22,7 @@ from include.emr.plan import (
     run_tags,
     tag_value,
 )
-from include.params.common import emr_settings_from_params
+from include.params.cluster import emr_settings_from_params
 from include.params.job_args import safe_run_id
 from tests.emr_fakes import start_cluster
 

@@ -17,7 +17,7 @@ from include.config import PipelineConfig
 from include.emr.logs import describe_step_failure, wait_for_log
 from include.emr.operators import EmrCreateClusterOperator
 from include.emr.plan import build_run_plan
-from include.params.common import emr_settings_from_params
+from include.params.cluster import emr_settings_from_params
 from tests.emr_fakes import moto_clusters
 
 REGION = "eu-west-1"

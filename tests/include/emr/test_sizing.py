@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from include.config import ALLOWED_INSTANCE_TYPES, INSTANCE_TYPES, RUNTIME_ARCHES
+from include.costs.prices import ALLOWED_INSTANCE_TYPES
+from include.emr.instance_types import INSTANCE_TYPES
 from include.emr.sizing import (
     AM_CONTAINER_MB,
     JVM_OVERHEAD_MIN_MB,
@@ -20,6 +21,7 @@ from include.emr.sizing import (
     size_executors,
     sizing_table,
 )
+from include.emr_common.runtimes import RUNTIME_ARCHES
 
 CASES = [
     (instance_type, runtime, batch, size)

@@ -267,7 +267,7 @@ def test_every_allowed_region_estimates_for_both_architectures(architecture):
 
 
 def test_a_region_without_serverless_figures_uses_the_named_fallback(caplog):
-    from include.config import PRICE_FALLBACK_REGION
+    from include.costs.prices import PRICE_FALLBACK_REGION
 
     estimate = _serverless_estimate("sa-nowhere-3")
     assert estimate.priced_as == PRICE_FALLBACK_REGION

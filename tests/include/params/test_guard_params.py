@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from include.config import DEFAULT_MAX_COST_USD
-from include.params.common import emr_params, guard_params, guard_settings_from_params
+from include.params.cluster import emr_params
+from include.params.common import guard_params, guard_settings_from_params
+from include.params.defaults import DEFAULT_MAX_COST_USD
 from include.params.job_args import JobSettings
 
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from include.config import ALLOWED_INSTANCE_TYPES, DEFAULT_RELEASE_LABEL
-from include.params.common import (
+from include.costs.prices import ALLOWED_INSTANCE_TYPES
+from include.params.cluster import emr_params, emr_settings_from_params, min_idle_timeout_seconds
+from include.params.common import job_params, job_settings_from_params
+from include.params.defaults import (
+    DEFAULT_RELEASE_LABEL,
     POKE_INTERVAL_BY_MODE,
     STEP_TIMEOUT_BY_MODE,
-    emr_params,
-    emr_settings_from_params,
-    job_params,
-    job_settings_from_params,
-    min_idle_timeout_seconds,
 )
 
 

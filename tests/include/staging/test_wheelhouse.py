@@ -158,7 +158,7 @@ def test_root_volume_fits_the_install():
 def test_plan_points_the_bootstrap_at_the_wheelhouse(tmp_path):
     from include.config import PipelineConfig
     from include.emr.plan import build_run_plan
-    from include.params.common import emr_settings_from_params
+    from include.params.cluster import emr_settings_from_params
 
     config = PipelineConfig(bucket="b", prefix="p", results_dir=tmp_path)
     settings = emr_settings_from_params({})
