@@ -155,7 +155,7 @@ def fruits_emr_pipeline() -> None:
         """Fingerprint the run; None (skip every later task) when it is unchanged."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.scheduled import emr_check_unchanged
+        from include.reruns.skip import emr_check_unchanged
 
         try:
             return emr_check_unchanged(plan, dict(context["params"]))
@@ -167,8 +167,7 @@ def fruits_emr_pipeline() -> None:
         """Estimate the run's cost before any cluster exists; fail when over max_cost_usd."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.costs.budget import BudgetExceededError
-        from include.scheduled import emr_check_budget
+        from include.costs.budget import BudgetExceededError, emr_check_budget
 
         try:
             return emr_check_budget(dataset, dict(context["params"]))

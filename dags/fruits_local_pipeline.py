@@ -115,7 +115,7 @@ def fruits_local_pipeline() -> None:
 
         from include.config import load_config
         from include.params.common import guard_settings_from_params, job_settings_from_params
-        from include.scheduled import local_check_unchanged
+        from include.reruns.skip import local_check_unchanged
 
         context = get_current_context()
         params = context["params"]
@@ -229,7 +229,7 @@ def fruits_local_pipeline() -> None:
     @task(outlets=[PCA_ASSET, FEATURES_ASSET])
     def publish_results(run_dir: str, run_info: dict[str, Any]) -> None:
         """Manifest + fingerprint in the run's folder, the last-success record, Asset events."""
-        from include.scheduled import local_publish
+        from include.results.publish import local_publish
 
         context = get_current_context()
         extras = local_publish(run_dir, run_info, dag_id=DAG_ID, run_id=context["run_id"])

@@ -6,24 +6,31 @@ The estimate (pure arithmetic, :func:`estimate_run_cost`)::
     hours       = (cluster start + bootstrap + featurise_s + one poke interval) / 3600
     usd         = hours * (1 master + N core nodes) * hourly price of the instance type
 
-with the throughput figures, vCPU counts, start time and prices of :mod:`include.config`
-(``THROUGHPUT_IMAGES_PER_S_PER_VCPU``, ``INSTANCE_VCPUS``, ``CLUSTER_START_BOOTSTRAP_S``,
-``PRICE_TABLE_USD_PER_HOUR`` scaled to the region, ``REGION_PRICES``; a region without
-figures is priced as ``PRICE_FALLBACK_REGION``'s, with a warning, and the estimate records
-whose figures it used). Spot core nodes are priced at on-demand, an upper bound as
-in the report. :func:`check_budget` refuses an estimate over ``max_cost_usd`` with a message
-giving the estimate and the Param to raise.
+with the throughput figures, vCPU counts, start time and prices of
+:mod:`include.costs.throughput`, :mod:`include.emr.instance_types` and
+:mod:`include.costs.prices` (``THROUGHPUT_IMAGES_PER_S_PER_VCPU``, ``INSTANCE_VCPUS``,
+``CLUSTER_START_BOOTSTRAP_S``, ``PRICE_TABLE_USD_PER_HOUR`` scaled to the region,
+``REGION_PRICES``; a region without figures is priced as ``PRICE_FALLBACK_REGION``'s, with a
+warning, and the estimate records whose figures it used). Spot core nodes are priced at
+on-demand, an upper bound as in the report. :func:`check_budget` refuses an estimate over
+``max_cost_usd`` with a message giving the estimate and the Param to raise.
 
 :func:`images_to_featurise` turns a dataset summary and the job settings into the number of
 images the job will featurise (the mini-mode sample, or every image). With the feature
 cache on, images featurised by an earlier run are reused, not featurised: which ones is only
 known from their content hashes, on the cluster, so the estimate is then an upper bound.
+
+Task bodies: :func:`emr_check_budget` (the cluster DAG's guard; the Serverless DAG's uses
+:func:`images_of` and :func:`log_cache_upper_bound`) and :func:`write_estimate` (the
+estimate beside the results, for the report).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from include.costs.cluster import hourly_price, priced_region
@@ -34,6 +41,8 @@ from include.costs.throughput import (
     THROUGHPUT_IMAGES_PER_S_PER_VCPU,
 )
 from include.emr.instance_types import INSTANCE_VCPUS
+
+log = logging.getLogger(__name__)
 
 BUDGET_PARAM = "max_cost_usd"
 ESTIMATE_FILE = "cost_estimate.json"
@@ -176,3 +185,82 @@ def check_budget(estimate: CostEstimate, max_cost_usd: float) -> None:
             f"${max_cost_usd:.2f}. Raise the Param {BUDGET_PARAM!r} to at least "
             f"{estimate.estimated_usd:.2f} to run it (or use fewer images / nodes)."
         )
+
+
+def labels_count(dataset: Mapping[str, Any]) -> dict[str, int]:
+    """Images per label over every split, from a ``DatasetSummary.to_dict()``."""
+    by_label: dict[str, int] = {}
+    for labels in (dataset.get("by_split_label") or {}).values():
+        for label, count in labels.items():
+            by_label[label] = by_label.get(label, 0) + int(count)
+    return by_label
+
+
+def emr_check_budget(
+    dataset: Mapping[str, Any], params: Mapping[str, Any], *, region: str | None = None
+) -> dict[str, Any]:
+    """The run's cost estimate in ``region`` (default: the configuration's); raises
+    ``BudgetExceededError`` when over ``max_cost_usd``."""
+    from include.config import load_config
+    from include.params.cluster import emr_settings_from_params
+    from include.params.common import guard_settings_from_params
+
+    settings = emr_settings_from_params(params)
+    guards = guard_settings_from_params(params, emr=True)
+    job = settings.job
+    estimate = estimate_run_cost(
+        images=images_of(dataset, job),
+        runtime=runtime_of(job),
+        instance_type=settings.instance_type,
+        core_nodes=settings.core_nodes,
+        poke_interval_s=settings.poke_interval_seconds,
+        region=region or load_config().region,
+    )
+    log.info("%s (budget $%.2f)", estimate.describe(), guards.max_cost_usd)
+    log_cache_upper_bound(settings.feature_cache)
+    assert guards.max_cost_usd is not None
+    check_budget(estimate, guards.max_cost_usd)
+    return {
+        **estimate.to_dict(),
+        "max_cost_usd": guards.max_cost_usd,
+        "upper_bound_feature_cache": settings.feature_cache,
+    }
+
+
+def log_cache_upper_bound(feature_cache: bool) -> None:
+    """Say that the estimate is an upper bound when the feature cache is on."""
+    if feature_cache:
+        # Which images the cache holds is only known from their content hashes, computed
+        # on the cluster: the estimate counts every image, an upper bound.
+        log.info(
+            "upper bound: images already in the feature cache are not featurised again, "
+            "so the run may cost less"
+        )
+
+
+def images_of(dataset: Mapping[str, Any], job: Any) -> int:
+    """How many images the run featurises, from the validated dataset's summary."""
+    if dataset.get("layout") == "packed":
+        # A listing of shards cannot count images: estimated from their bytes, and only the
+        # total cap applies (the per-label counts are unknown).
+        estimated = int(dataset["estimated_images"])
+        log.info("packed S3 dataset: ~%d images estimated from its shards' bytes", estimated)
+        cap = job.max_images if job.mode == "mini" else None
+        images = min(estimated, cap) if cap is not None else estimated
+    else:
+        images = images_to_featurise(
+            labels_count(dataset),
+            mode=job.mode,
+            max_images=job.max_images,
+            per_class=job.per_class,
+        )
+    return images
+
+
+def write_estimate(run_dir: Path, estimate: Mapping[str, Any] | None) -> Path | None:
+    """``<run_dir>/cost_estimate.json`` for the report (None: nothing to write)."""
+    from include.reruns.history import write_json_atomic
+
+    if not estimate:
+        return None
+    return write_json_atomic(Path(run_dir) / ESTIMATE_FILE, dict(estimate))

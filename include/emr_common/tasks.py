@@ -70,8 +70,8 @@ def build_report(run_dir: str, estimate: dict[str, Any] | None = None) -> str:
     """Write the run's HTML report (with the pre-run cost estimate) beside its results."""
     from pathlib import Path
 
+    from include.costs.budget import write_estimate
     from include.results.report import build_report as build
-    from include.scheduled import write_estimate
 
     write_estimate(Path(run_dir), estimate)
     return str(build(Path(run_dir)))
@@ -83,7 +83,7 @@ def publish_results(
 ) -> None:
     """Manifest, fingerprint, estimate and report beside the S3 results; the
     last-success record; Asset events with the run's counts and fingerprint."""
-    from include.scheduled import emr_publish
+    from include.results.publish import emr_publish
 
     dag_run = context["dag_run"]
     extras = emr_publish(plan, run_dir, run_info, dag_id=dag_run.dag_id, run_id=dag_run.run_id)

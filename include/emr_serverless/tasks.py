@@ -1,6 +1,7 @@
 """Task bodies of the Serverless DAG: the guards, the job's environment, the results.
 
-The guards are the cluster DAG's (:mod:`include.scheduled`) with the Serverless settings:
+The guards are the cluster DAG's (:mod:`include.reruns.skip`, :mod:`include.costs.budget`)
+with the Serverless settings:
 the fingerprint records platform ``emr-serverless``, the release and the architecture, and
 the budget is priced per vCPU/GB-hour
 (:func:`include.costs.serverless.estimate_serverless_cost`).
@@ -20,7 +21,7 @@ def check_unchanged(plan: Mapping[str, Any], params: Mapping[str, Any]) -> dict[
     """None: skip (an earlier run holds the same results); else the run's fingerprint data."""
     from include.params.common import guard_settings_from_params
     from include.params.serverless import serverless_settings_from_params
-    from include.scheduled import s3_check_unchanged
+    from include.reruns.skip import s3_check_unchanged
 
     settings = serverless_settings_from_params(params)
     guards = guard_settings_from_params(params, emr=True)
@@ -41,11 +42,10 @@ def check_budget(
 ) -> dict[str, Any]:
     """The run's estimate; raises ``BudgetExceededError`` when over ``max_cost_usd``."""
     from include.costs.budget import check_budget as refuse_over_budget
-    from include.costs.budget import runtime_of
+    from include.costs.budget import images_of, log_cache_upper_bound, runtime_of
     from include.costs.serverless import estimate_serverless_cost
     from include.params.common import guard_settings_from_params
     from include.params.serverless import serverless_settings_from_params
-    from include.scheduled import images_of, log_cache_upper_bound
 
     settings = serverless_settings_from_params(params)
     guards = guard_settings_from_params(params, emr=True)

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import argparse
 import base64
-import html
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from include.results import plots as report_plots
+from include.results.html import esc, fmt, table
 
 # Enough points to see the clusters; more only slows the PNG down.
 MAX_SCATTER_POINTS = 20_000
@@ -119,21 +119,11 @@ img{max-width:100%} .muted{color:#666;font-size:.9em}
 """
 
 
-def _esc(value: Any) -> str:
-    return html.escape(str(value))
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    head = "".join(f"<th>{_esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
 def _img(path: Path | None, alt: str) -> str:
     if path is None:
-        return f'<p class="muted">No data for "{_esc(alt)}".</p>'
+        return f'<p class="muted">No data for "{esc(alt)}".</p>'
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<p><img alt="{_esc(alt)}" src="data:image/png;base64,{data}"></p>'
+    return f'<p><img alt="{esc(alt)}" src="data:image/png;base64,{data}"></p>'
 
 
 def weights_banner(weights: Mapping[str, Any]) -> tuple[bool, str]:
@@ -179,12 +169,6 @@ def selection_text(metrics: Mapping[str, Any]) -> str:
     )
 
 
-def _fmt(value: Any, digits: int = 2) -> str:
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return "n/a" if value is None else str(value)
-
-
 def load_estimate(run_dir: Path) -> dict[str, Any] | None:
     """The budget guard's pre-run estimate (``cost_estimate.json``), or None (none, damaged)."""
     path = Path(run_dir) / "cost_estimate.json"
@@ -201,19 +185,19 @@ def _estimate_rows(estimate: Mapping[str, Any], cost: Mapping[str, Any] | None) 
     rows = [
         (
             "estimated before the cluster (budget guard)",
-            _fmt(estimate.get("instance_hours"), 3),
-            _fmt(estimate.get("estimated_usd"), 2),
+            fmt(estimate.get("instance_hours"), 3),
+            fmt(estimate.get("estimated_usd"), 2),
             f"{estimate.get('images', 'n/a')} images, {estimate.get('runtime', 'n/a')} at "
             f"{estimate.get('images_per_s_per_vcpu', 'n/a')} images/s per vCPU; "
-            f"budget {_fmt(estimate.get('max_cost_usd'), 2)} USD",
+            f"budget {fmt(estimate.get('max_cost_usd'), 2)} USD",
         )
     ]
     if cost is not None:
         rows.append(
             (
                 "actual (cluster timeline)",
-                _fmt(cost.get("instance_hours"), 3),
-                _fmt(cost.get("estimated_usd"), 2),
+                fmt(cost.get("instance_hours"), 3),
+                fmt(cost.get("estimated_usd"), 2),
                 f"cluster {cost.get('cluster_id')}",
             )
         )
@@ -235,11 +219,11 @@ def _render_html(
     meaningful, weights_text = weights_banner(metrics.get("weights") or {})
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>Fruits features report: {_esc(metrics.get('run_id', ''))}</title>",
+        f"<title>Fruits features report: {esc(metrics.get('run_id', ''))}</title>",
         f"<style>{_CSS}</style></head><body>",
-        f"<h1>Fruits features report: run {_esc(metrics.get('run_id', 'unknown'))}</h1>",
-        f'<div class="banner {"ok" if meaningful else "warn"}">{_esc(weights_text)}</div>',
-        _table(
+        f"<h1>Fruits features report: run {esc(metrics.get('run_id', 'unknown'))}</h1>",
+        f'<div class="banner {"ok" if meaningful else "warn"}">{esc(weights_text)}</div>',
+        table(
             ["", ""],
             [
                 ("mode", selection_text(metrics)),
@@ -262,7 +246,7 @@ def _render_html(
                 (
                     "PCA",
                     f"k = {pca.get('k', 'n/a')}, variance kept = "
-                    f"{_fmt(pca.get('variance_at_k'), 4)}"
+                    f"{fmt(pca.get('variance_at_k'), 4)}"
                     + (
                         f", target = {pca['target_variance']}"
                         if pca.get("target_variance") is not None
@@ -296,27 +280,27 @@ def _render_html(
         rows = [[lab, *(by_split_label[s].get(lab, 0) for s in splits)] for lab in labels]
         parts.append(
             f"<details><summary>Table: {len(labels)} labels</summary>"
-            f"{_table(['label', *splits], rows)}</details>"
+            f"{table(['label', *splits], rows)}</details>"
         )
     bad = metrics.get("bad_files") or []
     parts.append(f"<h2>Skipped or unreadable files ({len(bad)})</h2>")
     if bad:
-        parts.append(_table(["path", "reason"], [(b.get("path"), b.get("reason")) for b in bad]))
+        parts.append(table(["path", "reason"], [(b.get("path"), b.get("reason")) for b in bad]))
     else:
         parts.append("<p>None: every file was a readable image.</p>")
     parts += ["<h2>Stage timings and throughput</h2>", _img(plots.get("timings"), "timings")]
-    stage_rows = [(name, _fmt(float(v), 1)) for name, v in timings.items() if v is not None]
+    stage_rows = [(name, fmt(float(v), 1)) for name, v in timings.items() if v is not None]
     if stage_rows:
-        parts.append(_table(["stage", "seconds"], stage_rows))
+        parts.append(table(["stage", "seconds"], stage_rows))
     parts.append(
-        _table(
+        table(
             ["images/s (featurize)", "images/s (end to end)", "cores", "total seconds"],
             [
                 (
-                    _fmt(throughput.get("images_per_s_featurize"), 1),
-                    _fmt(throughput.get("images_per_s_end_to_end"), 1),
+                    fmt(throughput.get("images_per_s_featurize"), 1),
+                    fmt(throughput.get("images_per_s_end_to_end"), 1),
                     throughput.get("cores", "n/a"),
-                    _fmt(timings.get("total"), 1),
+                    fmt(timings.get("total"), 1),
                 )
             ],
         )
@@ -324,7 +308,7 @@ def _render_html(
     if cost is not None or cost_error is not None:
         parts.append("<h2>EMR cluster cost (estimate)</h2>")
         if cost_error is not None:
-            parts.append(f'<div class="banner warn">{_esc(cost_error)}</div>')
+            parts.append(f'<div class="banner warn">{esc(cost_error)}</div>')
         else:
             usd = cost.get("estimated_usd")
             usd_text = (
@@ -333,14 +317,14 @@ def _render_html(
                 else f"unknown (no price for {', '.join(cost.get('unpriced_instance_types', []))})"
             )
             parts.append(
-                _table(
+                table(
                     ["cluster", "state", "runtime hours", "instance-hours", "estimated USD"],
                     [
                         (
                             cost.get("cluster_id"),
                             cost.get("state"),
-                            _fmt(cost.get("runtime_hours"), 3),
-                            _fmt(cost.get("instance_hours"), 3),
+                            fmt(cost.get("runtime_hours"), 3),
+                            fmt(cost.get("instance_hours"), 3),
                             usd_text,
                         )
                     ],
@@ -349,7 +333,7 @@ def _render_html(
             groups = cost.get("instance_groups") or []
             if groups:
                 parts.append(
-                    _table(
+                    table(
                         ["group", "market", "instance type", "instances", "instance-hours"],
                         [
                             (
@@ -357,22 +341,22 @@ def _render_html(
                                 g.get("market"),
                                 g.get("instance_type"),
                                 g.get("instances"),
-                                _fmt(g.get("instance_hours"), 3),
+                                fmt(g.get("instance_hours"), 3),
                             )
                             for g in groups
                         ],
                     )
                 )
-            parts.append(f'<p class="muted">{_esc(cost.get("price_basis", ""))}</p>')
+            parts.append(f'<p class="muted">{esc(cost.get("price_basis", ""))}</p>')
     if extra_html:
         parts.append(extra_html)
     if estimate is not None:
         parts.append("<h2>Estimated vs actual instance-hours</h2>")
-        parts.append(_table(["", "instance-hours", "USD", "basis"], _estimate_rows(estimate, cost)))
+        parts.append(table(["", "instance-hours", "USD", "basis"], _estimate_rows(estimate, cost)))
     versions = metrics.get("versions") or {}
     if versions:
         parts.append("<h2>Versions</h2>")
-        parts.append(_table(["package", "version"], sorted(versions.items())))
+        parts.append(table(["package", "version"], sorted(versions.items())))
     parts.append("</body></html>")
     return "\n".join(parts)
 

@@ -370,8 +370,7 @@ def test_hundreds_of_components_with_a_large_k(tmp_path):
 
 
 def test_pre_run_estimate_is_shown_next_to_the_actual_instance_hours(tmp_path):
-    from include.costs.budget import estimate_run_cost
-    from include.scheduled import write_estimate
+    from include.costs.budget import estimate_run_cost, write_estimate
 
     run_dir = _run_dir(tmp_path)
     _cluster_json(run_dir / "cluster.json")
