@@ -234,7 +234,7 @@ def fruits_emr_pipeline() -> None:
         """Download metrics, PCA (and optionally features) and cluster.json; return the folder."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.emr.tasks import ResultsIncompleteError, download_results
+        from include.emr_common.transfer import ResultsIncompleteError, download_results
 
         try:
             return download_results(plan, cluster_id=cluster_id)

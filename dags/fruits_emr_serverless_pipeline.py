@@ -164,7 +164,7 @@ def fruits_emr_serverless_pipeline() -> None:
         the job run and application the wait read, before the teardown); return the folder."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.emr.tasks import ResultsIncompleteError
+        from include.emr_common.transfer import ResultsIncompleteError
         from include.emr_serverless.tasks import download_results as download
 
         try:

@@ -32,18 +32,15 @@ their real memory is used; the Python memory is counted in the overhead instead.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from include.emr.instance_types import INSTANCE_TYPES
-from include.emr_common.runtimes import PYTHON_WORKER_MEMORY_MB, RUNTIME_ARCHES
+from include.emr_common.runtimes import RUNTIME_ARCHES
+from include.emr_common.sizing import MIN_HEAP_MB, SizingError, heap_for, python_worker_mb
 
 MAX_EXECUTOR_CORES = 5
 """Spark/EMR guidance: more cores per executor saturate its I/O and GC."""
-PYTHON_MARGIN = 1.25
-"""Headroom on the measured worker peak (allocator fragmentation, larger JPEGs)."""
-MIN_HEAP_MB = 1024
 AM_MEMORY_MB = 512
 """``spark.yarn.am.memory`` (Spark's default, pinned): the client-mode AM only asks YARN for
 executors, the driver itself runs on the primary node."""
@@ -56,12 +53,6 @@ AM_CONTAINER_MB = -(-(AM_MEMORY_MB + AM_OVERHEAD_MB) // YARN_MIN_ALLOCATION_MB) 
     YARN_MIN_ALLOCATION_MB
 )
 """What the AM's container takes of the node it lands on (896 MB)."""
-JVM_OVERHEAD_MIN_MB = 384
-JVM_OVERHEAD_FRACTION = 0.10
-
-
-class SizingError(ValueError):
-    """The node cannot hold the executors this runtime and batch size need."""
 
 
 @dataclass(frozen=True)
@@ -113,29 +104,6 @@ class ExecutorSizing:
             "task_slots": self.task_slots,
             "container_mb": self.container_mb,
         }
-
-
-def python_worker_mb(runtime: str, *, batch_size: int, image_size: int) -> int:
-    """Peak memory of one Python worker of the UDF, with :data:`PYTHON_MARGIN`, in MB."""
-    try:
-        fixed, per_image = PYTHON_WORKER_MEMORY_MB[runtime]
-    except KeyError:
-        raise ValueError(f"no measured worker memory for runtime {runtime!r}") from None
-    measured = fixed + batch_size * per_image * (image_size / 224) ** 2
-    return math.ceil(measured * PYTHON_MARGIN)
-
-
-def heap_for(container_mb: int, python_mb: int) -> int:
-    """The JVM heap of a container of ``container_mb`` whose Python workers need ``python_mb``.
-
-    container = heap + python + max(384, 0.1 * heap) (Spark's default off-heap rule), solved
-    for the heap; the overhead to set is ``container_mb - heap``. May be below
-    :data:`MIN_HEAP_MB` (or negative): callers refuse that with what to change.
-    """
-    heap = container_mb - python_mb - JVM_OVERHEAD_MIN_MB
-    if heap * JVM_OVERHEAD_FRACTION > JVM_OVERHEAD_MIN_MB:
-        heap = math.floor((container_mb - python_mb) / (1 + JVM_OVERHEAD_FRACTION))
-    return heap
 
 
 def executor_container_mb(node_yarn_memory_mb: int, executors_per_node: int) -> int:

@@ -1,7 +1,7 @@
 """The TaskFlow tasks both EMR DAGs share (cluster: ``fruits_emr_pipeline``; Serverless:
 ``fruits_emr_serverless_pipeline``): one definition, so the two cannot drift apart.
 
-Each takes the run's plan (``include.emr.plan.build_storage_plan`` keys, which both plans
+Each takes the run's plan (``include.emr_common.plan.build_storage_plan`` keys, which both plans
 carry). Heavy imports stay inside the task bodies: DAG files import this module at parse
 time.
 """
@@ -60,7 +60,7 @@ def upload_dataset(plan: dict[str, Any]) -> dict[str, Any]:
 @task
 def upload_job_package(plan: dict[str, Any]) -> dict[str, Any]:
     """Upload the Spark job (zip + entry script), bootstrap, requirements, weights file."""
-    from include.emr.tasks import upload_job_package as upload
+    from include.emr_common.transfer import upload_job_package as upload
 
     return upload(plan)
 

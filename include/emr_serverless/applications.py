@@ -107,7 +107,7 @@ def application_in_use(
     log: Callable[[str], None] = print,
 ) -> bool:
     """True when a job run is not over, or the DAG run of its tags is still queued/running."""
-    from include.emr.clusters import tagged_run_is_active
+    from include.emr_common.runs import tagged_run_is_active
 
     app_id = application["applicationId"]
     runs = active_job_runs(client, app_id)

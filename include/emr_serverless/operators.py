@@ -32,7 +32,7 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.config import load_config
-from include.emr.operators import apply_wait
+from include.emr_common.operators import apply_wait
 from include.emr_serverless.applications import (
     ACTIVE_JOB_RUN_STATES,
     CANCELLABLE_JOB_RUN_STATES,

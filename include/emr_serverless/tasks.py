@@ -109,7 +109,7 @@ def download_results(
     says so instead of a cost).
     """
     from include.costs.serverless import JOB_RUN_FILE
-    from include.emr.tasks import download_results as download
+    from include.emr_common.transfer import download_results as download
 
     saved = dict(finished) if finished else _read_job_run(plan, application_id, job_run_id)
     saved.update({"region": plan["region"], "CapturedAt": datetime.now(UTC).isoformat()})

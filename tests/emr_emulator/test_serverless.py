@@ -603,7 +603,7 @@ def test_every_worker_size_the_dag_may_ask_for_is_accepted():
     """The project's sizing (include/emr_serverless/sizing.py, its own table) against the
     emulator's: every size the DAG can send is one the emulator accepts."""
     from emr_emulator.serverless_jobs import check_worker_sizes
-    from include.emr.sizing import SizingError
+    from include.emr_common.sizing import SizingError
     from include.emr_serverless.sizing import WORKER_MEMORY_GB, size_serverless_workers
 
     checked = 0

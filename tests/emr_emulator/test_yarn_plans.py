@@ -15,8 +15,8 @@ from include.config import PipelineConfig
 from include.costs.prices import ALLOWED_INSTANCE_TYPES
 from include.emr.instance_types import INSTANCE_TYPES
 from include.emr.plan import build_run_plan
-from include.emr.sizing import SizingError
 from include.emr_common.runtimes import RUNTIME_ARCHES
+from include.emr_common.sizing import SizingError
 from include.params.cluster import emr_settings_from_params
 
 

@@ -12,16 +12,16 @@ import pytest
 from include.config import PROJECT_TAG, PipelineConfig
 from include.emr.clusters import find_clusters
 from include.emr.instance_types import INSTANCE_TYPES
-from include.emr.logs import describe_step_failure, redact, step_stderr_uri
+from include.emr.logs import describe_step_failure, step_stderr_uri
 from include.emr.plan import (
     REQUEST_DIGEST_TAG,
     build_job_flow_overrides,
     build_run_plan,
     build_spark_step,
     request_digest,
-    run_tags,
-    tag_value,
 )
+from include.emr_common.logs import redact
+from include.emr_common.plan import run_tags, tag_value
 from include.params.cluster import emr_settings_from_params
 from include.params.job_args import safe_run_id
 from tests.emr_fakes import start_cluster
@@ -279,7 +279,7 @@ def test_failed_step_report_without_logs_says_so(moto_emr):
     ("value", "expected"), [(True, True), (False, False), ("True", True), ("False", False)]
 )
 def test_templated_deferrable_flag_is_read_as_bool(value, expected):
-    from include.emr.operators import _as_bool
+    from include.emr_common.operators import _as_bool
 
     assert _as_bool(value) is expected
 
@@ -287,7 +287,7 @@ def test_templated_deferrable_flag_is_read_as_bool(value, expected):
 def test_upload_job_package_uploads_code_and_local_weights(config, tmp_path):
     from moto import mock_aws
 
-    from include.emr.tasks import upload_job_package
+    from include.emr_common.transfer import upload_job_package
 
     weights = tmp_path / "mobilenet.h5"
     weights.write_bytes(b"weights")
@@ -311,7 +311,7 @@ def test_upload_job_package_uploads_code_and_local_weights(config, tmp_path):
 def test_download_results_refuses_incomplete_and_reruns_cleanly(config, tmp_path):
     from moto import mock_aws
 
-    from include.emr.tasks import ResultsIncompleteError, download_results
+    from include.emr_common.transfer import ResultsIncompleteError, download_results
 
     config = dataclasses.replace(config, bucket="fruits-unit", results_dir=tmp_path / "res")
     plan = build_run_plan(emr_settings_from_params({}), config, dag_id="d", run_id="r1")
@@ -359,7 +359,7 @@ def test_the_step_runs_the_staged_model_of_a_fast_runtime(config):
 def test_the_model_is_converted_and_uploaded_once_then_copied_per_run(config, tmp_path):
     from moto import mock_aws
 
-    from include.emr.tasks import upload_job_package
+    from include.emr_common.transfer import upload_job_package
     from spark_jobs.runtimes import ModelSpec, check_model
 
     config = dataclasses.replace(config, bucket="fruits-unit")

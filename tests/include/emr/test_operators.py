@@ -14,9 +14,10 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.config import PipelineConfig
-from include.emr.logs import describe_step_failure, wait_for_log
+from include.emr.logs import describe_step_failure
 from include.emr.operators import EmrCreateClusterOperator
 from include.emr.plan import build_run_plan
+from include.emr_common.logs import wait_for_log
 from include.params.cluster import emr_settings_from_params
 from tests.emr_fakes import moto_clusters
 

@@ -10,18 +10,20 @@ from include.costs.prices import ALLOWED_INSTANCE_TYPES
 from include.emr.instance_types import INSTANCE_TYPES
 from include.emr.sizing import (
     AM_CONTAINER_MB,
-    JVM_OVERHEAD_MIN_MB,
     MAX_EXECUTOR_CORES,
-    MIN_HEAP_MB,
     YARN_MIN_ALLOCATION_MB,
-    SizingError,
     executor_container_mb,
     executor_cores_for,
-    python_worker_mb,
     size_executors,
     sizing_table,
 )
 from include.emr_common.runtimes import RUNTIME_ARCHES
+from include.emr_common.sizing import (
+    JVM_OVERHEAD_MIN_MB,
+    MIN_HEAP_MB,
+    SizingError,
+    python_worker_mb,
+)
 
 CASES = [
     (instance_type, runtime, batch, size)

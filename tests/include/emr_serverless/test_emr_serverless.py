@@ -13,7 +13,7 @@ from include.costs.serverless import (
     estimate_serverless_cost,
     serverless_cost_summary,
 )
-from include.emr.sizing import JVM_OVERHEAD_MIN_MB, SizingError, python_worker_mb
+from include.emr_common.sizing import JVM_OVERHEAD_MIN_MB, SizingError, python_worker_mb
 from include.emr_serverless.plan import (
     CONFIG_TAG,
     SCOPE_TAG,
