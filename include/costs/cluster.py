@@ -1,4 +1,4 @@
-"""Cost *estimates* for EMR clusters, from the price tables in :mod:`include.config`.
+"""Cost *estimates* for EMR clusters, from the price tables in :mod:`include.costs.prices`.
 
 Prices are on-demand EC2 + the EMR uplift per instance-hour in eu-west-1
 (``prices.PRICE_TABLE_USD_PER_HOUR``), scaled to the run's region (``prices.REGION_PRICES``,

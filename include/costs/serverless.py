@@ -1,4 +1,4 @@
-"""Cost *estimates* for EMR Serverless job runs, from the price table in :mod:`include.config`.
+"""Cost *estimates* for EMR Serverless job runs, from the prices in :mod:`include.costs.prices`.
 
 EMR Serverless bills the vCPU-, memory-GB- and storage-GB-hours a job run's workers hold,
 per second with a one-minute minimum per worker, storage only beyond the free 20 GB per

@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""Log tails of a failed EMR step or Serverless job run, read from S3, secrets masked."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""What the cluster and Serverless operator subclasses share: a sensor's wait sized at run time."""
 
 from __future__ import annotations
 

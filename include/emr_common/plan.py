@@ -1,4 +1,7 @@
-"""TODO docstring."""
+"""The part of a run plan both EMR DAGs share: storage plan, run tags, tag values, Spark defaults.
+
+Pure: no AWS calls, cheap to import.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""Is a resource's DAG run still active? Read from its ``dag_id``/``run_id`` tags (both sweeps)."""
 
 from __future__ import annotations
 

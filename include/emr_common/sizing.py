@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""Memory of a Spark Python worker and the JVM heap beside it: the sizing both backends solve."""
 
 from __future__ import annotations
 
