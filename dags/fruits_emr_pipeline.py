@@ -87,13 +87,10 @@ def fruits_emr_pipeline() -> None:
         from airflow.sdk.exceptions import AirflowFailException
 
         from include.config import REPO_ROOT, load_config
-        from include.datasets.s3 import (
-            dataset_uri_setting,
-            pack_on_cluster_setting,
-            plan_for_s3_dataset,
-        )
+        from include.emr.dataset_steps import plan_for_s3_dataset
         from include.emr.plan import build_run_plan
-        from include.params.cluster import emr_settings_from_params
+        from include.params.cluster import emr_settings_from_params, pack_on_cluster_setting
+        from include.params.common import dataset_uri_setting
         from include.staging.wheelhouse import digest_of_files
 
         try:
@@ -178,7 +175,7 @@ def fruits_emr_pipeline() -> None:
     def plan_cluster_steps(plan: dict[str, Any], dataset: dict[str, Any]) -> list[dict[str, Any]]:
         """The steps to add: the feature step, after a packing step when an S3 dataset is
         to be packed on the cluster and this listing's shards do not exist yet."""
-        from include.datasets.s3 import packed_dataset_uri, steps_for_s3_dataset
+        from include.emr.dataset_steps import packed_dataset_uri, steps_for_s3_dataset
         from include.staging.s3 import make_s3_hook
 
         ready = False

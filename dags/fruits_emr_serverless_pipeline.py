@@ -75,8 +75,8 @@ def fruits_emr_serverless_pipeline() -> None:
         from airflow.sdk.exceptions import AirflowFailException
 
         from include.config import load_config
-        from include.datasets.s3 import dataset_uri_setting
         from include.emr_serverless.plan import build_serverless_run_plan
+        from include.params.common import dataset_uri_setting
         from include.params.serverless import serverless_settings_from_params
 
         try:

@@ -8,11 +8,15 @@ shards (``*.parquet``) at its top level. Then:
   ``S3Hook``; no object is downloaded) and fails with the reason when the bucket or the
   prefix is missing, holds only empty objects, or is laid out neither way; it returns
   counts per split and label (images layout) or the shards' bytes (packed layout);
-* :func:`plan_for_s3_dataset` gives a new run plan whose Spark step reads that URI as its
-  ``--input``; the DAG's upload task uploads nothing;
-* with ``pack_s3_dataset``, :func:`steps_for_s3_dataset` puts a Spark step first that packs
-  the images into parquet shards *on the cluster* (``spark_jobs.pack_step``; never on the
-  Airflow worker), once per listing: a later run of the same listing reads those shards.
+* :func:`include.emr.dataset_steps.plan_for_s3_dataset` gives a new run plan whose Spark
+  step reads that URI as its ``--input``; the DAG's upload task uploads nothing;
+* with ``pack_s3_dataset``, :func:`include.emr.dataset_steps.steps_for_s3_dataset` puts a
+  Spark step first that packs the images into parquet shards *on the cluster*
+  (``spark_jobs.pack_step``; never on the Airflow worker), once per listing: a later run of
+  the same listing reads those shards.
+
+The Params' parsing: ``dataset_uri_setting`` (:mod:`include.params.common`) and
+``pack_on_cluster_setting`` (:mod:`include.params.cluster`).
 
 The listing is also the dataset's manifest
 (:func:`include.reruns.fingerprint.manifest_from_s3_listing`).
@@ -22,7 +26,6 @@ the shards' bytes (:data:`AVERAGE_IMAGE_BYTES`).
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -47,15 +50,6 @@ def normalise_uri(uri: str) -> str:
     """``s3://bucket/prefix/`` with exactly one trailing slash (ValueError when malformed)."""
     bucket, prefix = parse_dataset_uri(uri)
     return f"s3://{bucket}/{prefix}/" if prefix else f"s3://{bucket}/"
-
-
-def dataset_uri_setting(params: Mapping[str, Any], default: str | None) -> str | None:
-    """The run's dataset URI: the Param when given, else the configuration's default."""
-    value = params.get("dataset_uri")
-    if value is not None and not isinstance(value, str):
-        raise ValueError(f"dataset_uri must be an s3:// URI or empty, got {value!r}")
-    chosen = (value or "").strip() or (default or "").strip()
-    return normalise_uri(chosen) if chosen else None
 
 
 def _hidden(relative: str) -> bool:
@@ -160,78 +154,3 @@ def validate_s3_dataset(hook: S3Hook, uri: str) -> dict[str, Any]:
     summary = summarise_listing(uri, objects)
     summary["listing_digest"] = manifest_from_s3_listing(normalise_uri(uri), objects).digest
     return summary
-
-
-def pack_on_cluster_setting(params: Mapping[str, Any]) -> bool:
-    """The ``pack_s3_dataset`` Param (False when absent)."""
-    value = params.get("pack_s3_dataset", False)
-    if not isinstance(value, bool):
-        raise ValueError(f"pack_s3_dataset must be true or false, got {value!r}")
-    return value
-
-
-def _with_input(steps: Iterable[Mapping[str, Any]], uri: str) -> list[dict[str, Any]]:
-    """Copies of ``steps`` whose ``--input`` argument is ``uri``."""
-    new = copy.deepcopy(list(steps))
-    for step in new:
-        args = step["HadoopJarStep"]["Args"]
-        if "--input" not in args:
-            raise ValueError(f"step {step.get('Name')!r} has no --input argument")
-        args[args.index("--input") + 1] = uri
-    return new
-
-
-def plan_for_s3_dataset(
-    plan: Mapping[str, Any], uri: str, *, pack_on_cluster: bool = False
-) -> dict[str, Any]:
-    """A new run plan reading ``uri`` in place: the step's ``--input`` is ``uri``.
-
-    ``plan`` is not changed. ``dataset_prefix`` becomes None: nothing is uploaded. With
-    ``pack_on_cluster``, :func:`steps_for_s3_dataset` may put a packing step first.
-    """
-    new = copy.deepcopy(dict(plan))
-    uri = normalise_uri(uri)
-    new["dataset_uri"] = uri
-    new["dataset_prefix"] = None
-    new["pack_s3_dataset"] = pack_on_cluster
-    new["steps"] = _with_input(new["steps"], uri)
-    return new
-
-
-def packed_dataset_uri(plan: Mapping[str, Any], listing_digest: str) -> str:
-    """Where the cluster packs the listing ``listing_digest``: one folder per listing, so an
-    unchanged dataset is packed once and any change (a key, a size, an ETag) packs anew."""
-    if not listing_digest or "/" in listing_digest:
-        raise ValueError(f"not a listing digest: {listing_digest!r}")
-    return f"s3://{plan['bucket']}/{plan['s3_packed_prefix']}/{listing_digest[:32]}/"
-
-
-def steps_for_s3_dataset(
-    plan: Mapping[str, Any], summary: Mapping[str, Any], *, packed_ready: bool
-) -> tuple[list[dict[str, Any]], str]:
-    """The run's EMR steps for its S3 dataset and a line saying why. Pure.
-
-    Asked to pack (``plan["pack_s3_dataset"]``) an ``images`` layout: a packing step
-    (:func:`include.emr.plan.build_pack_step`) writes the shards under
-    :func:`packed_dataset_uri`, and the feature step reads them; when those shards are
-    already complete (``packed_ready``: their ``_SUCCESS`` exists), the feature step reads
-    them and nothing is packed again. Otherwise the plan's steps, reading in place.
-    """
-    from include.emr.plan import build_pack_step
-
-    steps = [dict(step) for step in plan["steps"]]
-    if not plan.get("dataset_uri") or not plan.get("pack_s3_dataset"):
-        return steps, "the job reads the dataset in place"
-    if summary.get("layout") != "images":
-        return steps, f"{plan['dataset_uri']} is packed already: the job reads its shards"
-    dest = packed_dataset_uri(plan, str(summary["listing_digest"]))
-    if packed_ready:
-        return _with_input(steps, dest), f"this listing was packed before: reading {dest}"
-    code = plan["code_keys"]
-    pack = build_pack_step(
-        entry_script_uri=f"s3://{plan['bucket']}/{code['entry_script']}",
-        py_files_uri=f"s3://{plan['bucket']}/{code['py_files']}",
-        source_uri=plan["dataset_uri"],
-        dest_uri=dest,
-    )
-    return [pack, *_with_input(steps, dest)], f"the cluster packs the dataset into {dest} first"

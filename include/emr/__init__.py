@@ -2,6 +2,7 @@
 
 * :mod:`include.emr.plan`: pure builders (``build_run_plan``, ``build_job_flow_overrides``,
   ``build_spark_step``, ``build_pack_step``); no AWS calls, cheap to import.
+* :mod:`include.emr.dataset_steps`: a run on an S3 dataset (read in place or packed first).
 * :mod:`include.emr.sizing`: executors sized for YARN (pure).
 * :mod:`include.emr.instance_types`: vCPUs, memory, YARN memory and arch of each instance type.
 * :mod:`include.emr.clusters`: ``find_clusters`` (this project's live clusters by tag).

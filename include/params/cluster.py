@@ -276,3 +276,11 @@ def emr_settings_from_params(params: Mapping[str, Any]) -> EmrSettings:
         wheelhouse=_check_bool("wheelhouse", _get(params, "wheelhouse", defaults)),
         feature_cache=guard_settings_from_params(params, emr=True).feature_cache,
     )
+
+
+def pack_on_cluster_setting(params: Mapping[str, Any]) -> bool:
+    """The ``pack_s3_dataset`` Param (False when absent)."""
+    value = params.get("pack_s3_dataset", False)
+    if not isinstance(value, bool):
+        raise ValueError(f"pack_s3_dataset must be true or false, got {value!r}")
+    return value

@@ -18,6 +18,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
+from include.datasets.s3 import normalise_uri
 from include.params.defaults import (
     DEFAULT_MAX_COST_USD,
 )
@@ -313,3 +314,12 @@ def job_settings_from_params(params: Mapping[str, Any]) -> JobSettings:
         image_size=_check_int("image_size", _get(params, "image_size", defaults)),  # type: ignore[arg-type]
         batch_size=_check_int("batch_size", _get(params, "batch_size", defaults)),  # type: ignore[arg-type]
     )
+
+
+def dataset_uri_setting(params: Mapping[str, Any], default: str | None) -> str | None:
+    """The run's dataset URI: the Param when given, else the configuration's default."""
+    value = params.get("dataset_uri")
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"dataset_uri must be an s3:// URI or empty, got {value!r}")
+    chosen = (value or "").strip() or (default or "").strip()
+    return normalise_uri(chosen) if chosen else None
