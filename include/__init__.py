@@ -3,9 +3,10 @@
 * :mod:`include.config`: environment settings (``load_config``, bucket, prefix, region, roles).
 * :mod:`include.params`: the DAGs' trigger-time Params, their checks, the job's command line,
   DAG defaults.
-* :mod:`include.datasets`: the dataset: local folder, ``dataset_uri``, S3 listing, sample, fetch.
-* :mod:`include.staging`: what a run puts in S3: dataset upload, job package, converted model,
-  wheelhouse, Serverless environment.
+* :mod:`include.datasets`: the dataset: local folder, ``dataset_uri``, S3 listing, upload,
+  sample, fetch.
+* :mod:`include.staging`: what a run puts in S3: idempotent uploads, job package, converted
+  model, wheelhouse, Serverless environment.
 * :mod:`include.reruns`: skip an unchanged run: manifests, fingerprints, the last-success
   record and the decision.
 * :mod:`include.costs`: price tables, cost estimates (cluster, Serverless), the budget guard.

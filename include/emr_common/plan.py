@@ -12,12 +12,12 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from include.config import EMR_MANAGED_POLICY_TAG, PROJECT_TAG, PipelineConfig
+from include.datasets.upload import dataset_key_prefix
 from include.params.job_args import (
     CONVERTED_RUNTIMES,
     JobSettings,
     safe_run_id,
 )
-from include.staging.s3 import dataset_key_prefix
 
 _WEIGHTS_BUILTIN = ("imagenet", "none")
 

@@ -41,7 +41,7 @@ def upload_dataset(plan: dict[str, Any]) -> dict[str, Any]:
     """Mirror the dataset to S3 (idempotent); return the upload summary."""
     from pathlib import Path
 
-    from include.staging.s3 import upload_dataset as upload
+    from include.datasets.upload import upload_dataset as upload
 
     if plan.get("dataset_uri"):
         print(f"dataset {plan['dataset_uri']} is read in place: nothing to upload")

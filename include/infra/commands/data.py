@@ -62,7 +62,7 @@ def dag_dataset_prefix(config: PipelineConfig, data_dir: Path, *, pack: bool) ->
 def cmd_upload_dataset(args: argparse.Namespace) -> int:
     """Validate then upload the local dataset with the DAG's own upload function."""
     from include.datasets.local import DatasetError, validate_dataset
-    from include.staging.s3 import upload_dataset
+    from include.datasets.upload import upload_dataset
 
     config = cli_config()
     bucket = bucket_arg(args, config)

@@ -1,4 +1,4 @@
-"""Idempotent S3 uploads (moto): unchanged objects are skipped, stale ones deleted, SSE on."""
+"""The dataset's S3 upload (through :mod:`include.staging.s3`) and its key prefix."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import shutil
 import boto3
 import pytest
 
-from include.staging.s3 import md5_of, upload_dataset
+from include.datasets.upload import upload_dataset
+from include.staging.s3 import md5_of
 
 REGION = "eu-west-1"
 BUCKET = "fruits-staging-test"
@@ -100,7 +101,7 @@ def test_missing_bucket_fails_clearly(dataset):
 
 
 def test_dataset_key_prefix_is_shared_by_dag_and_cli():
-    from include.staging.s3 import dataset_key_prefix
+    from include.datasets.upload import dataset_key_prefix
 
     assert dataset_key_prefix("/fruits/", "/data/Fruits 360!", pack=True) == (
         "fruits/datasets/Fruits-360/packed"
