@@ -32,7 +32,6 @@ PRICE_TABLE_USD_PER_HOUR: dict[str, tuple[float, float]] = {
     "m7g.2xlarge": (0.364, 0.082),
 }
 
-
 ALLOWED_INSTANCE_TYPES: tuple[str, ...] = tuple(PRICE_TABLE_USD_PER_HOUR)
 
 
@@ -43,7 +42,6 @@ ALLOWED_INSTANCE_TYPES: tuple[str, ...] = tuple(PRICE_TABLE_USD_PER_HOUR)
 # ElasticMapReduce) before relying on them.
 PRICE_TABLE_REGION = "eu-west-1"
 """The region of PRICE_TABLE_USD_PER_HOUR's figures."""
-
 
 PRICE_FALLBACK_REGION = "eu-west-1"
 """A region without figures is estimated with this region's, and a warning says so."""
@@ -101,7 +99,6 @@ SERVERLESS_PRICE_TABLE_USD_PER_HOUR: dict[str, dict[str, tuple[float, float, flo
     for region, prices in REGION_PRICES.items()
 }
 
-
 SERVERLESS_PRICE_SOURCES: dict[str, str] = {
     region: (
         "AWS's published us-east-1 figures as the project knew them, 2026 (not re-checked)"
@@ -111,7 +108,6 @@ SERVERLESS_PRICE_SOURCES: dict[str, str] = {
     )
     for region, prices in REGION_PRICES.items()
 }
-
 
 SERVERLESS_FREE_STORAGE_GB = 20
 """Ephemeral storage per worker that EMR Serverless does not bill (20 GB)."""

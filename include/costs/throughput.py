@@ -15,15 +15,12 @@ THROUGHPUT_IMAGES_PER_S_PER_VCPU: dict[str, float] = {
     "keras": 25.0,
 }
 
-
 DEFAULT_RUNTIME = "litert"
 """The runtime assumed when the job settings name none (= the job's default)."""
-
 
 CLUSTER_START_BOOTSTRAP_S = 600
 """Seconds from RunJobFlow to a WAITING cluster with the bootstrap installed (~10 minutes:
 the figure build_run_plan already allows for, 45 minutes at most)."""
-
 
 SERVERLESS_START_S = 120
 """Seconds from StartJobRun to running executors (application start + worker start, ~1-2

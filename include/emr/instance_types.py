@@ -34,6 +34,5 @@ INSTANCE_TYPES: dict[str, InstanceType] = {
     "m7g.2xlarge": InstanceType(8, 32, 23424, "aarch64"),
 }
 
-
 INSTANCE_VCPUS: dict[str, int] = {name: node.vcpus for name, node in INSTANCE_TYPES.items()}
 """vCPUs per instance type; YARN offers all of them to executors (include/emr/sizing.py)."""

@@ -16,7 +16,6 @@ STDOUT_TAIL_LINES = 20
 LOG_WAIT_POLL_SECONDS = 15.0
 """How often a waiting sensor looks for a failed step's ``stderr.gz`` again."""
 
-
 _SECRET_PATTERNS = (
     re.compile(r"(A[SK]IA[0-9A-Z]{16})"),
     re.compile(

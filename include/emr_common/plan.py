@@ -26,7 +26,6 @@ _WEIGHTS_BUILTIN = ("imagenet", "none")
 # 256 characters (EMR Management Guide, "Restrictions that apply to tagging resources").
 _TAG_VALUE_REFUSED = re.compile(r"[^\w .:/=+@-]")
 
-
 _TAG_VALUE_MAX = 256
 
 

@@ -9,12 +9,9 @@ from include.emr_common.runtimes import PYTHON_WORKER_MEMORY_MB
 PYTHON_MARGIN = 1.25
 """Headroom on the measured worker peak (allocator fragmentation, larger JPEGs)."""
 
-
 MIN_HEAP_MB = 1024
 
-
 JVM_OVERHEAD_MIN_MB = 384
-
 
 JVM_OVERHEAD_FRACTION = 0.10
 

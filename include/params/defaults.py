@@ -13,14 +13,11 @@ import pendulum
 EMR_RETRY_DELAY = timedelta(minutes=2)
 """``retry_delay`` of the EMR DAG's tasks: a failed add-step waits this long to try again."""
 
-
 CREATE_WAIT_SECONDS = 45 * 60
 """How long the create task waits for a cluster: ~10 minutes are normal, 45 the bound."""
 
-
 FULL_STEP_TIMEOUT_SECONDS = 6 * 60 * 60
 """Default step timeout of a full run (~90k images can take hours on a small cluster)."""
-
 
 SWEEPER_TTL_MARGIN_SECONDS = 60 * 60
 
@@ -37,7 +34,6 @@ def default_cluster_ttl_hours() -> int:
 
 DAG_OWNER = "fruits-data-team"
 """Owner of every task of the project's DAGs (shown in the UI; the integrity tests check it)."""
-
 
 DAG_START_DATE = pendulum.datetime(2025, 1, 1, tz="UTC")
 """A fixed start date in the past for every DAG (with catchup=False nothing is backfilled)."""
@@ -57,9 +53,7 @@ cluster (1 + 2 m5.xlarge, Keras), so it refuses only runs sized far beyond the u
 # work, a full run (~90k images) can take hours on a small cluster.
 POKE_INTERVAL_BY_MODE = {"mini": 30, "full": 60}
 
-
 STEP_TIMEOUT_BY_MODE = {"mini": 60 * 60, "full": FULL_STEP_TIMEOUT_SECONDS}
-
 
 DEFAULT_RELEASE_LABEL = "emr-7.12.0"
 """emr-7.12.0 ships Spark 3.5.6 and Python 3.11: requirements.txt pins pyspark to match."""
