@@ -51,7 +51,7 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	@touch $(STAMP)
 
 run: setup ## run the pipeline locally through Airflow on the sample dataset, or DATA=DIR (options below)
-	$(BIN)/python -m include.local_run $(RUN_OPTIONS) $(if $(PCA_K),--pca-k "$(PCA_K)") $(if $(FORCE),--force)
+	$(BIN)/python -m include.local.run $(RUN_OPTIONS) $(if $(PCA_K),--pca-k "$(PCA_K)") $(if $(FORCE),--force)
 
 run-emr: setup ## run the EMR DAG end to end offline against the EMR emulator (options below)
 	$(BIN)/python -m emr_emulator.run_pipeline $(RUN_OPTIONS)
@@ -60,7 +60,7 @@ emulator: setup ## start the offline AWS + EMR emulator on 127.0.0.1:5000 (PORT=
 	$(BIN)/python -m emr_emulator --host 127.0.0.1 --port $(or $(PORT),5000) --data-dir data/emr-emulator --bucket $(or $(FRUITS_BUCKET),fruits-features-bucket)
 
 airflow: setup ## the Airflow UI natively (SQLite, LocalExecutor) + the EMR emulator; Ctrl-C stops all
-	$(BIN)/python -m include.airflow_stack $(if $(PORT),--port $(PORT))
+	$(BIN)/python -m include.local.airflow_stack $(if $(PORT),--port $(PORT))
 
 # Test processes in parallel (pytest-xdist): each has its own Airflow home, SQLite file, Spark
 # session and moto; worksteal evens out the long whole-DAG and Spark tests. TEST_WORKERS=0 runs
@@ -93,7 +93,7 @@ lock: ## re-resolve constraints.txt from the requirements files (needs the packa
 	uv pip compile --python-version 3.11 requirements.txt requirements-dev.txt -o constraints.txt -q --custom-compile-command "make lock"
 
 dataset: setup ## download the real Fruits-360 archive into data/ (needs internet)
-	$(BIN)/python -m include.fetch_dataset --dest data
+	$(BIN)/python -m include.datasets.fetch --dest data
 
 bench: setup ## benchmarks: DAG parse times, featurisation and PCA ratios
 	$(BIN)/python benchmarks/parse_times.py

@@ -48,7 +48,7 @@ from _output import emit  # noqa: E402
 
 def make_images(dest: Path, n_images: int) -> list[Path]:
     """``n_images`` Fruits-360-style JPEGs (8 labels, Training split) under ``dest``."""
-    from include.sample_data import DEFAULT_CLASSES, generate_sample_dataset
+    from include.datasets.sample import DEFAULT_CLASSES, generate_sample_dataset
 
     per_label = -(-n_images // len(DEFAULT_CLASSES))
     generate_sample_dataset(dest, per_label=per_label, test_per_label=0)

@@ -42,7 +42,7 @@ def main() -> None:
     import pyarrow.parquet as pq
     from pyspark.sql import functions as F
 
-    from include.sample_data import generate_sample_dataset
+    from include.datasets.sample import generate_sample_dataset
     from spark_jobs.packing import pack_images
     from spark_jobs.selection import select_input
     from spark_jobs.session import build_session

@@ -1,6 +1,6 @@
 """What the EMR bootstrap installs on every node, per runtime: wheels, download size and time.
 
-For each runtime, the staged node requirements (``include.job_package.node_requirements``:
+For each runtime, the staged node requirements (``include.staging.job_package.node_requirements``:
 ``spark_jobs/requirements.txt`` + ``requirements-<runtime>.txt``) are resolved for the nodes
 (Python 3.11, manylinux, ``--arch``) within ``constraints.txt`` with uv, then every wheel
 is downloaded with pip (``--only-binary :all:``, no dependencies of its own) into an empty
@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._output import emit
-from include.job_package import node_requirements
+from include.staging.job_package import node_requirements
 
 REPO = Path(__file__).resolve().parent.parent
 # Amazon Linux 2023 has glibc 2.34: every manylinux tag up to it is installable.

@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     opts = parser.parse_args(argv)
 
-    from include.sample_data import generate_sample_dataset
+    from include.datasets.sample import generate_sample_dataset
     from spark_jobs.session import build_session
 
     with tempfile.TemporaryDirectory(prefix="fruits-s3req-") as tmp:

@@ -16,7 +16,7 @@ from typing import Any
 from emr_emulator import yarn
 from include.config import PipelineConfig
 from include.emr.plan import build_run_plan
-from include.params import emr_settings_from_params
+from include.params.cluster import emr_settings_from_params
 
 
 def run_plan(instance_type: str, core_nodes: int, runtime: str) -> dict[str, Any]:

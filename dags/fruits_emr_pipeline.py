@@ -53,21 +53,22 @@ from typing import Any
 
 from airflow.sdk import TriggerRule, chain, dag, task
 
-from include.config import DAG_START_DATE, EMR_RETRY_DELAY, dag_default_args, emr_schedule
+from include.config import emr_schedule
 from include.emr.operators import (
     EmrAddStepOnceOperator,
     EmrCreateClusterOperator,
     EmrStepSensorWithLogs,
     EmrTerminateRunClustersOperator,
 )
-from include.emr_pipeline_tasks import (
+from include.emr_common.tasks import (
     build_report,
     publish_results,
     upload_dataset,
     upload_job_package,
     validate_dataset,
 )
-from include.params import emr_params
+from include.params.cluster import emr_params
+from include.params.defaults import DAG_START_DATE, EMR_RETRY_DELAY, dag_default_args
 
 
 @dag(
@@ -90,14 +91,11 @@ def fruits_emr_pipeline() -> None:
         from airflow.sdk.exceptions import AirflowFailException
 
         from include.config import REPO_ROOT, load_config
+        from include.emr.dataset_steps import plan_for_s3_dataset
         from include.emr.plan import build_run_plan
-        from include.params import emr_settings_from_params
-        from include.s3_dataset import (
-            dataset_uri_setting,
-            pack_on_cluster_setting,
-            plan_for_s3_dataset,
-        )
-        from include.wheelhouse import digest_of_files
+        from include.params.cluster import emr_settings_from_params, pack_on_cluster_setting
+        from include.params.common import dataset_uri_setting
+        from include.staging.wheelhouse import digest_of_files
 
         try:
             settings = emr_settings_from_params(dict(context["params"]))
@@ -158,7 +156,7 @@ def fruits_emr_pipeline() -> None:
         """Fingerprint the run; None (skip every later task) when it is unchanged."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.scheduled import emr_check_unchanged
+        from include.reruns.skip import emr_check_unchanged
 
         try:
             return emr_check_unchanged(plan, dict(context["params"]))
@@ -170,8 +168,7 @@ def fruits_emr_pipeline() -> None:
         """Estimate the run's cost before any cluster exists; fail when over max_cost_usd."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.budget import BudgetExceededError
-        from include.scheduled import emr_check_budget
+        from include.costs.budget import BudgetExceededError, emr_check_budget
 
         try:
             return emr_check_budget(dataset, dict(context["params"]))
@@ -182,8 +179,8 @@ def fruits_emr_pipeline() -> None:
     def plan_cluster_steps(plan: dict[str, Any], dataset: dict[str, Any]) -> list[dict[str, Any]]:
         """The steps to add: the feature step, after a packing step when an S3 dataset is
         to be packed on the cluster and this listing's shards do not exist yet."""
-        from include.s3_dataset import packed_dataset_uri, steps_for_s3_dataset
-        from include.staging import make_s3_hook
+        from include.emr.dataset_steps import packed_dataset_uri, steps_for_s3_dataset
+        from include.staging.s3 import make_s3_hook
 
         ready = False
         if plan.get("pack_s3_dataset") and dataset.get("layout") == "images":
@@ -200,9 +197,10 @@ def fruits_emr_pipeline() -> None:
 
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include import wheelhouse
-        from include.config import REPO_ROOT, RUNTIME_ARCHES
-        from include.staging import make_s3_hook
+        from include.config import REPO_ROOT
+        from include.emr_common.runtimes import RUNTIME_ARCHES
+        from include.staging import wheelhouse
+        from include.staging.s3 import make_s3_hook
 
         if plan["wheelhouse"] is None:
             print("wheelhouse off: the nodes install from PyPI")
@@ -237,7 +235,7 @@ def fruits_emr_pipeline() -> None:
         """Download metrics, PCA (and optionally features) and cluster.json; return the folder."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.emr.tasks import ResultsIncompleteError, download_results
+        from include.emr_common.transfer import ResultsIncompleteError, download_results
 
         try:
             return download_results(plan, cluster_id=cluster_id)

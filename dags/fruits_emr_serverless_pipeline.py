@@ -33,8 +33,8 @@ from typing import Any
 
 from airflow.sdk import TriggerRule, chain, dag, task
 
-from include.config import DAG_START_DATE, EMR_RETRY_DELAY, dag_default_args, serverless_schedule
-from include.emr_pipeline_tasks import (
+from include.config import serverless_schedule
+from include.emr_common.tasks import (
     build_report,
     publish_results,
     upload_dataset,
@@ -48,7 +48,8 @@ from include.emr_serverless.operators import (
     EmrServerlessJobSensorWithLogs,
     EmrServerlessStartJobOnceOperator,
 )
-from include.serverless_params import serverless_params
+from include.params.defaults import DAG_START_DATE, EMR_RETRY_DELAY, dag_default_args
+from include.params.serverless import serverless_params
 
 TEARDOWN_WAITER = {"waiter_delay": 15, "waiter_max_attempts": 60}
 """Stop/delete/cancel waits of the teardown: every 15 s, 15 minutes at most."""
@@ -75,8 +76,8 @@ def fruits_emr_serverless_pipeline() -> None:
 
         from include.config import load_config
         from include.emr_serverless.plan import build_serverless_run_plan
-        from include.s3_dataset import dataset_uri_setting
-        from include.serverless_params import serverless_settings_from_params
+        from include.params.common import dataset_uri_setting
+        from include.params.serverless import serverless_settings_from_params
 
         try:
             settings = serverless_settings_from_params(dict(context["params"]))
@@ -140,7 +141,7 @@ def fruits_emr_serverless_pipeline() -> None:
         """Estimate the run's cost (per vCPU/GB-hour) before anything runs."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.budget import BudgetExceededError
+        from include.costs.budget import BudgetExceededError
         from include.emr_serverless.tasks import check_budget as estimate
 
         try:
@@ -163,7 +164,7 @@ def fruits_emr_serverless_pipeline() -> None:
         the job run and application the wait read, before the teardown); return the folder."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.emr.tasks import ResultsIncompleteError
+        from include.emr_common.transfer import ResultsIncompleteError
         from include.emr_serverless.tasks import download_results as download
 
         try:

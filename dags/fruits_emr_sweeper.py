@@ -32,7 +32,8 @@ from typing import Any
 
 from airflow.sdk import Param, chain, dag, task
 
-from include.config import DAG_START_DATE, dag_default_args, sweeper_schedule
+from include.config import sweeper_schedule
+from include.params.defaults import DAG_START_DATE, dag_default_args
 
 
 @dag(
@@ -118,7 +119,7 @@ def fruits_emr_sweeper() -> None:
         from airflow.providers.amazon.aws.hooks.emr import EmrServerlessHook
 
         from include.config import PROJECT_TAG, load_config
-        from include.emr.applications import sweep_applications
+        from include.emr_serverless.applications import sweep_applications
 
         config = load_config()
         ttl = context["params"].get("ttl_hours") or config.cluster_ttl_hours

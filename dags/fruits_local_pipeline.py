@@ -12,15 +12,15 @@ check results on a laptop before paying for a cluster.
    run's (`<results>/_last_success.json`) and its folder still has `_SUCCESS`: every
    later task is *skipped*, the log names that run and its report, the run ends success.
    The `force` Param reruns anyway.
-2. **prepare_spark_job**: builds the job package (`include/job_package.py`) and the job's
-   arguments (`include/job_args.py`, shared with the EMR DAG), with the feature cache
+2. **prepare_spark_job**: builds the job package (`include/staging/job_package.py`) and the job's
+   arguments (`include/params/job_args.py`, shared with the EMR DAG), with the feature cache
    `<results>/_feature_cache/` unless the `feature_cache` Param is off: images featurised
    before by the same model are not featurised again.
 3. **run_feature_job**: the apache-spark provider's `SparkSubmitOperator` on the
    `spark_local` connection (`AIRFLOW_CONN_SPARK_LOCAL='{"conn_type": "spark", "host":
    "local[*]"}'`, set by `make run` and docker-compose).
 4. **check_results**: the run's `_SUCCESS` marker and `metrics.json` exist.
-5. **build_report**: `report/report.html` with the plots (`include/report.py`).
+5. **build_report**: `report/report.html` with the plots (`include/results/report.py`).
 6. **publish_results**: `manifest.json` + `fingerprint.json` in the run's folder, the
    last-success record, and events for the `fruits_features_pca` / `fruits_features_features`
    Assets (extra: where the output is, counts, fingerprint).
@@ -40,10 +40,10 @@ from typing import Any
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import Param, chain, dag, get_current_context, task
 
-from include.assets import FEATURES_ASSET, PCA_ASSET
-from include.config import DAG_START_DATE, dag_default_args
-from include.job_args import safe_run_id
-from include.params import guard_params, job_params
+from include.params.common import guard_params, job_params
+from include.params.defaults import DAG_START_DATE, dag_default_args
+from include.params.job_args import safe_run_id
+from include.results.assets import FEATURES_ASSET, PCA_ASSET
 
 DAG_ID = "fruits_local_pipeline"
 SPARK_CONN_ID = "spark_local"
@@ -93,9 +93,9 @@ def fruits_local_pipeline() -> None:
         from airflow.sdk.exceptions import AirflowFailException
 
         from include.config import load_config
-        from include.dataset import DatasetError
-        from include.dataset import validate_dataset as check_folder
-        from include.params import job_settings_from_params
+        from include.datasets.local import DatasetError
+        from include.datasets.local import validate_dataset as check_folder
+        from include.params.common import job_settings_from_params
 
         params = get_current_context()["params"]
         data_dir = Path(params.get("dataset_dir") or load_config().data_dir).expanduser()
@@ -114,8 +114,8 @@ def fruits_local_pipeline() -> None:
         from airflow.sdk.exceptions import AirflowFailException
 
         from include.config import load_config
-        from include.params import guard_settings_from_params, job_settings_from_params
-        from include.scheduled import local_check_unchanged
+        from include.params.common import guard_settings_from_params, job_settings_from_params
+        from include.reruns.skip import local_check_unchanged
 
         context = get_current_context()
         params = context["params"]
@@ -137,9 +137,9 @@ def fruits_local_pipeline() -> None:
         from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
         from include.config import load_config
-        from include.job_args import CONVERTED_RUNTIMES, build_job_arguments
-        from include.job_package import build_job_package
-        from include.params import guard_settings_from_params, job_settings_from_params
+        from include.params.common import guard_settings_from_params, job_settings_from_params
+        from include.params.job_args import CONVERTED_RUNTIMES, build_job_arguments
+        from include.staging.job_package import build_job_package
 
         try:
             BaseHook.get_connection(SPARK_CONN_ID)
@@ -165,7 +165,7 @@ def fruits_local_pipeline() -> None:
         if settings.runtime in CONVERTED_RUNTIMES:
             # Converted once into the worker's model cache (reused while the weights and
             # image size are unchanged); the job checks it and never imports TensorFlow.
-            from include.model_staging import local_model
+            from include.staging.model import local_model
             from spark_jobs.runtimes import WeightsError
 
             weights = settings.weights
@@ -220,7 +220,7 @@ def fruits_local_pipeline() -> None:
     @task
     def build_report(run_dir: str) -> str:
         """Write ``<run_dir>/report/report.html`` and return its path."""
-        from include.report import build_report as write_report
+        from include.results.report import build_report as write_report
 
         report = write_report(Path(run_dir))
         print(f"report: {report}")
@@ -229,7 +229,7 @@ def fruits_local_pipeline() -> None:
     @task(outlets=[PCA_ASSET, FEATURES_ASSET])
     def publish_results(run_dir: str, run_info: dict[str, Any]) -> None:
         """Manifest + fingerprint in the run's folder, the last-success record, Asset events."""
-        from include.scheduled import local_publish
+        from include.results.publish import local_publish
 
         context = get_current_context()
         extras = local_publish(run_dir, run_info, dag_id=DAG_ID, run_id=context["run_id"])

@@ -18,8 +18,8 @@ from typing import Any
 
 from airflow.sdk import dag, task
 
-from include.assets import PCA_ASSET
-from include.config import DAG_START_DATE, dag_default_args
+from include.params.defaults import DAG_START_DATE, dag_default_args
+from include.results.assets import PCA_ASSET
 
 
 @dag(
@@ -38,7 +38,7 @@ def fruits_pca_consumer() -> None:
         """Read the newest PCA output named by the Asset; log and return its shape and labels."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.consumer import NoPcaOutputError, summarise_pca_event
+        from include.results.consumer import NoPcaOutputError, summarise_pca_event
 
         events = context["inlet_events"][PCA_ASSET]
         if not events:

@@ -4,12 +4,12 @@
    the ``aws_default`` connection points at it (nothing leaves loopback). IAM is enforced
    (``FRUITS_EMU_ENFORCE_IAM=0`` turns it off): the connection holds the keys of an IAM user
    with only the policy ``create-roles`` gives Airflow, the cluster's job runs as its role.
-2. The dataset and the weights as ``make run`` decides them (:mod:`include.local_run`):
+2. The dataset and the weights as ``make run`` decides them (:mod:`include.local.run`):
    ``--data DIR`` or the generated sample; ImageNet if cached, else random (``none``).
 3. One run of ``fruits_emr_pipeline`` with ``dag.test()``: upload, create cluster, the
    real Spark job as an EMR step on local Spark, download, report, terminate.
 4. Prints the cluster's state timeline, the step's duration, where the results and the
-   report are, and what the same cluster would have cost on AWS (include/costs.py).
+   report are, and what the same cluster would have cost on AWS (include/costs/cluster.py).
 
     python -m emr_emulator.run_pipeline [--data DIR] [--weights imagenet|none|FILE]
                                         [--mode mini|full] [--max-images N]
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from include.config import REPO_ROOT
-from include.job_args import safe_run_id
+from include.params.job_args import safe_run_id
 
 DAG_ID = "fruits_emr_pipeline"
 AWS_START_AND_BOOTSTRAP_MIN = 10
@@ -58,7 +58,7 @@ def describe_timeline(cluster: dict[str, Any]) -> list[str]:
 
 def cost_lines(emr: Any, cluster_id: str) -> list[str]:
     """The estimate for the emulated run time, and with EMR's start-up added."""
-    from include.costs import cluster_cost_summary, estimate_cost
+    from include.costs.cluster import cluster_cost_summary, estimate_cost
 
     description = emr.describe_cluster(ClusterId=cluster_id)["Cluster"]
     groups = emr.list_instance_groups(ClusterId=cluster_id)["InstanceGroups"]
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         default=REPO_ROOT / "data" / "emr-emulator",
         help="the emulator's S3 mirror and step folders",
     )
-    from include.local_run import (
+    from include.local.run import (
         LocalRunError,
         add_selection_arguments,
         airflow_env,
@@ -233,7 +233,7 @@ def _emr_client(emulator: Any, region: str) -> Any:
 
 def _step_progress(emulator: Any, task_id: str) -> str | None:
     """While the step sensor waits: the cluster/step state and Spark's stage progress."""
-    from include.console import spark_stage_progress
+    from include.local.console import spark_stage_progress
 
     clusters = emulator.engine.snapshot()
     if not clusters:

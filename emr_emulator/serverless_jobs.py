@@ -11,7 +11,7 @@ a cluster step), after these serverless-only changes, each written to the job's 
   AWS; an archive whose alias a ``PYSPARK_PYTHON`` names (``./environment/bin/python``) must
   be a tar.gz holding that path, and is then left out of the local command. The job runs
   with the emulator's own interpreter (as cluster steps do), except when the archive's
-  ``BUILD-INFO.json`` (written by ``include/serverless_env``'s build) says it was built for
+  ``BUILD-INFO.json`` (written by ``include/staging/serverless_env``'s build) says it was built for
   this machine's platform and its interpreter runs here: then it is unpacked once (per
   ETag, under ``<data-dir>/envs/``) and the job really runs with it;
 * ``spark.emr-serverless.driverEnv.<VAR>``: the driver's environment (the Python ones are the
@@ -43,7 +43,7 @@ from typing import Any
 
 from emr_emulator.mirror import S3Mirror, parse_s3_uri
 from emr_emulator.steps import PreparedStep, StepRejected, classification, prepare_spark_submit
-from include.serverless_env import BUILD_INFO  # where its build records the platform
+from include.staging.serverless_env import BUILD_INFO  # where its build records the platform
 
 FREE_STORAGE_GB = 20.0
 """Ephemeral storage per worker that AWS does not bill (and the default disk size)."""

@@ -67,7 +67,7 @@ def _fraction(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The job's flags (``include/job_args.py`` builds them on the Airflow side)."""
+    """The job's flags (``include/params/job_args.py`` builds them on the Airflow side)."""
     p = argparse.ArgumentParser(
         prog="spark_jobs", description="MobileNetV2 features + MLlib PCA on Fruits-360 images"
     )

@@ -15,7 +15,7 @@ metadata does not match what it was asked to compute, or whose bytes do not matc
 digest (:class:`ModelError`): a stale, foreign or damaged model never produces features.
 
 Converting needs TensorFlow; it runs where TensorFlow already is: the Airflow task that
-stages the job (``include/model_staging.py``) or, when the job is given no ``--model``,
+stages the job (``include/staging/model.py``) or, when the job is given no ``--model``,
 a short-lived subprocess of the driver (so the driver itself never holds TensorFlow)::
 
     python -m spark_jobs.runtimes convert --runtime litert --weights none --out model.zip

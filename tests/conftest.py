@@ -64,7 +64,7 @@ def airflow_db():
 @pytest.fixture(scope="session")
 def sample_dataset(tmp_path_factory) -> Path:
     """A small Fruits-360-style folder made by the project's own generator (read-only!)."""
-    from include.sample_data import generate_sample_dataset
+    from include.datasets.sample import generate_sample_dataset
 
     root = tmp_path_factory.mktemp("fruits") / "fruits-360"
     generate_sample_dataset(root, per_label=4, test_per_label=2)

@@ -7,7 +7,7 @@ from importlib.metadata import version
 
 import pytest
 
-from include.config import DEFAULT_RELEASE_LABEL
+from include.params.defaults import DEFAULT_RELEASE_LABEL
 from tests.conftest import REPO_ROOT
 
 # From the EMR release guide: the Spark each emr-7.x release ships.
@@ -58,7 +58,7 @@ def test_pyspark_matches_the_spark_of_the_target_emr_release():
 
 @pytest.mark.parametrize("runtime", ["litert", "onnx", "keras"])
 def test_emr_nodes_get_the_job_dependencies_but_not_pyspark(runtime):
-    from include.job_package import node_requirements
+    from include.staging.job_package import node_requirements
 
     staged = node_requirements(runtime)
     node = {}
@@ -98,7 +98,7 @@ def test_node_requirements_resolve_to_wheels_for_the_nodes(runtime, arch, tmp_pa
     import sys
     from pathlib import Path
 
-    from include.job_package import node_requirements
+    from include.staging.job_package import node_requirements
 
     uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
     assert uv, "uv is installed by make setup"
@@ -117,13 +117,13 @@ def test_node_requirements_resolve_to_wheels_for_the_nodes(runtime, arch, tmp_pa
 
 
 def test_keras_node_requirements_have_no_graviton_wheels(tmp_path):
-    """Why the keras runtime is refused on m6g/m7g (include/config.py RUNTIME_ARCHES)."""
+    """Why the keras runtime is refused on m6g/m7g (include/emr_common/runtimes.py)."""
     import shutil
     import subprocess
     import sys
     from pathlib import Path
 
-    from include.job_package import node_requirements
+    from include.staging.job_package import node_requirements
 
     uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
     reqs = tmp_path / "requirements.txt"

@@ -144,10 +144,10 @@ VIOLATIONS = [  # (the start of the broken contract's name, the module(s) that b
         {"include/helper.py": "from dags import fruits_dag\n"},
     ),
     (
-        "No import cycles inside include",
+        "No import cycles between the modules of a package",
         {
-            "include/a.py": "import include.b\n",
-            "include/b.py": "def f():\n    import include.a\n",  # hidden inside a function
+            "include/params/a.py": "import include.params.b\n",
+            "include/params/b.py": "def f():\n    import include.params.a\n",  # in a function
         },
     ),
 ]
@@ -174,10 +174,90 @@ def _ignored_imports() -> dict[str, str]:
     return files
 
 
+def _ancestor_packages() -> dict[str, str]:
+    """An empty package for each package the cycle contract looks inside."""
+    return {
+        f"{package.replace('.', '/')}/__init__.py": ""
+        for contract in CONTRACTS
+        for package in contract.get("ancestors", [])
+    }
+
+
 @pytest.fixture
 def fake_project(tmp_path):
-    _write(tmp_path, {**CLEAN_TREE, **_ignored_imports()})
+    _write(tmp_path, {**CLEAN_TREE, **_ancestor_packages(), **_ignored_imports()})
     return tmp_path
+
+
+def _module_cycles(package: str, ignored: set[tuple[str, str]]) -> list[list[str]]:
+    """Import cycles through modules under ``package`` (imports inside functions included),
+    from import-linter's own graph (grimp); Tarjan's strongly connected components."""
+    import grimp
+
+    graph = grimp.build_graph(package)
+    edges = {
+        m: sorted(
+            i
+            for i in graph.find_modules_directly_imported_by(m)
+            if i.startswith(package) and (m, i) not in ignored
+        )
+        for m in graph.modules
+        if m.startswith(package)
+    }
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in edges.get(node, []):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+def test_no_import_cycle_runs_through_the_modules_of_include():
+    """The module-level half of "no cycles inside include", across its packages (the
+    contract above checks each package's own modules)."""
+    ignored = {
+        tuple(part.strip() for part in line.split("->"))
+        for contract in CONTRACTS
+        for line in contract.get("ignore_imports", [])
+    }
+    assert _module_cycles("include", ignored) == []
+
+
+def test_the_module_cycle_check_finds_a_cycle_across_packages(tmp_path, monkeypatch):
+    _write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/one/__init__.py": "",
+            "pkg/one/a.py": "import pkg.two.b\n",
+            "pkg/two/__init__.py": "",
+            "pkg/two/b.py": "def f():\n    from pkg.one import a\n",
+        },
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert _module_cycles("pkg", set()) == [["pkg.one.a", "pkg.two.b"]]
 
 
 def test_the_fake_project_is_clean(fake_project):

@@ -22,7 +22,9 @@ from airflow.sdk.exceptions import AirflowFailException
 from include.config import load_config
 from include.emr.clusters import find_clusters
 from include.emr.logs import describe_step_failure
-from include.emr.plan import REQUEST_DIGEST_TAG, run_tags
+from include.emr.plan import REQUEST_DIGEST_TAG
+from include.emr_common.operators import _as_bool, apply_wait
+from include.emr_common.plan import run_tags
 
 ENDED_STATES = ("TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS")
 """Cluster states from which no step will ever run."""
@@ -36,26 +38,6 @@ def _reason(cluster: Mapping[str, Any]) -> str:
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-
-def _as_bool(value: Any) -> bool:
-    """A templated flag: an XComArg gives a bool, a Jinja template gives "True"/"False"."""
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes")
-    return bool(value)
-
-
-def apply_wait(sensor: Any) -> None:
-    """Size a sensor's wait at run time from its templated ``wait``
-    (``{"poke_interval": s, "timeout": s, "log_wait": s}``) and make its templated
-    ``deferrable`` a bool. Shared by the step and job-run sensors."""
-    sensor.deferrable = _as_bool(sensor.deferrable)
-    if sensor.wait:
-        sensor.poke_interval = float(sensor.wait["poke_interval"])
-        sensor.timeout = float(sensor.wait["timeout"])
-        # Deferrable mode counts attempts, not seconds.
-        sensor.max_attempts = max(1, int(sensor.timeout // max(sensor.poke_interval, 1)))
-        sensor.log_wait_seconds = float(sensor.wait.get("log_wait", 0))
 
 
 RUN_LOOKBACK = timedelta(hours=1)

@@ -13,100 +13,41 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from include.config import (
-    CREATE_WAIT_SECONDS,
-    EMR_MANAGED_POLICY_TAG,
-    PROJECT_TAG,
-    PipelineConfig,
+from include.config import PROJECT_TAG, PipelineConfig
+from include.emr.sizing import size_executors
+from include.emr_common.plan import build_storage_plan, job_spark_defaults, run_tags
+from include.params.defaults import CREATE_WAIT_SECONDS
+from include.params.job_args import (
+    JobSettings,
+    build_job_arguments,
 )
-from include.executor_sizing import size_executors
-from include.job_args import CONVERTED_RUNTIMES, JobSettings, build_job_arguments, safe_run_id
-from include.staging import dataset_key_prefix
 
 if TYPE_CHECKING:
-    from include.params import EmrSettings
+    from include.params.cluster import EmrSettings
 
 NODE_PYTHON = "/usr/bin/python3.11"
 """EMR 7.x nodes carry Python 3.9 (default) and 3.11; the job and its wheels need 3.11."""
 
-_WEIGHTS_BUILTIN = ("imagenet", "none")
 
 ROOT_VOLUME_GIB = 32
 """EbsRootVolumeSize of every node: the AMI's own use plus the job's install (wheels copied,
-then unpacked ~3x); ``include.wheelhouse.check_fits`` refuses a wheelhouse that needs more."""
+then unpacked ~3x); ``include.staging.wheelhouse.check_fits`` refuses a wheelhouse that needs
+more."""
 
 
 REQUEST_DIGEST_TAG = "request_sha256"
 """Tag with a digest of the ``RunJobFlow`` request (tags aside): a retry of a failed create
 is refused only while the request is the same one that already failed."""
 
-# EMR tag values: letters and digits of any language, spaces and _ . : / = + - @, at most
-# 256 characters (EMR Management Guide, "Restrictions that apply to tagging resources").
-_TAG_VALUE_REFUSED = re.compile(r"[^\w .:/=+@-]")
-_TAG_VALUE_MAX = 256
-
-
-def tag_value(value: str, *, allowed: re.Pattern[str] | None = None, max_length: int = 0) -> str:
-    """``value`` as an EMR tag value: refused characters become ``_``, cut to 256 characters.
-
-    Airflow run ids made through the API may hold any character (``manual__x#1``, quotes);
-    RunJobFlow would refuse the whole request. The ``aws:`` prefix is reserved, so it is
-    masked too. Deterministic, so every task of a run finds the same tags. ``allowed`` /
-    ``max_length``: another service's TagValue rule (a pattern one allowed character
-    matches whole, e.g. EMR Serverless's from botocore's model) instead of EMR's.
-    """
-    if allowed is None:
-        cleaned = _TAG_VALUE_REFUSED.sub("_", value)
-    else:
-        cleaned = "".join(c if allowed.fullmatch(c) else "_" for c in value)
-    cleaned = cleaned[: max_length or _TAG_VALUE_MAX]
-    if cleaned[:4].lower() == "aws:":
-        cleaned = "_" + cleaned[1:]
-    return cleaned
-
-
-def run_tags(
-    *,
-    dag_id: str,
-    run_id: str,
-    extra: Mapping[str, str] | None = None,
-    value: Callable[[str], str] = tag_value,
-) -> dict[str, str]:
-    """Tags of a run's clusters: the sweeper and the terminate task look for them.
-
-    Always carries ``for-use-with-amazon-emr-managed-policies=true``: the v2 service policy
-    that ``create-roles`` attaches acts only on resources with it (see ``include.config``).
-    ``value``: the sanitizer of the dag_id and run_id values (EMR's :func:`tag_value`).
-    """
-    return {
-        **(extra or {}),
-        EMR_MANAGED_POLICY_TAG: "true",
-        "Project": PROJECT_TAG,
-        "dag_id": value(dag_id),
-        "run_id": value(run_id),
-    }
-
 
 def request_digest(overrides: Mapping[str, Any]) -> str:
     """A digest of a ``RunJobFlow`` request without its ``Tags`` (what decides the outcome)."""
     body = {key: value for key, value in overrides.items() if key != "Tags"}
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:32]
-
-
-def job_spark_defaults(job: JobSettings) -> dict[str, str]:
-    """Spark settings the job needs wherever it runs on EMR (cluster and Serverless)."""
-    return {
-        "spark.sql.execution.arrow.pyspark.enabled": "true",
-        # One Arrow batch per model call: a decoded 224x224 image is ~0.6 MB.
-        "spark.sql.execution.arrow.maxRecordsPerBatch": str(job.batch_size),
-        "spark.executorEnv.TF_CPP_MIN_LOG_LEVEL": "2",
-    }
 
 
 def build_job_flow_overrides(
@@ -243,7 +184,7 @@ def build_spark_step(
 ) -> dict[str, Any]:
     """One ``AddJobFlowSteps`` step running the job with spark-submit (a new dict each call).
 
-    ``spark_conf``: the executors' sizing (``include/executor_sizing.py``), as ``--conf``.
+    ``spark_conf``: the executors' sizing (``include/emr/sizing.py``), as ``--conf``.
 
     Arguments are a list for ``command-runner.jar`` (never a shell string). Client deploy
     mode keeps the driver's Python traceback in the step's stderr, which the sensor shows
@@ -267,73 +208,6 @@ def build_spark_step(
         "Name": name[:256],
         "ActionOnFailure": "CONTINUE",
         "HadoopJarStep": {"Jar": "command-runner.jar", "Args": args},
-    }
-
-
-def build_storage_plan(
-    job: JobSettings,
-    config: PipelineConfig,
-    *,
-    run_id: str,
-    dataset_dir: str | None,
-    pack_dataset: bool,
-    download_features: bool,
-) -> dict[str, Any]:
-    """The part of a run plan that both EMR DAGs (cluster and Serverless) share, as JSON data.
-
-    Where the run's dataset, job package, converted model, weights and results live in S3
-    and locally; ``job`` with a local weights file rewritten to its S3 key; ``uris``: the
-    job's entry script, zip, ``--input``, ``--output`` and ``--model`` URIs. Pure.
-    """
-    rid = safe_run_id(run_id)
-    prefix = config.prefix.strip("/")
-    bucket = config.bucket
-    dataset_dir = dataset_dir or str(config.data_dir)
-    dataset_prefix = dataset_key_prefix(prefix, dataset_dir, pack=pack_dataset)
-    code_prefix = f"{prefix}/runs/{rid}/code"
-    results_base = f"{prefix}/results"
-
-    def uri(key: str) -> str:
-        return f"s3://{bucket}/{key}"
-
-    weights = job.weights
-    weights_file = None
-    if weights not in _WEIGHTS_BUILTIN and not weights.startswith("s3://"):
-        weights_file = weights
-        weights = uri(f"{code_prefix}/weights/{PurePosixPath(weights).name}")
-    code = {
-        "entry_script": f"{code_prefix}/entrypoint.py",
-        "py_files": f"{code_prefix}/spark_jobs.zip",
-        "bootstrap": f"{code_prefix}/bootstrap.sh",
-        "requirements": f"{code_prefix}/requirements.txt",
-    }
-    if job.runtime in CONVERTED_RUNTIMES:
-        # The converted model next to the job package (a server-side copy of the
-        # content-addressed one under models/, see include/model_staging.py).
-        code["model"] = f"{code_prefix}/model.zip"
-    return {
-        "aws_conn_id": config.aws_conn_id,
-        "region": config.region,
-        "bucket": bucket,
-        "run_key": rid,
-        "dataset_dir": dataset_dir,
-        "dataset_prefix": dataset_prefix,
-        "pack_dataset": pack_dataset,
-        "code_keys": code,
-        "models_prefix": f"{prefix}/models",
-        "job": asdict(JobSettings(**{**asdict(job), "weights": weights})),
-        "weights_file": weights_file,
-        "weights_key": weights.removeprefix(f"s3://{bucket}/") if weights_file else None,
-        "results_prefix": f"{results_base}/{rid}",
-        "results_dir": str(config.results_dir / rid),
-        "download_features": download_features,
-        "uris": {
-            "entry_script": uri(code["entry_script"]),
-            "py_files": uri(code["py_files"]),
-            "input": uri(dataset_prefix + "/"),
-            "output": uri(results_base),
-            "model": uri(code["model"]) if "model" in code else None,
-        },
     }
 
 
@@ -382,7 +256,7 @@ def build_run_plan(
 
     Pure: the same inputs give the same plan, so every task of a run (and its retries)
     agree on the keys. Local dataset/weights paths are checked by the tasks that read them.
-    With ``wheelhouse_digest`` (``include.wheelhouse.wheelhouse_digest`` of the node
+    With ``wheelhouse_digest`` (``include.staging.wheelhouse.wheelhouse_digest`` of the node
     requirements), the nodes install from ``<prefix>/wheelhouse/<digest>/`` without PyPI.
     """
     storage = build_storage_plan(
@@ -417,7 +291,7 @@ def build_run_plan(
         wheelhouse = {"digest": wheelhouse_digest, "key_prefix": key_prefix, "uri": uri(key_prefix)}
     return {
         **storage,
-        # An S3 dataset packed on the cluster, one folder per listing (include/s3_dataset.py).
+        # An S3 dataset packed on the cluster, one folder per listing (include/datasets/s3.py).
         "s3_packed_prefix": f"{prefix}/dataset/s3-packed",
         "job": asdict(job),
         "executors": executors.as_dict(),

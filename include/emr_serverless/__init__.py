@@ -6,10 +6,14 @@
   the job driver (pure; no AWS calls).
 * :mod:`include.emr_serverless.operators`: subclasses of the provider's operators (create or
   reuse, start once, a sensor that shows the driver's log, cancel, stop + delete); they
-  find applications by tag with ``include.emr.applications.find_applications``.
-* :mod:`include.emr_serverless.costs`: the job run's billed vCPU/memory/storage-hours priced
-  (pure), and the budget estimate.
-* :mod:`include.emr_serverless.report`: the report's Serverless cost section.
+  find applications by tag with ``include.emr_serverless.applications.find_applications``.
+* :mod:`include.emr_serverless.applications`: this project's applications found by tag, in
+  use or not, removed (the sweeper's).
+* :mod:`include.emr_serverless.logs`: a failed job run's stateDetails and driver log tails.
+* :mod:`include.emr_serverless.tasks`: task bodies (guards, environment, results).
+* :mod:`include.emr_serverless.report`: the report's Serverless cost section (priced by
+  :mod:`include.costs.serverless`).
 
-Import from the submodule itself; this package imports nothing.
+What it shares with the cluster DAG is in :mod:`include.emr_common`. Import from the
+submodule itself; this package imports nothing.
 """

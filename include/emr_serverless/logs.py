@@ -3,7 +3,7 @@
 EMR Serverless writes a job run's logs under the run's ``s3MonitoringConfiguration``
 log URI: ``<logUri>/applications/<app id>/jobs/<job run id>/SPARK_DRIVER/stderr.gz``
 (and ``stdout.gz``; EMR Serverless User Guide, "Logging and monitoring"). The tails are
-read, and secrets masked, with the cluster DAG's helpers (:mod:`include.emr.logs`).
+read, and secrets masked, with the cluster DAG's helpers (:mod:`include.emr_common.logs`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from include.emr.logs import (
+from include.emr_common.logs import (
     LOG_WAIT_POLL_SECONDS,
     STDERR_TAIL_LINES,
     STDOUT_TAIL_LINES,

@@ -32,13 +32,13 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.config import load_config
-from include.emr.applications import (
+from include.emr_common.operators import apply_wait
+from include.emr_serverless.applications import (
     ACTIVE_JOB_RUN_STATES,
     CANCELLABLE_JOB_RUN_STATES,
     ENDED_JOB_RUN_STATES,
     find_applications,
 )
-from include.emr.operators import apply_wait
 from include.emr_serverless.logs import describe_job_run_failure
 from include.emr_serverless.plan import JOB_RUN_STATES_REUSABLE, SCOPE_TAG
 

@@ -4,9 +4,9 @@
   architecture, auto-start, auto-stop after an idle timeout (the cost backstop), a
   ``maximumCapacity`` of exactly the run's workers, and tags.
 * :func:`build_job_driver` — the ``sparkSubmit`` job driver: the same entry script, zip and
-  arguments (``include.job_args.build_job_arguments``) as the cluster's Spark step.
+  arguments (``include.params.job_args.build_job_arguments``) as the cluster's Spark step.
 * :func:`build_serverless_run_plan` — everything a run needs, as JSON data, on top of the
-  storage plan both EMR DAGs share (``include.emr.plan.build_storage_plan``).
+  storage plan both EMR DAGs share (``include.emr_common.plan.build_storage_plan``).
 
 No AWS calls and no operator imports here.
 """
@@ -23,12 +23,12 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from include.config import PROJECT_TAG, PipelineConfig
-from include.emr.applications import CANCELLABLE_JOB_RUN_STATES
-from include.emr.plan import build_storage_plan, job_spark_defaults, run_tags, tag_value
-from include.job_args import JobSettings, build_job_arguments
+from include.emr_common.plan import build_storage_plan, job_spark_defaults, run_tags, tag_value
+from include.emr_serverless.applications import CANCELLABLE_JOB_RUN_STATES
+from include.params.job_args import JobSettings, build_job_arguments
 
 if TYPE_CHECKING:
-    from include.serverless_params import ServerlessSettings
+    from include.params.serverless import ServerlessSettings
 
 SCOPE_TAG = "application_scope"
 """``run``: the application belongs to one run (deleted by it); ``shared``: reused by runs
@@ -79,7 +79,7 @@ def execution_timeout_minutes(timeout_seconds: float) -> int:
 def serverless_run_tags(
     *, dag_id: str, run_id: str, extra: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """The run's tags (``include.emr.plan.run_tags``) with EMR Serverless's value rule."""
+    """The run's tags (``include.emr_common.plan.run_tags``) with EMR Serverless's value rule."""
     return run_tags(dag_id=dag_id, run_id=run_id, extra=extra, value=serverless_tag_value)
 
 
@@ -98,7 +98,7 @@ def build_application_request(
     """The ``CreateApplication`` request of the run's application (a new dict each call).
 
     A per-run application is named and tagged after the run (Project, dag_id, run_id, as the
-    cluster's, ``include.emr.plan.run_tags``); a shared one after its configuration digest.
+    cluster's, ``include.emr_common.plan.run_tags``); a shared one after its configuration digest.
     """
     request: dict[str, Any] = {
         "releaseLabel": settings.release_label,
@@ -186,7 +186,7 @@ def build_job_driver(
 
 def job_driver_for(plan: Mapping[str, Any], env_conf: Mapping[str, str]) -> dict[str, Any]:
     """The plan's job driver once the Python environment is staged (``env_conf``: the
-    confs of ``include.serverless_env.spark_submit_conf``)."""
+    confs of ``include.staging.serverless_env.spark_submit_conf``)."""
     uris = plan["uris"]
     return build_job_driver(
         JobSettings(**plan["job"]),

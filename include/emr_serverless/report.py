@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from include.emr_serverless.costs import JOB_RUN_FILE, serverless_cost_summary
+from include.costs.serverless import JOB_RUN_FILE, serverless_cost_summary
+from include.results.html import esc, fmt, table
 
 
 def load_serverless_cost(run_dir: Path) -> dict[str, Any] | None:
@@ -34,14 +35,12 @@ def load_serverless_cost(run_dir: Path) -> dict[str, Any] | None:
 
 def serverless_cost_section(run_dir: Path, estimate: Mapping[str, Any] | None) -> str | None:
     """HTML of the section, or None when the run is not a Serverless one."""
-    from include.report import _esc, _fmt, _table
-
     try:
         cost = load_serverless_cost(run_dir)
     except ValueError as exc:
         return (
             "<h2>EMR Serverless cost (estimate)</h2>"
-            f'<div class="banner warn">cost estimate unavailable: {_esc(exc)}</div>'
+            f'<div class="banner warn">cost estimate unavailable: {esc(exc)}</div>'
         )
     if cost is None:
         return None
@@ -49,9 +48,9 @@ def serverless_cost_section(run_dir: Path, estimate: Mapping[str, Any] | None) -
     rows = [
         (
             "actual (job run's billedResourceUtilization)",
-            _fmt(cost["vcpu_hours"], 4),
-            _fmt(cost["memory_gb_hours"], 4),
-            _fmt(cost["storage_gb_hours"], 4),
+            fmt(cost["vcpu_hours"], 4),
+            fmt(cost["memory_gb_hours"], 4),
+            fmt(cost["storage_gb_hours"], 4),
             f"${usd:.4f}" if usd is not None else f"unknown ({cost['unpriced']})",
         )
     ]
@@ -59,17 +58,17 @@ def serverless_cost_section(run_dir: Path, estimate: Mapping[str, Any] | None) -
         rows.insert(
             0,
             (
-                f"estimated before the run (budget {_fmt(estimate.get('max_cost_usd'), 2)} USD)",
-                _fmt(estimate.get("vcpu_hours"), 4),
-                _fmt(estimate.get("memory_gb_hours"), 4),
-                _fmt(estimate.get("storage_gb_hours"), 4),
+                f"estimated before the run (budget {fmt(estimate.get('max_cost_usd'), 2)} USD)",
+                fmt(estimate.get("vcpu_hours"), 4),
+                fmt(estimate.get("memory_gb_hours"), 4),
+                fmt(estimate.get("storage_gb_hours"), 4),
                 f"${estimate.get('estimated_usd', 0):.4f}",
             ),
         )
     return "\n".join(
         [
             "<h2>EMR Serverless cost (estimate)</h2>",
-            _table(
+            table(
                 ["job run", "application", "state", "architecture", "execution seconds"],
                 [
                     (
@@ -81,7 +80,7 @@ def serverless_cost_section(run_dir: Path, estimate: Mapping[str, Any] | None) -
                     )
                 ],
             ),
-            _table(["", "vCPU-hours", "memory GB-hours", "storage GB-hours", "USD"], rows),
-            f'<p class="muted">{_esc(cost["price_basis"])}</p>',
+            table(["", "vCPU-hours", "memory GB-hours", "storage GB-hours", "USD"], rows),
+            f'<p class="muted">{esc(cost["price_basis"])}</p>',
         ]
     )

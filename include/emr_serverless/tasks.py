@@ -1,9 +1,10 @@
 """Task bodies of the Serverless DAG: the guards, the job's environment, the results.
 
-The guards are the cluster DAG's (:mod:`include.scheduled`) with the Serverless settings:
+The guards are the cluster DAG's (:mod:`include.reruns.skip`, :mod:`include.costs.budget`)
+with the Serverless settings:
 the fingerprint records platform ``emr-serverless``, the release and the architecture, and
 the budget is priced per vCPU/GB-hour
-(:func:`include.emr_serverless.costs.estimate_serverless_cost`).
+(:func:`include.costs.serverless.estimate_serverless_cost`).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ log = logging.getLogger(__name__)
 
 def check_unchanged(plan: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any] | None:
     """None: skip (an earlier run holds the same results); else the run's fingerprint data."""
-    from include.params import guard_settings_from_params
-    from include.scheduled import s3_check_unchanged
-    from include.serverless_params import serverless_settings_from_params
+    from include.params.common import guard_settings_from_params
+    from include.params.serverless import serverless_settings_from_params
+    from include.reruns.skip import s3_check_unchanged
 
     settings = serverless_settings_from_params(params)
     guards = guard_settings_from_params(params, emr=True)
@@ -40,12 +41,11 @@ def check_budget(
     dataset: Mapping[str, Any], params: Mapping[str, Any], *, region: str
 ) -> dict[str, Any]:
     """The run's estimate; raises ``BudgetExceededError`` when over ``max_cost_usd``."""
-    from include.budget import check_budget as refuse_over_budget
-    from include.budget import runtime_of
-    from include.emr_serverless.costs import estimate_serverless_cost
-    from include.params import guard_settings_from_params
-    from include.scheduled import images_of, log_cache_upper_bound
-    from include.serverless_params import serverless_settings_from_params
+    from include.costs.budget import check_budget as refuse_over_budget
+    from include.costs.budget import images_of, log_cache_upper_bound, runtime_of
+    from include.costs.serverless import estimate_serverless_cost
+    from include.params.common import guard_settings_from_params
+    from include.params.serverless import serverless_settings_from_params
 
     settings = serverless_settings_from_params(params)
     guards = guard_settings_from_params(params, emr=True)
@@ -71,10 +71,10 @@ def check_budget(
 def stage_job_environment(plan: Mapping[str, Any]) -> dict[str, Any]:
     """Stage the job's packed Python environment (built once, reused while unchanged) and
     return it with the job driver that runs on it."""
-    from include import serverless_env
     from include.config import serverless_local_python_allowed
     from include.emr_serverless.plan import job_driver_for
-    from include.staging import make_s3_hook
+    from include.staging import serverless_env
+    from include.staging.s3 import make_s3_hook
 
     uri = serverless_env.stage_serverless_env(
         make_s3_hook(plan["aws_conn_id"]),
@@ -108,8 +108,8 @@ def download_results(
     ``job_run.json`` holds what could be read, and why the rest is missing (the report
     says so instead of a cost).
     """
-    from include.emr.tasks import download_results as download
-    from include.emr_serverless.costs import JOB_RUN_FILE
+    from include.costs.serverless import JOB_RUN_FILE
+    from include.emr_common.transfer import download_results as download
 
     saved = dict(finished) if finished else _read_job_run(plan, application_id, job_run_id)
     saved.update({"region": plan["region"], "CapturedAt": datetime.now(UTC).isoformat()})

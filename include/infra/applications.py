@@ -1,6 +1,6 @@
 """The project's EMR Serverless applications for ``status`` and ``cleanup``.
 
-Found by their ``Project`` tag (:mod:`include.emr.applications`), never by name. An
+Found by their ``Project`` tag (:mod:`include.emr_serverless.applications`), never by name. An
 application bills only while workers run (its job runs, or pre-initialised capacity);
 ``status`` shows the job runs that are not over beside each application.
 """
@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from include.config import PROJECT_TAG
-from include.costs import parse_timestamp
-from include.emr.applications import (
+from include.costs.cluster import parse_timestamp
+from include.emr_serverless.applications import (
     active_job_runs,
     find_applications,
     run_label,

@@ -8,7 +8,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from include.config import PROJECT_TAG
-from include.costs import cluster_cost_summary
+from include.costs.cluster import cluster_cost_summary
 from include.infra.aws import AwsContext
 from include.infra.errors import InfraError, RefusedError
 
@@ -57,7 +57,7 @@ def active_project_clusters(ctx: AwsContext) -> list[dict[str, Any]]:
 
 
 def cluster_status(ctx: AwsContext, now: datetime | None = None) -> list[dict[str, Any]]:
-    """A cost summary (see :func:`include.costs.cluster_cost_summary`) per active cluster."""
+    """A cost summary (:func:`include.costs.cluster.cluster_cost_summary`) per active cluster."""
     return [
         cluster_cost_summary(cluster, instance_groups(ctx, cluster["Id"]), now=now)
         for cluster in active_project_clusters(ctx)

@@ -138,12 +138,12 @@ def job_source(tmp_path_factory, monkeypatch) -> Path:
     (package / "requirements.txt").write_text("numpy\n")
     for runtime, package_name in (("litert", "ai-edge-litert"), ("keras", "tensorflow-cpu")):
         (package / f"requirements-{runtime}.txt").write_text(f"{package_name}\n")
-    monkeypatch.setattr("include.job_package.REPO_ROOT", root)
+    monkeypatch.setattr("include.staging.job_package.REPO_ROOT", root)
 
     def fake_download(requirements, constraints, dest, arch):  # tests never reach PyPI
         (dest / f"fake-1.0-py3-none-any-{arch}.whl").write_bytes(b"wheel")
 
-    monkeypatch.setattr("include.wheelhouse.pip_download", fake_download)
+    monkeypatch.setattr("include.staging.wheelhouse.pip_download", fake_download)
     return package
 
 
@@ -162,7 +162,7 @@ def run_dag(dag: Any, **conf: Any) -> tuple[str, dict[str, str]]:
     Every Param is passed (defaults + ``conf``): in-process runs share the DAG object, and
     values of an earlier run must not leak into the next one.
     """
-    from include.params import emr_params
+    from include.params.cluster import emr_params
 
     dag_run = dag.test(run_conf={**{n: p.value for n, p in emr_params().items()}, **conf})
     states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
@@ -428,7 +428,7 @@ def test_validate_params_rejects_with_clear_message(case, dagbag, monkeypatch):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     task = dagbag.dags[DAG_ID].task_dict["validate_params"]
-    from include.params import emr_params
+    from include.params.cluster import emr_params
 
     params = {**{name: p.value for name, p in emr_params().items()}, **FAST, **conf}
     dag_run = SimpleNamespace(dag_id=DAG_ID, run_id="manual__2026-01-01T00:00:00+00:00")

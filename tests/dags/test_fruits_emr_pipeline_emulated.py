@@ -229,7 +229,7 @@ def test_dead_airflow_leaves_a_cluster_that_sweeper_sees_and_idle_timeout_ends(
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
-    from include.params import emr_params
+    from include.params.cluster import emr_params
 
     emulator = emulated_aws["emulator"]
     emr = emulated_aws["emr"]

@@ -244,7 +244,7 @@ def test_over_budget_fails_before_any_cluster_or_upload(emr_dag, moto_aws, datas
 def test_guards_sit_before_every_upload_and_the_cluster(dagbag):
     from airflow.providers.standard.operators.python import ShortCircuitOperator
 
-    from include.assets import FEATURES_ASSET, PCA_ASSET
+    from include.results.assets import FEATURES_ASSET, PCA_ASSET
 
     dag = dagbag.dags[DAG_ID]
     skip = dag.task_dict["skip_if_unchanged"]
@@ -267,7 +267,7 @@ def test_guards_sit_before_every_upload_and_the_cluster(dagbag):
 def test_check_budget_task_message_gives_the_estimate_and_the_param(dagbag):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from include.params import emr_params
+    from include.params.cluster import emr_params
 
     task = dagbag.dags[DAG_ID].task_dict["check_budget"]
     params = {name: p.value for name, p in emr_params().items()}
@@ -345,18 +345,18 @@ def test_a_bad_s3_dataset_fails_validation_before_any_cluster(
     s3 = boto3.client("s3", region_name=REGION)
     s3.put_object(Bucket=DATA_BUCKET, Key="flat/image.jpg", Body=b"jpeg")
     failures: list[str] = []
-    import include.s3_dataset
+    import include.datasets.s3
 
-    original = include.s3_dataset.validate_s3_dataset
+    original = include.datasets.s3.validate_s3_dataset
 
     def spy(*args, **kwargs):
         try:
             return original(*args, **kwargs)
-        except include.s3_dataset.S3DatasetError as exc:
+        except include.datasets.s3.S3DatasetError as exc:
             failures.append(str(exc))
             raise
 
-    monkeypatch.setattr(include.s3_dataset, "validate_s3_dataset", spy)
+    monkeypatch.setattr(include.datasets.s3, "validate_s3_dataset", spy)
     state, tasks = run_dag(emr_dag, dataset_uri=uri, **FAST)
 
     assert state == "failed", tasks

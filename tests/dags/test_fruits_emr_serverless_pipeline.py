@@ -28,7 +28,7 @@ from typing import Any
 import boto3
 import pytest
 
-from include.emr.applications import ACTIVE_JOB_RUN_STATES
+from include.emr_serverless.applications import ACTIVE_JOB_RUN_STATES
 from tests.emr_fakes import prepare_account, step_arg, write_job_outputs
 
 REGION = "eu-west-1"
@@ -152,7 +152,7 @@ def serverless_aws(aws_env, monkeypatch) -> Iterator[None]:
     from moto import mock_aws
 
     monkeypatch.setattr("moto.emrserverless.models.JOB_STATUS", "SUBMITTED")
-    monkeypatch.setattr("include.serverless_env.build_packed_env", fake_env_build)
+    monkeypatch.setattr("include.staging.serverless_env.build_packed_env", fake_env_build)
     with mock_aws():
         prepare_account(BUCKET, REGION)
         yield
@@ -169,7 +169,7 @@ def serverless_dag(dagbag, airflow_db, monkeypatch, job_source):
 
 def run_dag(dag: Any, **conf: Any) -> tuple[str, dict[str, str]]:
     """``dag.test()`` with every Param (defaults + ``conf``); (run state, {task: state})."""
-    from include.serverless_params import serverless_params
+    from include.params.serverless import serverless_params
 
     dag_run = dag.test(run_conf={**{n: p.value for n, p in serverless_params().items()}, **conf})
     states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
@@ -324,7 +324,7 @@ def _fail_env_build(monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("injected: the environment build failed")
 
-    monkeypatch.setattr("include.serverless_env.build_packed_env", fail)
+    monkeypatch.setattr("include.staging.serverless_env.build_packed_env", fail)
 
 
 CREATE = "EmrServerlessCreateOrReuseApplicationOperator"
@@ -409,7 +409,7 @@ def test_deferrable_wait_against_moto_server(serverless_dag, aws_env, sample_dat
     from moto.server import ThreadedMotoServer
 
     monkeypatch.setattr("moto.emrserverless.models.JOB_STATUS", "SUBMITTED")
-    monkeypatch.setattr("include.serverless_env.build_packed_env", fake_env_build)
+    monkeypatch.setattr("include.staging.serverless_env.build_packed_env", fake_env_build)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
@@ -460,7 +460,7 @@ BAD_PARAMS = {
 def test_validate_params_rejects_with_clear_message(case, dagbag, monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from include.serverless_params import serverless_params
+    from include.params.serverless import serverless_params
 
     conf, env, message = BAD_PARAMS[case]
     for name, value in env.items():

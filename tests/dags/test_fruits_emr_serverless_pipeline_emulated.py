@@ -54,7 +54,7 @@ def emulated_aws(emr_emulator, monkeypatch, tmp_path) -> Iterator[dict[str, Any]
         "AIRFLOW_CONN_AWS_DEFAULT",
         airflow_identity(emr_emulator, REGION, bucket=BUCKET, prefix=PREFIX),
     )
-    monkeypatch.setattr("include.serverless_env.build_packed_env", fake_env_build)
+    monkeypatch.setattr("include.staging.serverless_env.build_packed_env", fake_env_build)
     yield {
         "results": results,
         "s3": emr_emulator.s3_client(),

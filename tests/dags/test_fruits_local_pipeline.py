@@ -60,7 +60,7 @@ def test_tasks_run_in_pipeline_order(dag):
 def test_unchanged_runs_short_circuit_and_only_publish_updates_the_assets(dag):
     from airflow.providers.standard.operators.python import ShortCircuitOperator
 
-    from include.assets import FEATURES_ASSET, PCA_ASSET
+    from include.results.assets import FEATURES_ASSET, PCA_ASSET
 
     skip = dag.get_task("skip_if_unchanged")
     assert isinstance(skip, ShortCircuitOperator)
@@ -81,7 +81,7 @@ def test_spark_task_is_the_providers_operator_on_local_spark(dag):
 
 
 def test_params_are_the_shared_job_params_plus_the_dataset_folder(dag):
-    from include.params import job_params
+    from include.params.common import job_params
 
     shared = job_params()
     assert set(dag.params) == {*shared, "dataset_dir", "force", "feature_cache"}
@@ -93,7 +93,7 @@ def test_params_are_the_shared_job_params_plus_the_dataset_folder(dag):
 
 
 def test_safe_run_id_makes_one_path_segment():
-    from include.job_args import safe_run_id
+    from include.params.job_args import safe_run_id
 
     assert (
         safe_run_id("manual__2026-01-01T10:00:00.123+00:00")
@@ -115,8 +115,8 @@ def test_prepared_arguments_come_from_the_shared_builder(
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
-    from include.job_args import build_job_arguments, safe_run_id
-    from include.params import job_settings_from_params
+    from include.params.common import job_settings_from_params
+    from include.params.job_args import build_job_arguments, safe_run_id
 
     conf = {"dataset_dir": str(sample_dataset), "weights": "none", "pca_k": 3, "max_images": 10}
 

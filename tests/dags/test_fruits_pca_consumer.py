@@ -26,7 +26,7 @@ def _write_pca(folder, rows):
 
 
 def test_scheduled_on_the_pca_asset_with_it_as_inlet(dagbag):
-    from include.assets import PCA_ASSET
+    from include.results.assets import PCA_ASSET
 
     dag = dagbag.dags[DAG_ID]
     from airflow.sdk.definitions.timetables.assets import AssetTriggeredTimetable
@@ -38,7 +38,7 @@ def test_scheduled_on_the_pca_asset_with_it_as_inlet(dagbag):
 
 
 def test_summary_of_a_local_pca_output(tmp_path):
-    from include.consumer import summarise_pca_event
+    from include.results.consumer import summarise_pca_event
 
     folder = _write_pca(
         tmp_path / "run" / "pca",
@@ -60,7 +60,7 @@ def test_summary_downloads_from_s3_when_the_local_copy_is_not_here(tmp_path):
     import boto3
     from moto import mock_aws
 
-    from include.consumer import summarise_pca_event
+    from include.results.consumer import summarise_pca_event
 
     folder = _write_pca(tmp_path / "pca", [("Kiwi", [1.0, 2.0])])
     with mock_aws():
@@ -79,7 +79,7 @@ def test_summary_downloads_from_s3_when_the_local_copy_is_not_here(tmp_path):
 
 
 def test_an_event_without_readable_output_is_a_clear_error(tmp_path):
-    from include.consumer import NoPcaOutputError, summarise_pca_event
+    from include.results.consumer import NoPcaOutputError, summarise_pca_event
 
     with pytest.raises(NoPcaOutputError, match="names no readable PCA output"):
         summarise_pca_event({"uri": str(tmp_path / "gone")}, aws_conn_id=None)

@@ -12,7 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from include.airflow_stack import free_port, http_status
+from include.local.airflow_stack import free_port, http_status
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -420,12 +420,12 @@ print("executor", spark.sparkContext.parallelize([1], 1).map(where).collect()[0]
 
 @pytest.mark.slow
 def test_an_environment_built_for_this_machine_is_really_used(aws, tmp_path):
-    """The packed env from include/serverless_env's real build: driver and executors run its
+    """The packed env from include/staging/serverless_env's real build: driver and executors run its
     Python (which has Pillow; pyspark comes from Spark, as on EMR Serverless)."""
     import platform
 
     from include.config import REPO_ROOT
-    from include.serverless_env import build_packed_env, spark_submit_conf
+    from include.staging.serverless_env import build_packed_env, spark_submit_conf
 
     s3, sl = aws
     requirements = tmp_path / "requirements.txt"
@@ -603,8 +603,8 @@ def test_every_worker_size_the_dag_may_ask_for_is_accepted():
     """The project's sizing (include/emr_serverless/sizing.py, its own table) against the
     emulator's: every size the DAG can send is one the emulator accepts."""
     from emr_emulator.serverless_jobs import check_worker_sizes
+    from include.emr_common.sizing import SizingError
     from include.emr_serverless.sizing import WORKER_MEMORY_GB, size_serverless_workers
-    from include.executor_sizing import SizingError
 
     checked = 0
     for vcpu, (low, high, _) in WORKER_MEMORY_GB.items():

@@ -11,10 +11,13 @@ from __future__ import annotations
 import pytest
 
 from emr_emulator import yarn
-from include.config import ALLOWED_INSTANCE_TYPES, INSTANCE_TYPES, RUNTIME_ARCHES, PipelineConfig
+from include.config import PipelineConfig
+from include.costs.prices import ALLOWED_INSTANCE_TYPES
+from include.emr.instance_types import INSTANCE_TYPES
 from include.emr.plan import build_run_plan
-from include.executor_sizing import SizingError
-from include.params import emr_settings_from_params
+from include.emr_common.runtimes import RUNTIME_ARCHES
+from include.emr_common.sizing import SizingError
+from include.params.cluster import emr_settings_from_params
 
 
 def _sizes(instance_type: str, runtime: str) -> bool:

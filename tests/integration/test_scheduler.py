@@ -1,6 +1,6 @@
 """Every DAG through a real Airflow, started as ``make airflow`` starts it.
 
-:mod:`include.airflow_stack` starts the EMR emulator (``python -m emr_emulator``, the
+:mod:`include.local.airflow_stack` starts the EMR emulator (``python -m emr_emulator``, the
 command of the compose ``moto`` service) and the api-server, scheduler, dag-processor and
 triggerer natively (LocalExecutor, small parallelism) on a SQLite metadata DB in a
 temporary AIRFLOW_HOME, all on 127.0.0.1. Runs are triggered through the REST API
@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from include.airflow_stack import AirflowStack, StackSettings, free_port, stop_processes
+from include.local.airflow_stack import AirflowStack, StackSettings, free_port, stop_processes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -361,7 +361,7 @@ def test_trigger_form_renders_the_params_in_a_browser(stack, tmp_path):
         port = int(port_file.read_text().split()[0])
         with _OPENER.open(f"http://127.0.0.1:{port}/json/list", timeout=10) as resp:
             pages = [p for p in json.loads(resp.read()) if p["type"] == "page"]
-        # The dialog's heading, then Param titles (from include/params.py) in its form.
+        # The dialog's heading, then Param titles (from include/params/common.py) in its form.
         expected = [
             f"Trigger Dag - {DAG_ID}",
             "Run Parameters",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from include.sample_data import generate_sample_dataset
+from include.datasets.sample import generate_sample_dataset
 
 # Small images keep MobileNetV2 fast in tests (it accepts >= 32 px); one slow test runs
 # the shipped job through spark-submit.

@@ -1,10 +1,10 @@
-"""The job's command line: the contract with include/job_args.py, argument errors."""
+"""The job's command line: the contract with include/params/job_args.py, argument errors."""
 
 from __future__ import annotations
 
 import pytest
 
-from include.job_args import JobSettings, build_job_arguments
+from include.params.job_args import JobSettings, build_job_arguments
 from spark_jobs import cli
 
 
@@ -50,7 +50,7 @@ def test_partitions_are_a_whole_multiple_of_the_slots():
 
 
 def test_pca_solvers_are_the_same_everywhere():
-    from include.job_args import PCA_SOLVERS
+    from include.params.job_args import PCA_SOLVERS
     from spark_jobs import pca
 
     choices = next(a.choices for a in cli.build_parser()._actions if a.dest == "pca_solver")

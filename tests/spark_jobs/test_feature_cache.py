@@ -60,7 +60,7 @@ def _new_image(path: Path, seed: int) -> None:
 @pytest.fixture(scope="module")
 def datasets(tmp_path_factory):
     """``before``: generated images + a duplicate + a bad file; ``after``: 3 added, 1 removed."""
-    from include.sample_data import generate_sample_dataset
+    from include.datasets.sample import generate_sample_dataset
 
     base = tmp_path_factory.mktemp("cache-data")
     before = base / "before" / "fruits-360"

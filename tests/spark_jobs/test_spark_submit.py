@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from include.job_package import build_job_package
+from include.staging.job_package import build_job_package
 from tests.spark_jobs.conftest import EXPECTED_BAD, TEST_IMAGE_SIZE
 
 pytestmark = pytest.mark.slow

@@ -52,7 +52,7 @@ def cmd_create_bucket(args: argparse.Namespace) -> int:
 def dag_dataset_prefix(config: PipelineConfig, data_dir: Path, *, pack: bool) -> str:
     """The key prefix the EMR DAG reads this dataset from (so the DAG finds it uploaded)."""
     from include.emr.plan import build_run_plan
-    from include.params import emr_settings_from_params
+    from include.params.cluster import emr_settings_from_params
 
     settings = emr_settings_from_params({"dataset_dir": str(data_dir), "pack_dataset": pack})
     plan = build_run_plan(settings, config, dag_id="infra-cli", run_id="upload-dataset")
@@ -61,8 +61,8 @@ def dag_dataset_prefix(config: PipelineConfig, data_dir: Path, *, pack: bool) ->
 
 def cmd_upload_dataset(args: argparse.Namespace) -> int:
     """Validate then upload the local dataset with the DAG's own upload function."""
-    from include.dataset import DatasetError, validate_dataset
-    from include.staging import upload_dataset
+    from include.datasets.local import DatasetError, validate_dataset
+    from include.datasets.upload import upload_dataset
 
     config = cli_config()
     bucket = bucket_arg(args, config)

@@ -21,7 +21,8 @@ from include.infra.preflight import (
 
 def add_preflight_arguments(parser: argparse.ArgumentParser) -> None:
     """The cluster shape to check (the EMR DAG's Params of the same names), or --serverless."""
-    from include.config import ALLOWED_INSTANCE_TYPES, DEFAULT_SERVERLESS_JOB_ROLE
+    from include.config import DEFAULT_SERVERLESS_JOB_ROLE
+    from include.costs.prices import ALLOWED_INSTANCE_TYPES
 
     parser.add_argument("--instance-type", choices=ALLOWED_INSTANCE_TYPES)
     parser.add_argument("--core-nodes", type=int, help="core nodes (default: the DAG's)")
@@ -72,7 +73,7 @@ def _cluster_request(args: argparse.Namespace, config: Any) -> ClusterRequest:
     """The RunJobFlow request the EMR DAG would send for this shape."""
     from include.emr.plan import build_run_plan
     from include.infra.errors import RefusedError
-    from include.params import emr_settings_from_params
+    from include.params.cluster import emr_settings_from_params
 
     shape: dict[str, Any] = {"spot_core_nodes": bool(args.spot)}
     if args.instance_type:

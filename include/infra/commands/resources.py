@@ -39,7 +39,7 @@ def _format_status(summaries: list[dict[str, Any]], ttl_hours: float) -> list[st
 def cmd_status(args: argparse.Namespace) -> int:
     """Print the active project clusters and Serverless applications; exit 3 if a cluster
     is older than the TTL."""
-    from include.costs import PRICE_BASIS
+    from include.costs.cluster import PRICE_BASIS
     from include.infra.applications import application_status, format_application_status
     from include.infra.clusters import cluster_status
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from include.dataset_uri import outside_project, parse_dataset_uri
+from include.datasets.uri import outside_project, parse_dataset_uri
 from include.infra.dataset_access import LIST_SID, READ_SID, dataset_read_statements
 from include.infra.iam import DEFAULT_INSTANCE_ROLE, DEFAULT_SERVERLESS_JOB_ROLE
 from tests.include.infra.conftest import BUCKET

@@ -1,0 +1,91 @@
+"""The TaskFlow tasks both EMR DAGs share (cluster: ``fruits_emr_pipeline``; Serverless:
+``fruits_emr_serverless_pipeline``): one definition, so the two cannot drift apart.
+
+Each takes the run's plan (``include.emr_common.plan.build_storage_plan`` keys, which both plans
+carry). Heavy imports stay inside the task bodies: DAG files import this module at parse
+time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import task
+
+from include.results.assets import FEATURES_ASSET, PCA_ASSET
+
+
+@task
+def validate_dataset(plan: dict[str, Any]) -> dict[str, Any]:
+    """Fail fast when the dataset (folder, or S3 prefix: listed, not downloaded) is
+    missing, empty or laid out wrongly."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.datasets.local import DatasetError
+    from include.datasets.local import validate_dataset as validate_folder
+    from include.datasets.s3 import S3DatasetError, validate_s3_dataset
+    from include.staging.s3 import make_s3_hook
+
+    try:
+        if plan.get("dataset_uri"):
+            hook = make_s3_hook(plan["aws_conn_id"])
+            return validate_s3_dataset(hook, plan["dataset_uri"])
+        summary = validate_folder(plan["dataset_dir"])
+    except (DatasetError, S3DatasetError) as exc:
+        raise AirflowFailException(str(exc)) from exc
+    return summary.to_dict()
+
+
+@task
+def upload_dataset(plan: dict[str, Any]) -> dict[str, Any]:
+    """Mirror the dataset to S3 (idempotent); return the upload summary."""
+    from pathlib import Path
+
+    from include.datasets.upload import upload_dataset as upload
+
+    if plan.get("dataset_uri"):
+        print(f"dataset {plan['dataset_uri']} is read in place: nothing to upload")
+        return {"uri": plan["dataset_uri"], "uploaded": 0, "skipped": 0, "in_place": True}
+
+    summary = upload(
+        Path(plan["dataset_dir"]),
+        plan["bucket"],
+        plan["dataset_prefix"],
+        aws_conn_id=plan["aws_conn_id"],
+        pack=plan["pack_dataset"],
+    )
+    return summary.to_dict()
+
+
+@task
+def upload_job_package(plan: dict[str, Any]) -> dict[str, Any]:
+    """Upload the Spark job (zip + entry script), bootstrap, requirements, weights file."""
+    from include.emr_common.transfer import upload_job_package as upload
+
+    return upload(plan)
+
+
+@task
+def build_report(run_dir: str, estimate: dict[str, Any] | None = None) -> str:
+    """Write the run's HTML report (with the pre-run cost estimate) beside its results."""
+    from pathlib import Path
+
+    from include.costs.budget import write_estimate
+    from include.results.report import build_report as build
+
+    write_estimate(Path(run_dir), estimate)
+    return str(build(Path(run_dir)))
+
+
+@task(outlets=[PCA_ASSET, FEATURES_ASSET])
+def publish_results(
+    plan: dict[str, Any], run_dir: str, run_info: dict[str, Any], **context: Any
+) -> None:
+    """Manifest, fingerprint, estimate and report beside the S3 results; the
+    last-success record; Asset events with the run's counts and fingerprint."""
+    from include.results.publish import emr_publish
+
+    dag_run = context["dag_run"]
+    extras = emr_publish(plan, run_dir, run_info, dag_id=dag_run.dag_id, run_id=dag_run.run_id)
+    context["outlet_events"][PCA_ASSET].extra = extras["pca"]
+    context["outlet_events"][FEATURES_ASSET].extra = extras["features"]

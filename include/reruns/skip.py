@@ -1,0 +1,155 @@
+"""Skip an unchanged run: the ``check_unchanged`` task bodies of the three pipeline DAGs.
+
+``emr_check_unchanged`` (cluster DAG), ``s3_check_unchanged`` (any run whose results live in
+S3: both EMR DAGs) and ``local_check_unchanged`` fingerprint the run
+(:mod:`include.reruns.history`), compare it with the last successful run's record, and return
+None when the run can be skipped (the DAG's short-circuit task then skips every task after
+it: no upload, no cluster) or the run's fingerprint data otherwise. Only a run that goes
+ahead stages its manifest (published by :mod:`include.results.publish` after success).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from include.reruns.fingerprint import MANIFEST_FILE
+
+log = logging.getLogger(__name__)
+
+MANIFEST_STAGING_DIRNAME = "_manifests"
+"""Local runs: ``<results>/_manifests/<run key>.json`` until the run's folder exists."""
+
+
+def _fingerprint_data(fingerprint: Mapping[str, Any], manifest: Any, **more: Any) -> dict[str, Any]:
+    return {
+        "fingerprint": fingerprint["fingerprint"],
+        "components": fingerprint["components"],
+        "manifest": manifest.summary(),
+        **more,
+    }
+
+
+# --- EMR -----------------------------------------------------------------------------------
+
+
+def _emr_prefixes(plan: Mapping[str, Any]) -> tuple[str, str]:
+    """(results base key, the run's staging key) from the plan's results prefix."""
+    results_prefix = str(plan["results_prefix"]).strip("/")
+    results_base = results_prefix.rsplit("/", 1)[0]  # <prefix>/results
+    project_prefix = results_base.rsplit("/", 1)[0]  # <prefix>
+    return results_base, f"{project_prefix}/runs/{plan['run_key']}"
+
+
+def emr_check_unchanged(
+    plan: Mapping[str, Any], params: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """None: skip (an earlier run holds the same results); else the run's fingerprint data."""
+    from include.params.cluster import emr_settings_from_params
+    from include.params.common import guard_settings_from_params
+
+    settings = emr_settings_from_params(params)
+    guards = guard_settings_from_params(params, emr=True)
+    return s3_check_unchanged(
+        plan,
+        settings.job,
+        force=guards.force,
+        environment={"platform": "emr", "release_label": settings.release_label},
+    )
+
+
+def s3_check_unchanged(
+    plan: Mapping[str, Any], job: Any, *, force: bool, environment: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """:func:`emr_check_unchanged` for any run whose results live in S3 (both EMR DAGs):
+    ``job`` the run's ``JobSettings``, ``environment`` what else enters the fingerprint."""
+    from include.reruns.history import (
+        decide,
+        fingerprint_run,
+        read_s3_record,
+        record_key,
+        s3_object_checksum,
+        s3_results_exist,
+    )
+    from include.staging.s3 import make_s3_hook
+
+    hook = make_s3_hook(plan["aws_conn_id"])
+    weights = job.weights
+    checksum = s3_object_checksum(hook, weights) if weights.startswith("s3://") else None
+    environment = dict(environment)
+    if plan.get("dataset_uri"):
+        from include.datasets.s3 import list_s3_dataset
+        from include.reruns.fingerprint import manifest_from_s3_listing
+        from include.reruns.history import fingerprint_from_manifest
+
+        uri = plan["dataset_uri"]
+        manifest = manifest_from_s3_listing(uri, list_s3_dataset(hook, uri))
+        fingerprint = fingerprint_from_manifest(
+            job, manifest, environment=environment, s3_weights_checksum=checksum
+        )
+    else:
+        manifest, fingerprint = fingerprint_run(
+            job,
+            Path(plan["dataset_dir"]),
+            environment=environment,
+            s3_weights_checksum=checksum,
+        )
+    bucket = plan["bucket"]
+    results_base, staging = _emr_prefixes(plan)
+    record = read_s3_record(hook, bucket, record_key(results_base))
+    decision = decide(
+        record,
+        fingerprint,
+        force=force,
+        earlier_results_exist=record is not None and s3_results_exist(hook, record),
+    )
+    log.info("%s", decision.reason)
+    if decision.skip:
+        log.info("nothing is uploaded and no cluster is created; the run ends success")
+        return None
+    manifest_key = f"{staging}/{MANIFEST_FILE}"
+    hook.load_string(
+        json.dumps(manifest.to_dict()),
+        key=manifest_key,
+        bucket_name=bucket,
+        replace=True,
+        encrypt=True,
+    )
+    return _fingerprint_data(fingerprint, manifest, manifest_key=manifest_key)
+
+
+# --- local ---------------------------------------------------------------------------------
+
+
+def local_check_unchanged(
+    job: Any, dataset_dir: Path, results_dir: Path, *, force: bool, run_key: str
+) -> dict[str, Any] | None:
+    """None: skip (an earlier local run holds the same results); else the fingerprint data."""
+    from include.reruns.history import (
+        decide,
+        fingerprint_run,
+        local_results_exist,
+        read_local_record,
+        write_json_atomic,
+    )
+
+    manifest, fingerprint = fingerprint_run(
+        job, Path(dataset_dir), environment={"platform": "local"}
+    )
+    record = read_local_record(results_dir)
+    decision = decide(
+        record,
+        fingerprint,
+        force=force,
+        earlier_results_exist=record is not None and local_results_exist(record),
+    )
+    log.info("%s", decision.reason)
+    if decision.skip:
+        log.info("the Spark job is not run; the run ends success")
+        return None
+    staged = Path(results_dir) / MANIFEST_STAGING_DIRNAME / f"{run_key}.json"
+    write_json_atomic(staged, manifest.to_dict())
+    return _fingerprint_data(fingerprint, manifest, manifest_file=str(staged))

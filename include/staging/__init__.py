@@ -1,0 +1,8 @@
+"""What a run stages in S3 before the job runs (every upload idempotent).
+
+* :mod:`include.staging.s3`: the S3 hook and idempotent uploads.
+* :mod:`include.staging.job_package`: the job's zip, entry script, bootstrap and requirements.
+* :mod:`include.staging.model`: the converted model of a litert/onnx run.
+* :mod:`include.staging.wheelhouse`: the nodes' wheels (no PyPI at bootstrap).
+* :mod:`include.staging.serverless_env`: the packed Python environment for EMR Serverless.
+"""
