@@ -124,6 +124,4 @@ def test_the_am_container_leaves_every_node_short_of_a_whole_share():
 
 def test_the_documented_sizing_table_is_the_codes():
     page = (Path(__file__).resolve().parents[3] / "docs" / "executor-sizing.md").read_text()
-    assert sizing_table() in page, (
-        "rerun python -m include.emr.sizing into docs/executor-sizing.md"
-    )
+    assert sizing_table() in page, "rerun python -m include.emr.sizing into docs/executor-sizing.md"
