@@ -43,6 +43,9 @@ ALLOWED: dict[tuple[str, str, str], str] = {
 def _parliament() -> Any:
     """parliament 1.6.4 reads its data files with pkg_resources, which setuptools >= 81 no
     longer ships: give it the one function it calls, from importlib.resources."""
+    if "parliament" in sys.modules:
+        return sys.modules["parliament"]
+    shim = None
     if "pkg_resources" not in sys.modules:
         try:
             import pkg_resources  # noqa: F401
@@ -50,8 +53,13 @@ def _parliament() -> Any:
             shim = types.ModuleType("pkg_resources")
             shim.resource_filename = lambda package, name: str(files(package) / name)  # type: ignore[attr-defined]
             sys.modules["pkg_resources"] = shim
-    import parliament
-
+    try:
+        import parliament
+    finally:
+        # parliament reads its data files at import only: the stand-in must not outlive it
+        # (pytest's monkeypatch.syspath_prepend, for one, calls into any pkg_resources loaded).
+        if shim is not None and sys.modules.get("pkg_resources") is shim:
+            del sys.modules["pkg_resources"]
     return parliament
 
 
