@@ -192,8 +192,11 @@ class EmrApiLayer:
             if cluster is not None:
                 name = request.get("SecurityConfiguration")
                 if name and name not in cluster.emr_backend.security_configurations:
-                    # EMR refuses the request: "ValidationException: Security configuration
-                    # with name '...' does not exist." (hashicorp/terraform#13620).
+                    # EMR API Reference, RunJobFlow: SecurityConfiguration is "the name of a
+                    # security configuration to apply to the cluster", one made by
+                    # CreateSecurityConfiguration (EMR Management Guide, "Use security
+                    # configurations"); an unknown name is refused. The wording is as quoted in
+                    # hashicorp/terraform#13620 (AWS does not publish it).
                     del cluster.emr_backend.clusters[cluster.id]
                     return _error(
                         start,
@@ -206,6 +209,8 @@ class EmrApiLayer:
 
     def _AddJobFlowSteps(self, request: dict[str, Any], environ: Any, start: StartResponse) -> Any:
         cluster = _find_cluster(str(request.get("JobFlowId", "")))
+        # EMR Management Guide, "Understanding the cluster lifecycle": steps are added to a
+        # running or waiting cluster; a terminating or ended one cannot be modified.
         if cluster is not None and cluster.state in (
             "TERMINATING",
             "TERMINATED",

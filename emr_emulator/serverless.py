@@ -142,7 +142,8 @@ class ServerlessEngine:
 
     def start_application(self, app_id: str, previous: str, *, dry_run: bool = False) -> None:
         """StartApplication (moto made it STARTED): refused while it is being created or
-        stopped; a no-op when started or starting."""
+        stopped; a no-op when started or starting (EMR Serverless User Guide, "Application
+        states": CREATED/STOPPED -> STARTING -> STARTED)."""
         record = self.apps.get(app_id)
         if record is None or previous in ("STARTED", "STARTING"):
             if record is not None:
@@ -158,7 +159,9 @@ class ServerlessEngine:
 
     def stop_application(self, app_id: str, previous: str, *, dry_run: bool = False) -> None:
         """StopApplication: only from STARTING/STARTED (AWS refuses CREATED and STOPPED too),
-        and refused while a job run is active (AWS: completed or cancelled first)."""
+        and refused while a job run is active (AWS: completed or cancelled first). Sources:
+        EMR Serverless User Guide, "Application states"; the refusal's wording as quoted in
+        gchq/sleeper#1212."""
         record = self.apps.get(app_id)
         if record is None:
             return
@@ -183,8 +186,10 @@ class ServerlessEngine:
             self._app_state(record, "TERMINATED", "")
 
     def check_job_submission(self, app_id: str, request: dict[str, Any] | None = None) -> None:
-        """Before moto records a job run: an application that cannot start refuses it, and
-        so does a driver or executor no EMR Serverless worker can hold."""
+        """Before moto records a job run: an application that cannot start refuses it
+        (EMR Serverless User Guide, "Application states": autoStartConfiguration), and so does
+        a driver or executor no EMR Serverless worker can hold (serverless_jobs.WORKER_MEMORY_GB
+        cites its table)."""
         record = self.apps.get(app_id)
         if record is None:
             return
@@ -223,7 +228,8 @@ class ServerlessEngine:
 
     def cancel_job_run(self, run_id: str, previous: str, *, dry_run: bool = False) -> None:
         """CancelJobRun (moto made it CANCELLED): a queued run ends at once, a running one
-        goes CANCELLING until its process is gone; an ended run refuses."""
+        goes CANCELLING until its process is gone; an ended run refuses (EMR Serverless
+        User Guide, "Job run states": SUCCESS, FAILED and CANCELLED are final)."""
         record = self.jobs.get(run_id)
         if record is None:
             return
