@@ -9,7 +9,7 @@ check results on a laptop before paying for a cluster.
    `data/fruits-360-sample`) has the `<Split>/<Label>/<image>` layout; the Params are
    consistent. Bad input fails here, without a retry.
    **skip_if_unchanged**: the dataset manifest + run fingerprint equal the last successful
-   run's (`<results>/_last_success.json`) and its folder still has `_SUCCESS`: every
+   run's (`<results>/<dag id>/_last_success.json`) and its folder still has `_SUCCESS`: every
    later task is *skipped*, the log names that run and its report, the run ends success.
    The `force` Param reruns anyway.
 2. **prepare_spark_job**: builds the job package (`include/staging/job_package.py`) and the job's
@@ -25,8 +25,10 @@ check results on a laptop before paying for a cluster.
    last-success record, and events for the `fruits_features_pca` / `fruits_features_features`
    Assets (extra: where the output is, counts, fingerprint).
 
-Results of a run go to `FRUITS_RESULTS_DIR/<run id>/` (default `data/results/`), where the run
-id is the Airflow run id made filesystem-safe; rerunning replaces that folder only.
+Results of a run go to `FRUITS_RESULTS_DIR/fruits_local_pipeline/<run id>/` (default
+`data/results/`; `include.results.paths.run_results_dir`), where the run id is the Airflow run
+id made filesystem-safe; rerunning replaces that folder only. The DAG's folder holds its
+last-success record.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from include.results.assets import FEATURES_ASSET, PCA_ASSET
 
 DAG_ID = "fruits_local_pipeline"
 SPARK_CONN_ID = "spark_local"
-PACKAGES_DIRNAME = "_packages"  # <results>/_packages/<run id>/: the job zip of each run
+PACKAGES_DIRNAME = "_packages"  # <results>/<dag id>/_packages/<run id>/: each run's job zip
 # spark-submit of the interpreter's own environment (pyspark's wheel installs it beside
 # python); the provider only accepts a bare name from a connection, so pass it here.
 _VENV_SPARK_SUBMIT = Path(sys.executable).with_name("spark-submit")
@@ -116,6 +118,7 @@ def fruits_local_pipeline() -> None:
         from include.config import load_config
         from include.params.common import guard_settings_from_params, job_settings_from_params
         from include.reruns.skip import local_check_unchanged
+        from include.results.paths import run_results_dir
 
         context = get_current_context()
         params = context["params"]
@@ -123,7 +126,7 @@ def fruits_local_pipeline() -> None:
             return local_check_unchanged(
                 job_settings_from_params(params),
                 Path(dataset["dataset_dir"]),
-                load_config().results_dir,
+                run_results_dir(load_config().results_dir, DAG_ID, context["run_id"]).parent,
                 force=guard_settings_from_params(params, emr=False).force,
                 run_key=safe_run_id(context["run_id"]),
             )
@@ -139,6 +142,7 @@ def fruits_local_pipeline() -> None:
         from include.config import load_config
         from include.params.common import guard_settings_from_params, job_settings_from_params
         from include.params.job_args import CONVERTED_RUNTIMES, build_job_arguments
+        from include.results.paths import run_results_dir
         from include.staging.job_package import build_job_package
 
         try:
@@ -152,12 +156,13 @@ def fruits_local_pipeline() -> None:
         context = get_current_context()
         run_key = safe_run_id(context["run_id"])
         config = load_config()
-        # Outside the run folder: the job replaces <results>/<run id>/ as a whole.
+        run_dir = run_results_dir(config.results_dir, DAG_ID, context["run_id"])
+        # Outside the run folder: the job replaces <results>/<dag id>/<run id>/ as a whole.
         try:
             settings = job_settings_from_params(context["params"])
             guards = guard_settings_from_params(context["params"], emr=False)
             package = build_job_package(
-                config.results_dir / PACKAGES_DIRNAME / run_key, runtime=settings.runtime
+                run_dir.parent / PACKAGES_DIRNAME / run_key, runtime=settings.runtime
             )
         except FileNotFoundError as exc:  # an incomplete checkout: a retry cannot fix it
             raise AirflowFailException(str(exc)) from exc
@@ -186,7 +191,7 @@ def fruits_local_pipeline() -> None:
             "application_args": build_job_arguments(
                 settings,
                 input_uri=dataset["dataset_dir"],
-                output_uri=str(config.results_dir),
+                output_uri=str(run_dir.parent),
                 run_id=run_key,
                 model_uri=model_uri,
                 feature_cache_uri=(
@@ -200,7 +205,7 @@ def fruits_local_pipeline() -> None:
                 "TF_CPP_MIN_LOG_LEVEL": "2",
                 "SPARK_LOCAL_IP": "127.0.0.1",  # loopback only, like the driver
             },
-            "run_dir": str(config.results_dir / run_key),
+            "run_dir": str(run_dir),
         }
 
     @task

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from include.config import REPO_ROOT
-from include.params.job_args import safe_run_id
+from include.results.paths import run_results_dir
 
 DAG_ID = "fruits_emr_pipeline"
 AWS_START_AND_BOOTSTRAP_MIN = 10
@@ -184,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
                 for line in cluster_lines(emulator, config.region):
                     console.say(line)
                 if state == "success":
-                    console.say(summarise(config.results_dir / safe_run_id(run_id), decision))
+                    console.say(
+                        summarise(run_results_dir(config.results_dir, DAG_ID, run_id), decision)
+                    )
         except LocalRunError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

@@ -262,6 +262,7 @@ def build_run_plan(
     storage = build_storage_plan(
         settings.job,
         config,
+        dag_id=dag_id,
         run_id=run_id,
         dataset_dir=settings.dataset_dir,
         pack_dataset=settings.pack_dataset,

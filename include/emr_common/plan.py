@@ -18,6 +18,7 @@ from include.params.job_args import (
     JobSettings,
     safe_run_id,
 )
+from include.results.paths import run_results_dir
 
 _WEIGHTS_BUILTIN = ("imagenet", "none")
 
@@ -84,6 +85,7 @@ def build_storage_plan(
     job: JobSettings,
     config: PipelineConfig,
     *,
+    dag_id: str,
     run_id: str,
     dataset_dir: str | None,
     pack_dataset: bool,
@@ -135,7 +137,7 @@ def build_storage_plan(
         "weights_file": weights_file,
         "weights_key": weights.removeprefix(f"s3://{bucket}/") if weights_file else None,
         "results_prefix": f"{results_base}/{rid}",
-        "results_dir": str(config.results_dir / rid),
+        "results_dir": str(run_results_dir(config.results_dir, dag_id, run_id)),
         "download_features": download_features,
         "uris": {
             "entry_script": uri(code["entry_script"]),

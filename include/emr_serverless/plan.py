@@ -216,6 +216,7 @@ def build_serverless_run_plan(
     storage = build_storage_plan(
         settings.job,
         config,
+        dag_id=dag_id,
         run_id=run_id,
         dataset_dir=settings.dataset_dir,
         pack_dataset=settings.pack_dataset,

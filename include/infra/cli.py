@@ -199,7 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-id", help="the run to download")
     p.add_argument("--list", action="store_true", help="list the runs under --source and exit")
     p.add_argument("--source", help="results base URI (default: s3://<bucket>/<prefix>/results)")
-    p.add_argument("--dest", type=Path, help="local folder (default: FRUITS_RESULTS_DIR/<run id>)")
+    p.add_argument(
+        "--dag",
+        default="fruits_emr_pipeline",
+        help="the DAG that made the run: the default --dest's folder (default: %(default)s)",
+    )
+    p.add_argument(
+        "--dest", type=Path, help="local folder (default: FRUITS_RESULTS_DIR/<dag>/<run id>)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --dest")
     p.add_argument(
         "--allow-incomplete", action="store_true", help="download a run without _SUCCESS"

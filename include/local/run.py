@@ -38,7 +38,8 @@ from typing import Any
 
 from include.config import REPO_ROOT
 from include.local.console import RunConsole, run_log_path, task_state_lookup
-from include.params.job_args import MINI_MAX_IMAGES, safe_run_id
+from include.params.job_args import MINI_MAX_IMAGES
+from include.results.paths import run_results_dir
 
 DAG_ID = "fruits_local_pipeline"
 SAMPLE_PER_LABEL = 12
@@ -329,11 +330,12 @@ def inputs_from_args(args: argparse.Namespace, sample_dir: Path) -> Inputs | Non
         return None
 
 
-def summarise_skipped(results_dir: Path, run_id: str) -> str:
-    """The closing message of a run skipped as unchanged: which run's results to use."""
+def summarise_skipped(dag_dir: Path, run_id: str) -> str:
+    """The closing message of a run skipped as unchanged: which run's results to use
+    (``dag_dir``: the DAG's results folder, which holds its last-success record)."""
     from include.reruns.history import read_local_record
 
-    record = read_local_record(results_dir) or {}
+    record = read_local_record(dag_dir) or {}
     return "\n".join(
         [
             "",
@@ -408,12 +410,12 @@ def main(argv: list[str] | None = None) -> int:
     except LocalRunError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    run_dir = config.results_dir / safe_run_id(run_id)
+    run_dir = run_results_dir(config.results_dir, DAG_ID, run_id)
     if state != "success":
         report_failure(run_id, state, states, console)
         return 1
     if states.get("run_feature_job") == "skipped":
-        print(summarise_skipped(config.results_dir, run_id))
+        print(summarise_skipped(run_dir.parent, run_id))
         return 0
     print(summarise(run_dir, decision))
     return 0

@@ -13,7 +13,7 @@ parquet) and, for EMR runs, the ``cluster.json`` saved by the download task, and
 matplotlib runs headless (Agg backend), imported inside :func:`build_report` so that
 importing this module (a DAG file does) stays cheap.
 
-    python -m include.results.report data/results/<run_id>
+    python -m include.results.report data/results/<dag_id>/<run_id>
 """
 
 from __future__ import annotations

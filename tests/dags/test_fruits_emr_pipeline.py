@@ -239,7 +239,7 @@ def test_happy_path_uploads_creates_downloads_and_terminates(
     else:
         assert len(dataset_keys) == sum(1 for p in sample_dataset.rglob("*") if p.is_file())
 
-    (run_dir,) = [p for p in aws_env.iterdir() if p.is_dir()]
+    (run_dir,) = [p for p in (aws_env / DAG_ID).iterdir() if p.is_dir()]
     assert run_dir.name == step_arg(args, "--run-id")
     assert json.loads((run_dir / "metrics.json").read_text())["pca"]["k"] == 2
     assert (run_dir / "pca" / "part-00000.parquet").is_file()

@@ -111,7 +111,7 @@ def test_real_job_through_the_emr_dag(pack, real_emr_dag, emulated_aws, sample_d
     workdir = emulated_aws["emulator"].settings.data_dir / "steps" / cluster["Id"] / step["Id"]
     assert "executors granted 2 of 2" in (workdir / "stderr").read_text()
 
-    run_dir = emulated_aws["results"] / step_arg(args, "--run-id")
+    run_dir = emulated_aws["results"] / "fruits_emr_pipeline" / step_arg(args, "--run-id")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     images = _images(sample_dataset)
     counts = metrics["counts"]
@@ -165,7 +165,11 @@ def test_an_s3_dataset_is_packed_on_the_cluster_once_per_listing(
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=key)["Contents"]}
     assert f"{key}/_SUCCESS" in keys
     assert [k for k in keys if k.endswith(".parquet")]
-    run_dir = emulated_aws["results"] / step_arg(steps[1]["Config"]["Args"], "--run-id")
+    run_dir = (
+        emulated_aws["results"]
+        / "fruits_emr_pipeline"
+        / step_arg(steps[1]["Config"]["Args"], "--run-id")
+    )
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["input_format"] == "packed"
     assert metrics["counts"]["valid_images"] == len(images)

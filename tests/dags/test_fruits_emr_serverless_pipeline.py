@@ -239,7 +239,7 @@ def test_happy_path_creates_runs_downloads_and_deletes(
     assert confs["spark.dynamicAllocation.enabled"] == "false"
     assert params[params.index("--py-files") + 1].endswith("/spark_jobs.zip")
 
-    (run_dir,) = [p for p in aws_env.iterdir() if p.is_dir()]
+    (run_dir,) = [p for p in (aws_env / DAG_ID).iterdir() if p.is_dir()]
     saved = json.loads((run_dir / "job_run.json").read_text())
     assert saved["jobRun"]["billedResourceUtilization"] == BILLED
     html = (run_dir / "report" / "report.html").read_text()

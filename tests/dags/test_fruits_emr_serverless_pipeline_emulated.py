@@ -94,7 +94,9 @@ def test_real_job_through_the_serverless_dag(real_serverless_dag, emulated_aws, 
     args = run["jobDriver"]["sparkSubmit"]["entryPointArguments"]
     assert step_arg(args, "--input").endswith(f"/datasets/{sample_dataset.name}/packed/")
 
-    run_dir = emulated_aws["results"] / step_arg(args, "--run-id")
+    run_dir = (
+        emulated_aws["results"] / "fruits_emr_serverless_pipeline" / step_arg(args, "--run-id")
+    )
     metrics = json.loads((run_dir / "metrics.json").read_text())
     images = [p for p in sample_dataset.rglob("*") if p.suffix.lower() in (".jpg", ".png")]
     assert metrics["counts"]["valid_images"] == len(images)

@@ -143,12 +143,12 @@ def test_prepared_arguments_come_from_the_shared_builder(
     assert args == build_job_arguments(
         expected_settings,
         input_uri=str(sample_dataset.resolve()),
-        output_uri=str(local_env),
+        output_uri=str(local_env / DAG_ID),
         run_id=run_key,
         model_uri=str(model),
         feature_cache_uri=str(local_env / "_feature_cache"),
     )
-    assert values["run_dir"] == str(local_env / run_key)
+    assert values["run_dir"] == str(local_env / DAG_ID / run_key)  # the folder names the DAG
     assert values["py_files"].endswith("spark_jobs.zip")
     assert values["application"].endswith("entrypoint.py")
     # The package is built outside the run folder: the job replaces that folder as a whole.
@@ -214,7 +214,7 @@ def test_missing_spark_connection_fails_without_retry(
     assert states["prepare_spark_job"] == "failed"
     assert dag_run.get_task_instance("prepare_spark_job").try_number == 1
     assert states["run_feature_job"] == "upstream_failed"
-    assert not (local_env / "_packages").exists()
+    assert not (local_env / DAG_ID / "_packages").exists()
 
 
 def test_missing_spark_connection_message_says_how_to_fix_it(dag, monkeypatch):

@@ -245,7 +245,7 @@ def test_emr_dag_triggered_through_the_rest_api_runs_the_real_job(stack):
     assert step["Status"]["State"] == "COMPLETED"
     args = step["Config"]["Args"]
     run_key = args[args.index("--run-id") + 1]
-    run_dir = stack.results_dir / run_key
+    run_dir = stack.results_dir / DAG_ID / run_key
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["run_id"] == run_key
     assert metrics["counts"]["valid_images"] == BASE_CONF["max_images"]  # the real job's count
@@ -262,7 +262,8 @@ def test_local_dag_triggered_through_the_rest_api_succeeds(stack):
     run_id = _trigger(stack, conf, LOCAL_DAG_ID)
     states = _run_to_the_end(stack, run_id, LOCAL_DAG_ID)["states"]
     assert set(states.values()) == {"success"}, states
-    runs = [p for p in stack.results_dir.iterdir() if (p / "metrics.json").is_file()]
+    dag_dir = stack.results_dir / LOCAL_DAG_ID
+    runs = [p for p in dag_dir.iterdir() if (p / "metrics.json").is_file()]
     metrics = [json.loads((p / "metrics.json").read_text()) for p in runs]
     assert any(m["counts"]["valid_images"] == 16 and m["pca"]["k"] == 2 for m in metrics)
 

@@ -109,6 +109,7 @@ def cmd_upload_dataset(args: argparse.Namespace) -> int:
 def cmd_download_results(args: argparse.Namespace) -> int:
     """Download a run's results, or list the runs with --list."""
     from include.infra.results import download_results, list_runs
+    from include.results.paths import run_results_dir
 
     config = cli_config()
     ctx = aws_context(args, config)
@@ -124,7 +125,7 @@ def cmd_download_results(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not args.run_id:
         raise RefusedError("download-results needs --run-id (or --list to see the runs)")
-    dest = args.dest or config.results_dir / args.run_id
+    dest = args.dest or run_results_dir(config.results_dir, args.dag, args.run_id)
     bars: list[Any] = []
 
     def progress_factory(total: int) -> Callable[[int], None]:

@@ -181,7 +181,8 @@ def test_plan_keys_are_run_scoped_and_results_local_dir(plan, config):
     assert rid == safe_run_id(RUN_ID)
     assert all(f"/runs/{rid}/code/" in key for key in plan["code_keys"].values())
     assert plan["results_prefix"] == f"p/results/{rid}"
-    assert plan["results_dir"] == str(config.results_dir / rid)
+    # The local copy's folder names the DAG (include.results.paths.run_results_dir).
+    assert plan["results_dir"] == str(config.results_dir / "fruits_emr_pipeline" / rid)
 
 
 def test_local_weights_file_is_uploaded_and_passed_as_s3_uri(config):
@@ -332,11 +333,11 @@ def test_download_results_refuses_incomplete_and_reruns_cleanly(config, tmp_path
         s3.put_object(Bucket="fruits-unit", Key=f"{prefix}/metrics.json", Body=b'{"k": 2}')
         second = download_results(plan, cluster_id=None)  # a rerun replaces the folder
     assert first == second == plan["results_dir"]
-    run_dir = tmp_path / "res" / plan["run_key"]
+    run_dir = tmp_path / "res" / "d" / plan["run_key"]
     assert (run_dir / "metrics.json").read_text() == '{"k": 2}'
     assert (run_dir / "pca" / "part-0.parquet").read_bytes() == b"PAR1"
     assert not (run_dir / "features").exists()
-    assert [p.name for p in (tmp_path / "res").iterdir()] == [plan["run_key"]]
+    assert [p.name for p in (tmp_path / "res" / "d").iterdir()] == [plan["run_key"]]
 
 
 def test_the_step_runs_the_staged_model_of_a_fast_runtime(config):

@@ -38,7 +38,7 @@ def test_download_a_finished_run(results_bucket, cli, tmp_path):
     results_bucket("other-run", {"metrics.json": b"other", "_SUCCESS": b""})
     result = cli("download-results", "--bucket", BUCKET, "--run-id", RUN)
     assert result.code == 0, result.err
-    dest = tmp_path / "results" / RUN  # FRUITS_RESULTS_DIR/<run id>
+    dest = tmp_path / "results" / "fruits_emr_pipeline" / RUN  # FRUITS_RESULTS_DIR/<dag>/<run>
     assert _tree(dest) == FILES
     assert f"{len(FILES)} files" in result.out
     assert [p.name for p in dest.parent.iterdir()] == [RUN]  # no temporary folder left

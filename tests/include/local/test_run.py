@@ -357,9 +357,10 @@ def test_make_run_end_to_end_on_local_spark(
     the same run again (skipped); then more images, featurised alone (the feature cache)."""
     data = tmp_path / "fruits-360"
     shutil.copytree(sample_dataset, data)
-    results = tmp_path / "results"
-    monkeypatch.setenv("FRUITS_RESULTS_DIR", str(results))
+    root = tmp_path / "results"
+    monkeypatch.setenv("FRUITS_RESULTS_DIR", str(root))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras"))  # no cached ImageNet file
+    results = root / local_run.DAG_ID  # a run's folder names its DAG, beside the DAG's record
 
     code = local_run.main(["--data", str(data), "--offline", "--pca-k", "2", "--max-images", "24"])
 
@@ -432,7 +433,7 @@ def test_make_run_end_to_end_on_local_spark(
     assert metrics["counts"]["valid_images"] == total
     assert metrics["counts"]["reused"] == 24
     assert metrics["counts"]["featurized"] == total - 24
-    assert metrics["feature_cache"]["uri"] == f"file://{results / '_feature_cache'}"
+    assert metrics["feature_cache"]["uri"] == f"file://{root / '_feature_cache'}"
     assert f"featurised   {total - 24} now, 24 reused" in out.stdout
     assert f"mode: full: every image ({total})" in out.stdout
     assert f"mode         full: every image ({total})" in out.stdout
