@@ -39,12 +39,23 @@ class AwsContext:
     region: str
     account_override: str | None = None
     """Use this account id instead of asking STS (``print-roles --account-id``)."""
+    aws_conn_id: str | None = None
+    """With ``--aws-conn-id``: the clients are the provider's ``AwsBaseHook`` ones, so the
+    connection's ``endpoint_url`` (e.g. the EMR emulator's) is honoured."""
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def client(self, service: str) -> Any:
         """A (cached) boto3 client for ``service`` in this context's region."""
         if service not in self._clients:
-            self._clients[service] = self.session.client(service, region_name=self.region)
+            if self.aws_conn_id:
+                from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+                hook = AwsBaseHook(
+                    aws_conn_id=self.aws_conn_id, client_type=service, region_name=self.region
+                )
+                self._clients[service] = hook.get_client_type(region_name=self.region)
+            else:
+                self._clients[service] = self.session.client(service, region_name=self.region)
         return self._clients[service]
 
     @cached_property
@@ -71,8 +82,8 @@ def make_context(
         session = AwsBaseHook(aws_conn_id=aws_conn_id, region_name=region).get_session(
             region_name=region
         )
-    else:
-        import boto3
+        return AwsContext(session=session, region=region, aws_conn_id=aws_conn_id)
+    import boto3
 
-        session = boto3.session.Session(profile_name=profile, region_name=region)
+    session = boto3.session.Session(profile_name=profile, region_name=region)
     return AwsContext(session=session, region=region)
