@@ -22,6 +22,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+# At module level: FastAPI resolves the endpoints' (string) annotations in these globals.
+from airflow.api_fastapi.app import get_auth_manager
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+from airflow.api_fastapi.common.db.common import SessionDep
+from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
@@ -107,11 +112,6 @@ def _why_no_report(session: Session, config: PipelineConfig, run: RunInfo) -> st
 
 def create_app() -> FastAPI:
     """The app; its routes are relative to :data:`URL_PREFIX` (where the plugin mounts it)."""
-    from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
-    from airflow.api_fastapi.common.db.common import SessionDep
-    from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
-
     app = FastAPI(title="Fruits runs & costs", docs_url=None, redoc_url=None, openapi_url=None)
     read_run = [Depends(requires_access_dag("GET", DagAccessEntity.RUN))]
 
