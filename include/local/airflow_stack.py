@@ -4,8 +4,9 @@ Starts, natively and on loopback only, what docker-compose.yaml starts: the EMR 
 (``python -m emr_emulator``, the same command as the compose ``moto`` service), then
 ``airflow db migrate`` on the embedded SQLite, and the api-server, scheduler,
 dag-processor and triggerer (LocalExecutor, parallelism 4), each in a process group of
-its own with its output in ``<home>/<name>.log``. Prints the URL; Ctrl-C (or SIGTERM)
-stops every process it started, by PID, children included.
+its own with its output in ``<home>/<name>.log``. The DAGs are created unpaused (a run
+triggered from the UI runs at once) and the UI plugin of ``plugins/`` is loaded. Prints
+the URL; Ctrl-C (or SIGTERM) stops every process it started, by PID, children included.
 
     python -m include.local.airflow_stack [--port 8080] [--emulator-port 5000] [--home .airflow-ui]
 
@@ -83,7 +84,8 @@ def stack_env(settings: StackSettings, base: dict[str, str] | None = None) -> di
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": str(settings.parallelism),
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            # Unpaused: a run triggered from the UI runs at once instead of sitting queued.
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{settings.api_url}/execution/",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
@@ -313,6 +315,10 @@ def main(argv: list[str] | None = None) -> int:
         stack.start()
         print(f"\nAirflow UI: {stack.settings.api_url}  (no login: loopback only)")
         print(f"AWS (EMR emulator): {stack.settings.emulator_url}")
+        print(
+            "The project's DAGs start unpaused (a triggered run runs at once); each run's "
+            f"report is its Report tab, every run and cost at {stack.settings.api_url}/fruits/runs"
+        )
         print("Ctrl-C stops every process started here.", flush=True)
         while not stop.wait(2):
             stack.check_alive()
