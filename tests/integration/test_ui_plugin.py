@@ -17,21 +17,22 @@ import shutil
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
-from include.local.airflow_stack import stop_processes
-from tests.integration.test_scheduler import (  # the same stack, started for this module
+from include.local.airflow_stack import AirflowStack, StackSettings, free_port, stop_processes
+from tests.integration.test_scheduler import (
     LOCAL_DAG_ID,
+    Stack,
     _chromium,
     _enable_dag,
     _run_to_the_end,
     _trigger,
     _wait_until,
-    stack,  # noqa: F401 - the fixture
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -46,7 +47,52 @@ _IFRAME_TEXT = (
 
 
 @pytest.fixture(scope="module")
-def local_runs(stack):  # noqa: F811 - the imported fixture
+def stack(tmp_path_factory, sample_dataset) -> Iterator[Stack]:
+    """The native stack as ``make airflow`` starts it, but with a login: every visitor is an
+    admin there (Airflow adds an admin token to every request), which would hide the 401/403
+    paths. Users: ``admin`` (the stack's token) and ``nobody`` (no role: no DAG access)."""
+    home = tmp_path_factory.mktemp("airflow-ui-home")
+    shutil.copytree(sample_dataset, home / "dataset")
+    settings = StackSettings(
+        home=home,
+        api_port=free_port(),
+        emulator_port=free_port(),
+        data_dir=home / "dataset",
+        results_dir=home / "results",
+        emulator_dir=home / "emr-emulator",
+        extra_env={
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,nobody:",
+        },
+    )
+    airflow = AirflowStack(settings)
+    stack = Stack(airflow=airflow)
+    try:
+        try:
+            airflow.start()
+        except (RuntimeError, TimeoutError) as exc:
+            pytest.fail(str(exc))
+        stack.token = _login(stack, "admin")
+        yield stack
+    finally:
+        survivors = airflow.stop()
+        assert not survivors, f"processes left behind: {survivors}"
+
+
+def _login(stack: Stack, user: str) -> str:
+    """A JWT of ``user`` from the SimpleAuthManager's login endpoint (its generated password)."""
+    passwords = json.loads(
+        (stack.home / "simple_auth_manager_passwords.json.generated").read_text()
+    )
+    status, body = stack.request(
+        "POST", "/auth/token", {"username": user, "password": passwords[user]}
+    )
+    assert status in (200, 201), body
+    return body["access_token"]
+
+
+@pytest.fixture(scope="module")
+def local_runs(stack):
     """A forced local run (results), then the same run again (skipped as unchanged)."""
     _enable_dag(stack, LOCAL_DAG_ID)
     done = _trigger(stack, {**CONF, "force": True}, LOCAL_DAG_ID)
@@ -57,7 +103,7 @@ def local_runs(stack):  # noqa: F811 - the imported fixture
     return {"done": done, "skipped": skipped}
 
 
-def _get(stack, path: str, token: str = "") -> tuple[int, bytes]:  # noqa: F811
+def _get(stack: Stack, path: str, token: str = "") -> tuple[int, bytes]:
     request = urllib.request.Request(f"{stack.api}{path}")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
@@ -73,7 +119,7 @@ def _run_path(run_id: str, tail: str) -> str:
 
 
 @pytest.mark.timeout(300)
-def test_the_plugin_is_loaded(stack):  # noqa: F811
+def test_the_plugin_is_loaded(stack):
     status, body = stack.request("GET", "/api/v2/plugins")
     assert status == 200, body
     (plugin,) = [p for p in body["plugins"] if p["name"] == "fruits_ui"]
@@ -87,11 +133,15 @@ def test_the_plugin_is_loaded(stack):  # noqa: F811
 
 
 @pytest.mark.timeout(1200)
-def test_the_endpoints_need_a_token_and_serve_the_run(stack, local_runs):  # noqa: F811
+def test_the_endpoints_need_a_token_and_serve_the_run(stack, local_runs):
     done = local_runs["done"]
+    nobody = _login(stack, "nobody")
     for tail in ("report", "metrics.json", "costs"):
         assert _get(stack, _run_path(done, tail))[0] == 401
+        assert _get(stack, _run_path(done, tail), "not-a-jwt")[0] == 403
+        assert _get(stack, _run_path(done, tail), nobody)[0] == 403
     assert _get(stack, "/fruits/runs")[0] == 401
+    assert _get(stack, "/fruits/runs", nobody)[0] == 403
     status, body = _get(stack, _run_path(done, "metrics.json"), stack.token)
     assert status == 200
     metrics = json.loads(body)
@@ -109,7 +159,9 @@ def test_the_endpoints_need_a_token_and_serve_the_run(stack, local_runs):  # noq
     assert _get(stack, "/fruits/runs/fruits_local_pipeline/x/airflow.cfg", stack.token)[0] == 404
 
 
-async def _browse(ws_url: str, url: str, *, text_js: str, expect: list[str], png: Path) -> str:
+async def _browse(
+    ws_url: str, url: str, *, text_js: str, expect: list[str], png: Path, cookie: str = ""
+) -> str:
     """Open ``url`` over the DevTools protocol, wait until ``text_js`` holds every string of
     ``expect`` (or 90 s), save a screenshot to ``png``, return that text."""
     import asyncio
@@ -127,6 +179,8 @@ async def _browse(ws_url: str, url: str, *, text_js: str, expect: list[str], png
                 if reply.get("id") == msg_id:
                     return reply.get("result", {})
 
+        if cookie:  # the UI's session: what its login page leaves in the browser
+            await call("Network.setCookie", name="_token", value=cookie, url=url, path="/")
         await call(
             "Emulation.setDeviceMetricsOverride",
             width=1400,
@@ -150,7 +204,7 @@ async def _browse(ws_url: str, url: str, *, text_js: str, expect: list[str], png
 
 
 @pytest.mark.timeout(1200)
-def test_the_report_tab_and_the_runs_page_render_in_a_browser(stack, local_runs, tmp_path):  # noqa: F811
+def test_the_report_tab_and_the_runs_page_render_in_a_browser(stack, local_runs, tmp_path):
     import asyncio
 
     chromium = _chromium()
@@ -191,6 +245,7 @@ def test_the_report_tab_and_the_runs_page_render_in_a_browser(stack, local_runs,
                 text_js=_IFRAME_TEXT,
                 expect=["Fruits features report", "Explained variance", "metrics.json"],
                 png=stack.home / "ui-report-tab.png",
+                cookie=stack.token,
             )
         )
         skipped_page = f"{stack.api}/dags/{LOCAL_DAG_ID}/runs/{quote(skipped, safe='')}"
