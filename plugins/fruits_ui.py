@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from airflow.plugins_manager import AirflowPlugin
 
 from include.ui.app import URL_PREFIX, create_app
+from include.ui.pages import REPORT_ROUTE, RUNS_ROUTE
 
 
 class FruitsUiPlugin(AirflowPlugin):
@@ -23,12 +24,12 @@ class FruitsUiPlugin(AirflowPlugin):
             "name": "Report",
             "href": URL_PREFIX + "/runs/{DAG_ID}/{RUN_ID}/report",
             "destination": "dag_run",
-            "url_route": "fruits_report",
+            "url_route": REPORT_ROUTE,
         },
         {
             "name": "Fruits runs & costs",
             "href": URL_PREFIX + "/runs",
             "destination": "nav",
-            "url_route": "fruits_runs",
+            "url_route": RUNS_ROUTE,
         },
     ]

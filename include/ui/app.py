@@ -100,7 +100,6 @@ def _why_no_report(session: Session, config: PipelineConfig, run: RunInfo) -> st
     elif result.kind == "results":  # metrics but no report (the report task failed)
         result = result.__class__("missing", f"run {run.run_id} has results but no report")
     return pages.no_results_page(
-        prefix=URL_PREFIX,
         dag_id=run.dag_id,
         run_id=run.run_id,
         kind=result.kind,
@@ -200,6 +199,6 @@ def create_app() -> FastAPI:
                 }
             )
         resources = active_resources(config) if readable & set(EMR_DAGS) else None
-        return HTMLResponse(pages.runs_page(prefix=URL_PREFIX, rows=rows, resources=resources))
+        return HTMLResponse(pages.runs_page(rows=rows, resources=resources))
 
     return app

@@ -22,9 +22,20 @@ text-align:left;font-size:.9em} th{background:#f3f3f3} td.num{text-align:right}
 """
 
 
+REPORT_ROUTE = "fruits_report"
+"""The Report tab's ``url_route``: the UI shows it at ``/dags/<dag>/runs/<run>/plugin/<it>``."""
+RUNS_ROUTE = "fruits_runs"
+"""The ``url_route`` of the runs page: the UI shows it at ``/plugin/<it>``."""
+
+
 def run_base(prefix: str, dag_id: str, run_id: str) -> str:
     """``<prefix>/runs/<dag id>/<run id>``, each segment URL-quoted (run ids hold ``:+``)."""
     return f"{prefix}/runs/{quote(dag_id, safe='')}/{quote(run_id, safe='')}"
+
+
+def report_tab(dag_id: str, run_id: str) -> str:
+    """The run's Report tab in the Airflow UI (links open it in the whole window)."""
+    return f"/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}/plugin/{REPORT_ROUTE}"
 
 
 def _page(title: str, body: str) -> str:
@@ -45,7 +56,7 @@ def report_bar(prefix: str, dag_id: str, run_id: str, source: str) -> str:
         f'<div class="bar muted">{esc(dag_id)} / {esc(run_id)} &middot; '
         f'<a href="{esc(base)}/metrics.json">metrics.json</a> &middot; '
         f'<a href="{esc(base)}/costs">costs</a> &middot; '
-        f'<a href="{esc(prefix)}/runs" target="_top">all runs &amp; costs</a> '
+        f'<a href="/plugin/{RUNS_ROUTE}" target="_top">all runs &amp; costs</a> '
         f"&middot; from {esc(source)}</div>"
     )
 
@@ -58,7 +69,6 @@ def with_bar(report_html: str, bar: str) -> str:
 
 def no_results_page(
     *,
-    prefix: str,
     dag_id: str,
     run_id: str,
     kind: str,
@@ -73,16 +83,17 @@ def no_results_page(
     body.append(f'<div class="banner {style}" id="outcome" data-kind="{esc(kind)}">{esc(text)}')
     if kind == "skipped":
         if earlier:
-            link = run_base(prefix, str(earlier["dag_id"]), str(earlier["run_id"])) + "/report"
+            link = report_tab(str(earlier["dag_id"]), str(earlier["run_id"]))
             body.append(
-                f'<p id="earlier">Same results as <a href="{esc(link)}">{esc(earlier["run_id"])}'
+                f'<p id="earlier">Same results as <a href="{esc(link)}" target="_top">'
+                f"{esc(earlier['run_id'])}"
                 f"</a> (finished {esc(earlier.get('finished_at', '?'))}; results "
                 f"{esc(earlier.get('results_uri', '?'))}).</p>"
             )
         else:
             body.append(f'<p id="earlier">{esc(note)}</p>')
     body.append("</div>")
-    body.append(f'<p class="muted"><a href="{esc(prefix)}/runs" target="_top">all runs</a></p>')
+    body.append(f'<p class="muted"><a href="/plugin/{RUNS_ROUTE}" target="_top">all runs</a></p>')
     return _page(f"{dag_id} {run_id}", "".join(body))
 
 
@@ -126,9 +137,7 @@ def _resources_html(resources: Mapping[str, Any] | None) -> str:
     return "".join(parts)
 
 
-def runs_page(
-    *, prefix: str, rows: Sequence[Mapping[str, Any]], resources: Mapping[str, Any] | None
-) -> str:
+def runs_page(*, rows: Sequence[Mapping[str, Any]], resources: Mapping[str, Any] | None) -> str:
     """The ``nav`` view: what bills now, then the recent runs of the pipeline DAGs.
 
     Each row: ``dag_id``, ``run_id``, ``state``, ``duration_s``, ``outcome`` and, for a run
@@ -147,7 +156,7 @@ def runs_page(
         s = row.get("summary") or {}
         variance = s.get("variance")
         duration = row.get("duration_s")
-        link = run_base(prefix, row["dag_id"], row["run_id"]) + "/report"
+        link = report_tab(row["dag_id"], row["run_id"])
         label = "report" if s.get("report") else row.get("outcome", "why none")
         cache = f"{fmt(s.get('featurized'))} / {fmt(s.get('reused'))}" if s else "-"
         lines.append(
@@ -159,7 +168,7 @@ def runs_page(
             f"<td class=num>{'-' if duration is None else f'{duration:.0f} s'}</td>"
             f"<td class=num>{_usd(s.get('estimated_usd'))}</td>"
             f"<td class=num>{_usd(s.get('actual_usd'))}</td>"
-            f'<td><a href="{esc(link)}">{esc(label)}</a></td></tr>'
+            f'<td><a href="{esc(link)}" target="_top">{esc(label)}</a></td></tr>'
         )
     if lines:
         body.append(f'<table id="runs">{head}{"".join(lines)}</table>')

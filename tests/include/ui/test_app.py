@@ -150,9 +150,8 @@ def test_a_failed_run_says_which_task_failed(client, runs):
 def test_a_skipped_run_links_to_the_run_holding_its_results(client, runs):
     html = client.get(_url(runs["skipped"]), headers=_token("viewer")).text
     assert 'data-kind="skipped"' in html
-    assert (
-        f'href="/fruits/runs/fruits_local_pipeline/{quote(runs["done"], safe="")}/report"' in html
-    )
+    tab = f"/dags/fruits_local_pipeline/runs/{quote(runs['done'], safe='')}/plugin/fruits_report"
+    assert f'href="{tab}" target="_top"' in html  # the earlier run's Report tab
     assert "REPORT-OF-DONE" not in html
 
 
