@@ -17,6 +17,8 @@
 * :mod:`include.results`: the report and its plots, publishing a run, the Assets and their consumer.
 * :mod:`include.local`: the user's local entry points (``make run``, ``make airflow``, the console).
 * :mod:`include.infra`: ``python -m include.infra``, the AWS set-up/teardown CLI.
+* :mod:`include.ui`: the Airflow UI plugin's app (reports, runs and costs); the api-server
+  imports it through ``plugins/fruits_ui.py``, never a DAG file.
 
 Nothing in this package imports heavy libraries (tensorflow, pyspark, pandas, boto3
 clients) at module level: DAG files import it at parse time.
