@@ -42,6 +42,7 @@ from include.ui.results import (
     run_summary,
 )
 from include.ui.runs import (
+    Outcome,
     RunInfo,
     earlier_run_of_skip,
     get_run,
@@ -98,7 +99,7 @@ def _why_no_report(session: Session, config: PipelineConfig, run: RunInfo) -> st
         if record is not None or not note:
             earlier, note = earlier_run_of_skip(record, run)
     elif result.kind == "results":  # metrics but no report (the report task failed)
-        result = result.__class__("missing", f"run {run.run_id} has results but no report")
+        result = Outcome("missing", f"run {run.run_id} has results but no report")
     return pages.no_results_page(
         dag_id=run.dag_id,
         run_id=run.run_id,
