@@ -205,3 +205,17 @@ def _no_aws(config):
         "applications": [],
         "error": None,
     }
+
+
+def test_a_run_with_results_but_no_report_says_so(client, runs):
+    from include.results.paths import run_results_dir
+
+    report = run_results_dir(runs["root"], DAG_ID, runs["done"]) / "report" / "report.html"
+    saved = report.read_text()
+    report.unlink()
+    try:
+        html = client.get(_url(runs["done"]), headers=_token("viewer")).text
+    finally:
+        report.write_text(saved)
+    assert 'data-kind="missing"' in html
+    assert "has results but no report" in html
