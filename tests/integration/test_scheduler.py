@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -28,7 +27,8 @@ from typing import Any
 
 import pytest
 
-from include.local.airflow_stack import AirflowStack, StackSettings, free_port, stop_processes
+from include.local.airflow_stack import AirflowStack, StackSettings, free_port
+from tests.integration.browser import devtools, headless_chromium
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -280,27 +280,12 @@ def test_sweeper_dag_triggered_through_the_rest_api_succeeds(stack):
     }
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 async def _cdp_page_text(ws_url: str, url: str, *, click: str, expect: list[str]) -> str:
     """Open ``url`` over the DevTools protocol, click the button labelled ``click``, and
     return the page text once every string of ``expect`` is in it (or at the deadline)."""
     import asyncio
 
-    import websockets
-
-    async with websockets.connect(ws_url, max_size=None) as ws:
-        ids = iter(range(1, 10_000))
-
-        async def call(method: str, **params: Any) -> dict:
-            msg_id = next(ids)
-            await ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
-            while True:
-                reply = json.loads(await ws.recv())
-                if reply.get("id") == msg_id:
-                    return reply.get("result", {})
+    async with devtools(ws_url) as call:
 
         async def text() -> str:
             result = await call("Runtime.evaluate", expression="document.body.innerText")
@@ -333,35 +318,8 @@ def test_trigger_form_renders_the_params_in_a_browser(stack, tmp_path):
     """Headless Chromium opens the DAG page, clicks Trigger and sees the Params' form."""
     import asyncio
 
-    chromium = _chromium()
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     _enable_dag(stack)
-    profile = tmp_path / "chromium-profile"
-    log = (tmp_path / "chromium.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            chromium,
-            "--headless=new",
-            "--no-sandbox",  # runs as root in CI containers
-            "--disable-gpu",
-            "--no-first-run",
-            f"--user-data-dir={profile}",
-            "--remote-debugging-address=127.0.0.1",
-            "--remote-debugging-port=0",
-            "about:blank",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    log.close()
-    try:
-        port_file = profile / "DevToolsActivePort"
-        _wait_until("chromium's DevTools port", port_file.exists, 30, stack, interval=0.2)
-        port = int(port_file.read_text().split()[0])
-        with _OPENER.open(f"http://127.0.0.1:{port}/json/list", timeout=10) as resp:
-            pages = [p for p in json.loads(resp.read()) if p["type"] == "page"]
+    with headless_chromium(tmp_path) as ws_url:
         # The dialog's heading, then Param titles (from include/params/common.py) in its form.
         expected = [
             f"Trigger Dag - {DAG_ID}",
@@ -372,16 +330,8 @@ def test_trigger_form_renders_the_params_in_a_browser(stack, tmp_path):
             "EMR release",
         ]
         page = asyncio.run(
-            _cdp_page_text(
-                pages[0]["webSocketDebuggerUrl"],
-                f"{stack.api}/dags/{DAG_ID}",
-                click="Trigger",
-                expect=expected,
-            )
+            _cdp_page_text(ws_url, f"{stack.api}/dags/{DAG_ID}", click="Trigger", expect=expected)
         )
-    finally:
-        survivors = stop_processes({"chromium": proc})
-        assert not survivors, f"chromium processes left behind: {survivors}"
     (stack.home / "trigger_form.txt").write_text(page)
     for title in expected:
         assert title in page, f"{title!r} not in the trigger form:\n{page[:3000]}"

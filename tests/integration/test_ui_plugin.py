@@ -14,25 +14,22 @@ import base64
 import json
 import os
 import shutil
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import pytest
 
-from include.local.airflow_stack import AirflowStack, StackSettings, free_port, stop_processes
+from include.local.airflow_stack import AirflowStack, StackSettings, free_port
+from tests.integration.browser import devtools, headless_chromium
 from tests.integration.test_scheduler import (
     LOCAL_DAG_ID,
     Stack,
-    _chromium,
     _enable_dag,
     _run_to_the_end,
     _trigger,
-    _wait_until,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -166,19 +163,7 @@ async def _browse(
     ``expect`` (or 90 s), save a screenshot to ``png``, return that text."""
     import asyncio
 
-    import websockets
-
-    async with websockets.connect(ws_url, max_size=None) as ws:
-        ids = iter(range(1, 10_000))
-
-        async def call(method: str, **params: Any) -> dict:
-            msg_id = next(ids)
-            await ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
-            while True:
-                reply = json.loads(await ws.recv())
-                if reply.get("id") == msg_id:
-                    return reply.get("result", {})
-
+    async with devtools(ws_url) as call:
         if cookie:  # the UI's session: what its login page leaves in the browser
             await call("Network.setCookie", name="_token", value=cookie, url=url, path="/")
         await call(
@@ -207,36 +192,8 @@ async def _browse(
 def test_the_report_tab_and_the_runs_page_render_in_a_browser(stack, local_runs, tmp_path):
     import asyncio
 
-    chromium = _chromium()
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     done, skipped = local_runs["done"], local_runs["skipped"]
-    profile = tmp_path / "chromium-profile"
-    log = (tmp_path / "chromium.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            chromium,
-            "--headless=new",
-            "--no-sandbox",  # runs as root in CI containers
-            "--disable-gpu",
-            "--no-first-run",
-            f"--user-data-dir={profile}",
-            "--remote-debugging-address=127.0.0.1",
-            "--remote-debugging-port=0",
-            "about:blank",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    log.close()
-    try:
-        port_file = profile / "DevToolsActivePort"
-        _wait_until("chromium's DevTools port", port_file.exists, 30, stack, interval=0.2)
-        port = int(port_file.read_text().split()[0])
-        with _OPENER.open(f"http://127.0.0.1:{port}/json/list", timeout=10) as resp:
-            pages = [p for p in json.loads(resp.read()) if p["type"] == "page"]
-        ws_url = pages[0]["webSocketDebuggerUrl"]
+    with headless_chromium(tmp_path) as ws_url:
         run_page = f"{stack.api}/dags/{LOCAL_DAG_ID}/runs/{quote(done, safe='')}"
         report = asyncio.run(
             _browse(
@@ -267,9 +224,6 @@ def test_the_report_tab_and_the_runs_page_render_in_a_browser(stack, local_runs,
                 png=stack.home / "ui-runs-and-costs.png",
             )
         )
-    finally:
-        survivors = stop_processes({"chromium": proc})
-        assert not survivors, f"chromium processes left behind: {survivors}"
     # Kept as test artifacts: in FRUITS_TEST_ARTIFACTS when set (CI uploads it), else the
     # stack's home (pytest's temporary folder).
     artifacts = Path(os.environ.get("FRUITS_TEST_ARTIFACTS") or stack.home)
