@@ -20,7 +20,7 @@ import shutil
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,6 +125,19 @@ def stack(tmp_path_factory, sample_dataset) -> Iterator[Stack]:
         emulator_dir=home / "emr-emulator",
         extra_env={"FRUITS_EMU_LOG_DELAY_S": "1"},
     )
+    yield from started_stack(settings, _all_admins_token)
+
+
+def _all_admins_token(stack: Stack) -> str:
+    """What the UI does without a login form when every user is an admin."""
+    status, body = stack.request("GET", "/auth/token")
+    assert status in (200, 201), body
+    return body["access_token"]
+
+
+def started_stack(settings: StackSettings, login: Callable[[Stack], str]) -> Iterator[Stack]:
+    """Start the stack, log in (``login`` returns the token), yield it; then stop every
+    process it started, asserting none is left (also when a test failed)."""
     airflow = AirflowStack(settings)
     stack = Stack(airflow=airflow)
     try:
@@ -132,10 +145,7 @@ def stack(tmp_path_factory, sample_dataset) -> Iterator[Stack]:
             airflow.start()
         except (RuntimeError, TimeoutError) as exc:
             pytest.fail(str(exc))
-        # What the UI does without a login form when every user is an admin.
-        status, body = stack.request("GET", "/auth/token")
-        assert status in (200, 201), body
-        stack.token = body["access_token"]
+        stack.token = login(stack)
         yield stack
     finally:
         survivors = airflow.stop()

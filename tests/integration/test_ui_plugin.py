@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import pytest
 
-from include.local.airflow_stack import AirflowStack, StackSettings, free_port
+from include.local.airflow_stack import StackSettings, free_port
 from tests.integration.browser import devtools, headless_chromium
 from tests.integration.test_scheduler import (
     LOCAL_DAG_ID,
@@ -30,6 +30,7 @@ from tests.integration.test_scheduler import (
     _enable_dag,
     _run_to_the_end,
     _trigger,
+    started_stack,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -62,18 +63,7 @@ def stack(tmp_path_factory, sample_dataset) -> Iterator[Stack]:
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,nobody:",
         },
     )
-    airflow = AirflowStack(settings)
-    stack = Stack(airflow=airflow)
-    try:
-        try:
-            airflow.start()
-        except (RuntimeError, TimeoutError) as exc:
-            pytest.fail(str(exc))
-        stack.token = _login(stack, "admin")
-        yield stack
-    finally:
-        survivors = airflow.stop()
-        assert not survivors, f"processes left behind: {survivors}"
+    yield from started_stack(settings, lambda stack: _login(stack, "admin"))
 
 
 def _login(stack: Stack, user: str) -> str:
