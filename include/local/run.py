@@ -39,6 +39,7 @@ from typing import Any
 from include.config import REPO_ROOT
 from include.local.console import RunConsole, run_log_path, task_state_lookup
 from include.params.job_args import MINI_MAX_IMAGES, safe_run_id
+from include.results.html import plural
 
 DAG_ID = "fruits_local_pipeline"
 SAMPLE_PER_LABEL = 12
@@ -167,7 +168,7 @@ def ensure_sample_dataset(
     marker.unlink(missing_ok=True)  # the marker goes last, so an interrupted run regenerates
     counts = generate_sample_dataset(dest, per_label=per_label, seed=seed)
     marker.write_text(json.dumps(expected))
-    print(f"sample dataset: wrote {sum(counts.values())} images to {dest}")
+    print(f"sample dataset: wrote {plural(sum(counts.values()), 'image')} to {dest}")
     return dest
 
 
@@ -211,6 +212,19 @@ def run_dag(conf: dict[str, Any], *, dag_id: str = DAG_ID) -> tuple[str, str, di
     return dag_run.run_id, str(dag_run.state), states
 
 
+def features_line(run_dir: Path) -> str:
+    """The summary's features line: the folder when this machine holds it; an EMR run keeps
+    its features beside its results in S3 unless the run asked for them (Param
+    ``download_features``)."""
+    features = run_dir / "features"
+    if features.is_dir():
+        return f"  features     {features}  (parquet: path, split, label, features[1280])"
+    return (
+        "  features     not downloaded: kept beside the results in S3 "
+        "(Param download_features to copy them here)"
+    )
+
+
 def summarise(run_dir: Path, decision: WeightsDecision) -> str:
     """The closing message: where each result is, and which weights made the features."""
     metrics: dict[str, Any] = {}
@@ -236,7 +250,7 @@ def summarise(run_dir: Path, decision: WeightsDecision) -> str:
         f"  featurised   {counts.get('featurized', '?')} now, {counts.get('reused', 0)} reused "
         f"from {(metrics.get('feature_cache') or {}).get('uri') or 'no feature cache'} "
         f"(job {(metrics.get('timings_s') or {}).get('total', '?')} s)",
-        f"  features     {run_dir / 'features'}  (parquet: path, split, label, features[1280])",
+        features_line(run_dir),
         f"  PCA          {run_dir / 'pca'}  (k = {pca.get('k', '?')}, "
         f"variance kept {pca.get('variance_at_k', float('nan')):.3f})",
         f"  metrics      {run_dir / 'metrics.json'}",
@@ -265,7 +279,10 @@ def choose_inputs(
     if data is not None:
         data_dir = data.expanduser().resolve()
         summary = validate_dataset(data_dir)
-        print(f"dataset: {data_dir} ({summary.images:,} images, {len(summary.labels)} labels)")
+        print(
+            f"dataset: {data_dir} ({plural(summary.images, 'image')}, "
+            f"{plural(len(summary.labels), 'label')})"
+        )
     else:
         data_dir = ensure_sample_dataset(sample_dir)
         summary = validate_dataset(data_dir)

@@ -22,6 +22,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def plural(count: int, noun: str, plural_form: str | None = None) -> str:
+    """``"1 label"``, ``"2 labels"``, ``"1,000 images"``: a count with its noun agreeing."""
+    word = noun if count == 1 else (plural_form or f"{noun}s")
+    return f"{count:,} {word}"
+
+
 def fmt(value: Any, digits: int = 2) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"

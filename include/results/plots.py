@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from include.results.html import plural
+
 # Past this many labels a legend (and a per-label bar chart) is unreadable: the scatter keeps
 # the colours but drops the legend; the bar chart shows the most frequent labels only.
 MAX_LEGEND_LABELS = 20
@@ -109,7 +111,7 @@ def plot_scatter(plt: Any, points: Mapping[str, list], out: Path) -> Path | None
         ax.set_ylabel("label (k = 1: only one component)")
     else:
         ax.set_ylabel("PC 2")
-    ax.set_title(f"Images on the first principal components ({len(labels)} labels)")
+    ax.set_title(f"Images on the first principal components ({plural(len(labels), 'label')})")
     ax.grid(alpha=0.3)
     if len(labels) <= MAX_LEGEND_LABELS and not one_d:
         ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
@@ -139,7 +141,7 @@ def plot_counts(plt: Any, counts: Mapping[str, Any], out: Path) -> Path | None:
         left = [a + b for a, b in zip(left, values, strict=True)]
     title = "Valid images per label"
     if len(labels) > len(shown):
-        title += f" ({len(shown)} most frequent of {len(labels)} labels)"
+        title += f" ({len(shown)} most frequent of {plural(len(labels), 'label')})"
     ax.set_title(title)
     ax.set_xlabel("images")
     ax.tick_params(axis="y", labelsize=8)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from include.results import plots as report_plots
-from include.results.html import esc, fmt, table
+from include.results.html import esc, fmt, plural, table
 
 # Enough points to see the clusters; more only slows the PNG down.
 MAX_SCATTER_POINTS = 20_000
@@ -279,7 +279,7 @@ def _render_html(
         labels = sorted({lab for per in by_split_label.values() for lab in per})
         rows = [[lab, *(by_split_label[s].get(lab, 0) for s in splits)] for lab in labels]
         parts.append(
-            f"<details><summary>Table: {len(labels)} labels</summary>"
+            f"<details><summary>Table: {plural(len(labels), 'label')}</summary>"
             f"{table(['label', *splits], rows)}</details>"
         )
     bad = metrics.get("bad_files") or []

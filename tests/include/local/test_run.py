@@ -462,3 +462,17 @@ def _local_asset_events() -> dict[str, list[dict]]:
     for name, extra in rows:
         events[name].append(extra)
     return events
+
+
+def test_summary_names_the_features_folder_only_when_it_was_downloaded(tmp_path):
+    (tmp_path / "metrics.json").write_text(json.dumps(_metrics("full", 3, 3)))
+    decision = local_run.WeightsDecision("none", False, "test")
+
+    without = local_run.summarise(tmp_path, decision)
+    (tmp_path / "features").mkdir()
+    with_features = local_run.summarise(tmp_path, decision)
+
+    assert str(tmp_path / "features") not in without
+    assert "features     not downloaded: kept beside the results in S3" in without
+    assert "download_features" in without
+    assert f"features     {tmp_path / 'features'}  (parquet" in with_features

@@ -435,3 +435,16 @@ def test_header_of_a_full_run_and_of_older_metrics(tmp_path):
     assert selection_text({"mode": "mini", "counts": {}}) == "mini"
     old = {"mode": "mini", "sample": {"seed": 3}, "counts": {"total_files": 20}}
     assert selection_text(old) == "mini: 20 images, a seeded sample (seed 3)"
+
+
+def test_a_single_label_is_not_called_labels(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    metrics = _metrics("one", k=2, meaningful=True, bad=[])
+    metrics["counts"]["by_split_label"] = {"Training": {"Kiwi": 5}, "Test": {"Kiwi": 2}}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+
+    html = build_report(run_dir).read_text()
+
+    assert "Table: 1 label<" in html
+    assert "1 labels" not in html
