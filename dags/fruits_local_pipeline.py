@@ -18,7 +18,9 @@ check results on a laptop before paying for a cluster.
    before by the same model are not featurised again.
 3. **run_feature_job**: the apache-spark provider's `SparkSubmitOperator` on the
    `spark_local` connection (`AIRFLOW_CONN_SPARK_LOCAL='{"conn_type": "spark", "host":
-   "local[*]"}'`, set by `make run` and docker-compose).
+   "local[*]"}'`, set by `make run` and docker-compose); the job's refusal of its input
+   (exit 2: no readable image, bad weights file) fails the task at once, with the job's
+   reason, instead of being retried.
 4. **check_results**: the run's `_SUCCESS` marker and `metrics.json` exist.
 5. **build_report**: `report/report.html` with the plots (`include/results/report.py`).
 6. **publish_results**: `manifest.json` + `fingerprint.json` in the run's folder, the
@@ -37,9 +39,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import Param, chain, dag, get_current_context, task
 
+from include.local.operators import SparkJobSubmitOperator
 from include.params.common import guard_params, job_params
 from include.params.defaults import DAG_START_DATE, dag_default_args
 from include.params.job_args import safe_run_id
@@ -239,7 +241,7 @@ def fruits_local_pipeline() -> None:
     dataset = validate_dataset()
     run_info = skip_if_unchanged(dataset)
     job = prepare_spark_job(dataset)
-    run_feature_job = SparkSubmitOperator(
+    run_feature_job = SparkJobSubmitOperator(
         task_id="run_feature_job",
         conn_id=SPARK_CONN_ID,
         spark_binary=SPARK_SUBMIT,
