@@ -14,8 +14,8 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from airflow.exceptions import AirflowException, AirflowFailException
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 # spark_jobs.cli.EXIT_BAD_INPUT: the job ships alone to the nodes, so the code is repeated here
 # and tests/include/local/test_operators.py checks that both agree.

@@ -10,7 +10,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from airflow.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from include.local.operators import JOB_EXIT_BAD_INPUT, SparkJobSubmitOperator, exit_code
 from spark_jobs import cli
