@@ -181,6 +181,15 @@ def wheelhouse_default() -> bool:
     return os.environ.get("FRUITS_WHEELHOUSE", "true").strip().lower() not in ("0", "false", "no")
 
 
+def weights_default() -> str:
+    """Default of the DAGs' ``weights`` Param (``FRUITS_WEIGHTS``, default ``imagenet``).
+
+    ``make airflow`` sets it to what it decided as ``make run`` does (``none`` offline, with
+    a warning); docker-compose passes the host's ``FRUITS_WEIGHTS``.
+    """
+    return os.environ.get("FRUITS_WEIGHTS", "").strip() or "imagenet"
+
+
 def emr_schedule() -> str | None:
     """Schedule of the EMR DAG (cron or preset), or None for manual triggers only."""
     return os.environ.get("FRUITS_EMR_SCHEDULE", "").strip() or None
