@@ -125,29 +125,19 @@ def fruits_emr_serverless_pipeline() -> None:
     @task.short_circuit
     def skip_if_unchanged(plan: dict[str, Any], **context: Any) -> dict[str, Any] | None:
         """Fingerprint the run; None (skip every later task) when it is unchanged."""
-        from airflow.sdk.exceptions import AirflowFailException
 
-        from include.emr_serverless.tasks import check_unchanged
+        from include.reruns.skip import skip_if_unchanged as skip
 
-        try:
-            return check_unchanged(plan, dict(context["params"]))
-        except (FileNotFoundError, ValueError) as exc:
-            raise AirflowFailException(str(exc)) from exc
+        return skip("emr-serverless", context["params"], plan=plan, run_id=context["run_id"])
 
     @task
     def check_budget(
         plan: dict[str, Any], dataset: dict[str, Any], **context: Any
     ) -> dict[str, Any]:
         """Estimate the run's cost (per vCPU/GB-hour) before anything runs."""
-        from airflow.sdk.exceptions import AirflowFailException
+        from include.costs.budget import check_run_budget
 
-        from include.costs.budget import BudgetExceededError
-        from include.emr_serverless.tasks import check_budget as estimate
-
-        try:
-            return estimate(dataset, dict(context["params"]), region=plan["region"])
-        except (BudgetExceededError, ValueError) as exc:
-            raise AirflowFailException(str(exc)) from exc
+        return check_run_budget("emr-serverless", dataset, context["params"], region=plan["region"])
 
     @task(multiple_outputs=True)
     def stage_job_environment(plan: dict[str, Any]) -> dict[str, Any]:

@@ -1,10 +1,9 @@
-"""Task bodies of the Serverless DAG: the guards, the job's environment, the results.
+"""Task bodies of the Serverless DAG: the job's environment, the results.
 
-The guards are the cluster DAG's (:mod:`include.reruns.skip`, :mod:`include.costs.budget`)
-with the Serverless settings:
-the fingerprint records platform ``emr-serverless``, the release and the architecture, and
-the budget is priced per vCPU/GB-hour
-(:func:`include.costs.serverless.estimate_serverless_cost`).
+The guards are the cluster DAG's (:func:`include.reruns.skip.skip_if_unchanged`,
+:func:`include.costs.budget.check_run_budget`) with the Serverless settings: the fingerprint
+records platform ``emr-serverless``, the release and the architecture, and the budget is
+priced per vCPU/GB-hour (:func:`include.costs.serverless.estimate_serverless_cost`).
 """
 
 from __future__ import annotations
@@ -15,57 +14,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 log = logging.getLogger(__name__)
-
-
-def check_unchanged(plan: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any] | None:
-    """None: skip (an earlier run holds the same results); else the run's fingerprint data."""
-    from include.params.common import guard_settings_from_params
-    from include.params.serverless import serverless_settings_from_params
-    from include.reruns.skip import s3_check_unchanged
-
-    settings = serverless_settings_from_params(params)
-    guards = guard_settings_from_params(params, emr=True)
-    return s3_check_unchanged(
-        plan,
-        settings.job,
-        force=guards.force,
-        environment={
-            "platform": "emr-serverless",
-            "release_label": settings.release_label,
-            "architecture": settings.architecture,
-        },
-    )
-
-
-def check_budget(
-    dataset: Mapping[str, Any], params: Mapping[str, Any], *, region: str
-) -> dict[str, Any]:
-    """The run's estimate; raises ``BudgetExceededError`` when over ``max_cost_usd``."""
-    from include.costs.budget import check_budget as refuse_over_budget
-    from include.costs.budget import images_of, log_cache_upper_bound, runtime_of
-    from include.costs.serverless import estimate_serverless_cost
-    from include.params.common import guard_settings_from_params
-    from include.params.serverless import serverless_settings_from_params
-
-    settings = serverless_settings_from_params(params)
-    guards = guard_settings_from_params(params, emr=True)
-    estimate = estimate_serverless_cost(
-        images=images_of(dataset, settings.job),
-        runtime=runtime_of(settings.job),
-        sizing=settings.sizing.as_dict(),
-        region=region,
-        architecture=settings.architecture,
-        poke_interval_s=settings.poke_interval_seconds,
-    )
-    log.info("%s (budget $%.2f)", estimate.describe(), guards.max_cost_usd)
-    log_cache_upper_bound(settings.feature_cache)
-    assert guards.max_cost_usd is not None
-    refuse_over_budget(estimate, guards.max_cost_usd)  # type: ignore[arg-type]
-    return {
-        **estimate.to_dict(),
-        "max_cost_usd": guards.max_cost_usd,
-        "upper_bound_feature_cache": settings.feature_cache,
-    }
 
 
 def stage_job_environment(plan: Mapping[str, Any]) -> dict[str, Any]:
