@@ -1,4 +1,7 @@
-"""Task bodies of the Serverless DAG: the job's environment, the results.
+"""Task bodies of the Serverless DAG (``fruits_emr_serverless_pipeline``): the Params
+checked and planned, the preflight, the job's environment, the results. Plain functions,
+called by the DAG's tasks in a line or two; bad input fails with ``AirflowFailException``
+(no retry). The bodies both EMR DAGs share are in :mod:`include.emr_common.tasks`.
 
 The guards are the cluster DAG's (:func:`include.reruns.skip.skip_if_unchanged`,
 :func:`include.costs.budget.check_run_budget`) with the Serverless settings: the fingerprint
@@ -13,7 +16,45 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from include.emr_common.tasks import aws_clients, check_weights_file, refuse_failed_checks
+
 log = logging.getLogger(__name__)
+
+
+def validate_params(params: Mapping[str, Any], *, dag_id: str, run_id: str) -> dict[str, Any]:
+    """Validate the Params and the configuration; return the run's plan."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.config import load_config
+    from include.emr_serverless.plan import build_serverless_run_plan
+    from include.params.common import dataset_uri_setting
+    from include.params.serverless import serverless_settings_from_params
+
+    try:
+        settings = serverless_settings_from_params(dict(params))
+        config = load_config()
+        dataset_uri = dataset_uri_setting(dict(params), config.dataset_uri)
+    except ValueError as exc:
+        raise AirflowFailException(f"Invalid run settings: {exc}") from exc
+    plan = build_serverless_run_plan(
+        settings, config, dag_id=dag_id, run_id=run_id, dataset_uri=dataset_uri
+    )
+    check_weights_file(plan)
+    return plan
+
+
+def preflight(plan: Mapping[str, Any]) -> dict[str, Any]:
+    """Check the bucket and the job runtime role before paying; return the checks and the
+    role's ARN (``StartJobRun`` takes the ARN; the plan may name the role)."""
+    from include.infra.preflight import ServerlessRequest, preflight_serverless
+
+    client = aws_clients(plan)
+    role = plan["execution_role"]
+    request = ServerlessRequest(region=plan["region"], bucket=plan["bucket"], job_role=role)
+    checks = refuse_failed_checks(preflight_serverless(client, request))
+    if not role.startswith("arn:"):
+        role = client("iam").get_role(RoleName=request.job_role_name)["Role"]["Arn"]
+    return {"checks": checks, "job_role_arn": role}
 
 
 def stage_job_environment(plan: Mapping[str, Any]) -> dict[str, Any]:
@@ -54,9 +95,12 @@ def download_results(
     ended. The teardown runs as soon as the wait is over, so without it the application
     (and its job run) may be gone by now: then the results are still downloaded, and
     ``job_run.json`` holds what could be read, and why the rest is missing (the report
-    says so instead of a cost).
+    says so instead of a cost). Incomplete results fail without a retry.
     """
+    from airflow.sdk.exceptions import AirflowFailException
+
     from include.costs.serverless import JOB_RUN_FILE
+    from include.emr_common.transfer import ResultsIncompleteError
     from include.emr_common.transfer import download_results as download
 
     saved = dict(finished) if finished else _read_job_run(plan, application_id, job_run_id)
@@ -66,7 +110,10 @@ def download_results(
             f"job run {job_run_id} of application {application_id} could not be read after "
             "it ended (deleted by the teardown before the download)"
         )
-    return download(plan, cluster_id=None, extra_json={JOB_RUN_FILE: saved})
+    try:
+        return download(plan, cluster_id=None, extra_json={JOB_RUN_FILE: saved})
+    except ResultsIncompleteError as exc:  # a retry would find the same results
+        raise AirflowFailException(str(exc)) from exc
 
 
 def _read_job_run(plan: Mapping[str, Any], application_id: str, job_run_id: str) -> dict[str, Any]:

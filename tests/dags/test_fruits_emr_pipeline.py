@@ -26,6 +26,7 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.dag_wiring import assert_task_calls
 from tests.emr_fakes import moto_clusters, prepare_account, step_arg, write_job_outputs
 
 REGION = "eu-west-1"
@@ -455,30 +456,6 @@ WIRED = {
 @pytest.mark.parametrize("task_id", list(WIRED))
 def test_each_task_calls_its_include_function(task_id, dagbag, monkeypatch):
     assert_task_calls(dagbag.dags[DAG_ID].task_dict[task_id], WIRED[task_id], monkeypatch)
-
-
-def assert_task_calls(task: Any, wired: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``task`` returns what its function returns, called with ``wired``'s expected call.
-
-    The function is replaced where the DAG file looks it up when the task runs: in its
-    module (``emr_tasks.validate_params``), or, for a name the DAG file imported, in the
-    DAG file's globals.
-    """
-    import importlib
-
-    module, name, kwargs, expected = wired
-    calls = []
-
-    def record(*args: Any, **kw: Any) -> dict[str, str]:
-        calls.append((args, kw))
-        return {"returned": task.task_id}
-
-    if module.startswith("dags."):
-        monkeypatch.setitem(task.python_callable.__globals__, name, record)
-    else:
-        monkeypatch.setattr(importlib.import_module(module), name, record)
-    assert task.python_callable(**kwargs) == {"returned": task.task_id}
-    assert calls == [expected]
 
 
 def test_the_watcher_fails_the_run_naming_the_teardown(dagbag):

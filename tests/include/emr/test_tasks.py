@@ -3,9 +3,6 @@ Airflow context; AWS is moto."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import boto3
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -33,28 +30,8 @@ def _params(**conf):
     return {**{name: p.value for name, p in emr_params().items()}, **FAST, **conf}
 
 
-@pytest.fixture
-def env(monkeypatch, tmp_path):
-    monkeypatch.setenv("FRUITS_BUCKET", BUCKET)
-    monkeypatch.setenv("FRUITS_PREFIX", "fruits")
-    monkeypatch.setenv("FRUITS_REGION", REGION)
-    monkeypatch.setenv("FRUITS_RESULTS_DIR", str(tmp_path / "results"))
-    monkeypatch.delenv("FRUITS_DATASET_URI", raising=False)
-
-
-@pytest.fixture
-def moto(env) -> Iterator[None]:
-    from moto import mock_aws
-
-    with mock_aws():
-        boto3.client("s3", region_name=REGION).create_bucket(
-            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
-        )
-        yield
-
-
 @pytest.mark.parametrize("case", list(BAD_PARAMS))
-def test_validate_params_rejects_with_clear_message(case, env, monkeypatch):
+def test_validate_params_rejects_with_clear_message(case, run_env, monkeypatch):
     """Bad settings become one clear, non-retried failure."""
     conf, environment, message = BAD_PARAMS[case]
     for name, value in environment.items():
@@ -64,7 +41,7 @@ def test_validate_params_rejects_with_clear_message(case, env, monkeypatch):
     assert message in str(failure.value)
 
 
-def test_validate_params_plans_the_run(env):
+def test_validate_params_plans_the_run(run_env):
     plan = tasks.validate_params(_params(wheelhouse=False), dag_id=DAG_ID, run_id=RUN_ID)
     assert plan["bucket"] == BUCKET
     assert plan["region"] == REGION
@@ -75,33 +52,33 @@ def test_validate_params_plans_the_run(env):
     assert plan.get("dataset_uri") is None
 
 
-def test_validate_params_reads_an_s3_dataset_in_place(env):
+def test_validate_params_reads_an_s3_dataset_in_place(run_env):
     params = _params(wheelhouse=False, dataset_uri="s3://data-team-images/fruits")
     plan = tasks.validate_params(params, dag_id=DAG_ID, run_id=RUN_ID)
     assert plan["dataset_uri"] == "s3://data-team-images/fruits/"
     assert "s3://data-team-images/fruits/" in plan["steps"][-1]["HadoopJarStep"]["Args"]
 
 
-def test_preflight_in_an_empty_account_fails_naming_what_is_missing(moto, capsys):
+def test_preflight_in_an_empty_account_fails_naming_what_is_missing(run_account, capsys):
     plan = tasks.validate_params(_params(wheelhouse=False), dag_id=DAG_ID, run_id=RUN_ID)
     with pytest.raises(AirflowFailException, match="preflight failed, nothing was created"):
         tasks.preflight(plan)
     assert "role" in capsys.readouterr().out.lower()  # every check is logged, roles first
 
 
-def test_plan_cluster_steps_of_a_local_dataset_is_the_feature_step(env):
+def test_plan_cluster_steps_of_a_local_dataset_is_the_feature_step(run_env):
     plan = tasks.validate_params(_params(wheelhouse=False), dag_id=DAG_ID, run_id=RUN_ID)
     steps = tasks.plan_cluster_steps(plan, {"images": 10, "by_split_label": {}})
     assert steps == plan["steps"]
 
 
-def test_stage_wheelhouse_off_stages_nothing(env, capsys):
+def test_stage_wheelhouse_off_stages_nothing(run_env, capsys):
     plan = tasks.validate_params(_params(wheelhouse=False), dag_id=DAG_ID, run_id=RUN_ID)
     assert tasks.stage_wheelhouse(plan) is None
     assert "the nodes install from PyPI" in capsys.readouterr().out
 
 
-def test_download_results_without_success_marker_fails_without_retry(moto):
+def test_download_results_without_success_marker_fails_without_retry(run_account):
     plan = tasks.validate_params(_params(wheelhouse=False), dag_id=DAG_ID, run_id=RUN_ID)
     with pytest.raises(AirflowFailException, match="_SUCCESS"):
         tasks.download_results(plan, None)
