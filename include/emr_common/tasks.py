@@ -1,5 +1,8 @@
 """The TaskFlow tasks both EMR DAGs share (cluster: ``fruits_emr_pipeline``; Serverless:
-``fruits_emr_serverless_pipeline``): one definition, so the two cannot drift apart.
+``fruits_emr_serverless_pipeline``): one definition, so the two cannot drift apart; and the
+plain pieces of both DAGs' own task bodies (:mod:`include.emr.tasks`,
+:mod:`include.emr_serverless.tasks`): the weights-file check, AWS clients of the plan's
+connection, the preflight's refusal, the watcher's failure.
 
 Each takes the run's plan (``include.emr_common.plan.build_storage_plan`` keys, which both plans
 carry). Heavy imports stay inside the task bodies: DAG files import this module at parse
@@ -8,7 +11,9 @@ time.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, NoReturn
 
 from airflow.sdk import task
 
@@ -89,3 +94,52 @@ def publish_results(
     extras = emr_publish(plan, run_dir, run_info, dag_id=dag_run.dag_id, run_id=dag_run.run_id)
     context["outlet_events"][PCA_ASSET].extra = extras["pca"]
     context["outlet_events"][FEATURES_ASSET].extra = extras["features"]
+
+
+# --- plain pieces of the DAGs' own task bodies ----------------------------------------------
+
+
+def check_weights_file(plan: Mapping[str, Any]) -> None:
+    """Fail (no retry) when the plan names a local weights file that does not exist."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    if plan["weights_file"] and not Path(plan["weights_file"]).is_file():
+        raise AirflowFailException(
+            f"Invalid run settings: weights file {plan['weights_file']} does not exist"
+        )
+
+
+def aws_clients(plan: Mapping[str, Any]) -> Callable[[str], Any]:
+    """``client(service)``: a boto3 client of the plan's connection and region."""
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+    def client(service: str) -> Any:
+        return AwsBaseHook(
+            aws_conn_id=plan["aws_conn_id"], region_name=plan["region"], client_type=service
+        ).conn
+
+    return client
+
+
+def refuse_failed_checks(checks: Iterable[Any]) -> list[dict[str, Any]]:
+    """Log every preflight check; fail (no retry) naming each failed one; else their dicts."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.infra.preflight import failures
+
+    checks = list(checks)
+    for check in checks:
+        print(check.line())
+    failed = failures(checks)
+    if failed:
+        raise AirflowFailException(
+            "preflight failed, nothing was created: " + "; ".join(c.line() for c in failed)
+        )
+    return [c.to_dict() for c in checks]
+
+
+def fail_run(cleaned_up: str) -> NoReturn:
+    """The watcher's body (it runs only when a task failed): make the run end failed."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    raise AirflowFailException(f"a task of this run failed; {cleaned_up}")

@@ -129,6 +129,19 @@ def job_params() -> dict[str, Param]:
     }
 
 
+def local_params() -> dict[str, Param]:
+    """The local DAG's Params: the job's, the guards' and the dataset folder."""
+    params = {**job_params(), **guard_params(emr=False)}
+    params["dataset_dir"] = Param(
+        None,
+        type=["null", "string"],
+        title="Dataset folder",
+        description="Local Fruits-360-style folder (<Split>/<Label>/<image>). Empty = "
+        "FRUITS_DATA_DIR, else data/fruits-360-sample.",
+    )
+    return params
+
+
 def guard_params(*, emr: bool) -> dict[str, Param]:
     """Params of the scheduled-run guards (not job settings: they never enter a fingerprint).
 

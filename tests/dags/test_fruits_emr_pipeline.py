@@ -26,6 +26,7 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.dag_wiring import assert_task_calls
 from tests.emr_fakes import moto_clusters, prepare_account, step_arg, write_job_outputs
 
 REGION = "eu-west-1"
@@ -408,38 +409,68 @@ def test_add_step_retry_does_not_add_the_step_twice(emr_dag, moto_aws, sample_da
 # ---------------------------------------------------------------------------- bad Params
 
 
-BAD_PARAMS = {
-    # case: (Params, extra environment, expected message)
-    "pca both empty": ({"pca_variance": None, "pca_k": None}, {}, "set either pca_variance"),
-    "weights file missing": ({"weights": "/nonexistent/w.h5"}, {}, "weights file /nonexistent"),
-    "count given as bool": ({"core_nodes": True}, {}, "core_nodes must be an integer"),
-    "instance not allowed": ({"instance_type": "p4d.24xlarge"}, {}, "is not allowed"),
-    "release not emr-7": ({"release_label": "emr-6.15.0"}, {}, "emr-7.x label"),
-    "region outside EU": ({}, {"FRUITS_REGION": "us-east-1"}, "EU only"),
+# The task bodies are plain functions of include/ (tests/include/emr/test_tasks.py etc.):
+# here, only that each task calls its function with what the task receives.
+WIRED = {
+    # task id: (the function's module, its name, the task's arguments, the call expected)
+    "validate_params": (
+        "include.emr.tasks",
+        "validate_params",
+        {"params": {"mode": "mini"}, "dag_run": SimpleNamespace(dag_id=DAG_ID, run_id="r1")},
+        (({"mode": "mini"},), {"dag_id": DAG_ID, "run_id": "r1"}),
+    ),
+    "preflight": ("include.emr.tasks", "preflight", {"plan": {"p": 1}}, (({"p": 1},), {})),
+    "skip_if_unchanged": (
+        "dags.fruits_emr_pipeline",
+        "skip_unchanged_run",
+        {"plan": {"p": 1}, "params": {"force": True}, "run_id": "r1"},
+        (("emr", {"force": True}), {"plan": {"p": 1}, "run_id": "r1"}),
+    ),
+    "check_budget": (
+        "dags.fruits_emr_pipeline",
+        "check_run_budget",
+        {"dataset": {"images": 3}, "params": {"force": True}},
+        (("emr", {"images": 3}, {"force": True}), {}),
+    ),
+    "plan_cluster_steps": (
+        "include.emr.tasks",
+        "plan_cluster_steps",
+        {"plan": {"p": 1}, "dataset": {"d": 2}},
+        (({"p": 1}, {"d": 2}), {}),
+    ),
+    "stage_wheelhouse": (
+        "include.emr.tasks",
+        "stage_wheelhouse",
+        {"plan": {"p": 1}},
+        (({"p": 1},), {}),
+    ),
+    "download_results": (
+        "include.emr.tasks",
+        "download_results",
+        {"plan": {"p": 1}, "cluster_id": "j-1"},
+        (({"p": 1}, "j-1"), {}),
+    ),
 }
 
 
-@pytest.mark.parametrize("case", list(BAD_PARAMS))
-def test_validate_params_rejects_with_clear_message(case, dagbag, monkeypatch):
-    """The first task turns bad settings into one clear, non-retried failure."""
+@pytest.mark.parametrize("task_id", list(WIRED))
+def test_each_task_calls_its_include_function(task_id, dagbag, monkeypatch):
+    assert_task_calls(dagbag.dags[DAG_ID].task_dict[task_id], WIRED[task_id], monkeypatch)
+
+
+def test_the_watcher_fails_the_run_naming_the_teardown(dagbag):
     from airflow.sdk.exceptions import AirflowFailException
 
-    conf, env, message = BAD_PARAMS[case]
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    task = dagbag.dags[DAG_ID].task_dict["validate_params"]
-    from include.params.cluster import emr_params
-
-    params = {**{name: p.value for name, p in emr_params().items()}, **FAST, **conf}
-    dag_run = SimpleNamespace(dag_id=DAG_ID, run_id="manual__2026-01-01T00:00:00+00:00")
-    with pytest.raises(AirflowFailException, match="Invalid run settings") as failure:
-        task.python_callable(params=params, dag_run=dag_run)
-    assert message in str(failure.value)
+    watcher = dagbag.dags[DAG_ID].task_dict["fail_run_if_any_task_failed"]
+    with pytest.raises(AirflowFailException, match="the cluster was terminated"):
+        watcher.python_callable()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["pca both empty", "weights file missing"])
 def test_bad_params_fail_the_run_before_any_aws_call(case, emr_dag, moto_aws, sample_dataset):
+    from tests.include.emr.test_tasks import BAD_PARAMS
+
     conf, _, _ = BAD_PARAMS[case]
     state, tasks = run_dag(emr_dag, dataset_dir=str(sample_dataset), **{**FAST, **conf})
     assert state == "failed"

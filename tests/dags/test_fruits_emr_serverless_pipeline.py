@@ -29,6 +29,7 @@ import boto3
 import pytest
 
 from include.emr_serverless.applications import ACTIVE_JOB_RUN_STATES
+from tests.dag_wiring import assert_task_calls
 from tests.emr_fakes import prepare_account, step_arg, write_job_outputs
 
 REGION = "eu-west-1"
@@ -438,39 +439,60 @@ def test_deferrable_wait_against_moto_server(serverless_dag, aws_env, sample_dat
 # ---------------------------------------------------------------------------- bad Params
 
 
-BAD_PARAMS = {
-    # case: (Params, extra environment, expected message)
-    "pca both empty": ({"pca_variance": None, "pca_k": None}, {}, "set either pca_variance"),
-    "weights file missing": ({"weights": "/nonexistent/w.h5"}, {}, "weights file /nonexistent"),
-    "memory outside worker size": ({"executor_memory_gb": 31}, {}, "allows 8-30 GB"),
-    "memory step": ({"executor_vcpu": 8, "executor_memory_gb": 18}, {}, "in steps of 4 GB"),
-    "keras on ARM64": ({"runtime": "keras", "architecture": "ARM64"}, {}, "cannot run on ARM64"),
-    "executor too small": (
-        {"runtime": "keras", "executor_vcpu": 4, "executor_memory_gb": 8, "batch_size": 256},
-        {},
-        "raise executor_memory_gb",
+# The task bodies are plain functions of include/ (tests/include/emr_serverless/test_tasks.py
+# etc.): here, only that each task calls its function with what the task receives.
+WIRED = {
+    # task id: (the function's module, its name, the task's arguments, the call expected)
+    "validate_params": (
+        "include.emr_serverless.tasks",
+        "validate_params",
+        {"params": {"mode": "mini"}, "dag_run": SimpleNamespace(dag_id=DAG_ID, run_id="r1")},
+        (({"mode": "mini"},), {"dag_id": DAG_ID, "run_id": "r1"}),
     ),
-    "count given as bool": ({"executors": True}, {}, "executors must be an integer"),
-    "release not emr-7": ({"release_label": "emr-6.15.0"}, {}, "emr-7.x label"),
-    "region outside EU": ({}, {"FRUITS_REGION": "us-east-1"}, "EU only"),
+    "preflight": (
+        "include.emr_serverless.tasks",
+        "preflight",
+        {"plan": {"p": 1}},
+        (({"p": 1},), {}),
+    ),
+    "skip_if_unchanged": (
+        "dags.fruits_emr_serverless_pipeline",
+        "skip_unchanged_run",
+        {"plan": {"p": 1}, "params": {"force": True}, "run_id": "r1"},
+        (("emr-serverless", {"force": True}), {"plan": {"p": 1}, "run_id": "r1"}),
+    ),
+    "check_budget": (
+        "dags.fruits_emr_serverless_pipeline",
+        "check_run_budget",
+        {"plan": {"region": "eu-west-3"}, "dataset": {"images": 3}, "params": {"force": True}},
+        (("emr-serverless", {"images": 3}, {"force": True}), {"region": "eu-west-3"}),
+    ),
+    "stage_job_environment": (
+        "include.emr_serverless.tasks",
+        "stage_job_environment",
+        {"plan": {"p": 1}},
+        (({"p": 1},), {}),
+    ),
+    "download_results": (
+        "include.emr_serverless.tasks",
+        "download_results",
+        {"plan": {"p": 1}, "application_id": "a1", "job_run_id": "j1", "finished": {"f": 1}},
+        (({"p": 1},), {"application_id": "a1", "job_run_id": "j1", "finished": {"f": 1}}),
+    ),
 }
 
 
-@pytest.mark.parametrize("case", list(BAD_PARAMS))
-def test_validate_params_rejects_with_clear_message(case, dagbag, monkeypatch):
+@pytest.mark.parametrize("task_id", list(WIRED))
+def test_each_task_calls_its_include_function(task_id, dagbag, monkeypatch):
+    assert_task_calls(dagbag.dags[DAG_ID].task_dict[task_id], WIRED[task_id], monkeypatch)
+
+
+def test_the_watcher_fails_the_run_naming_the_teardown(dagbag):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from include.params.serverless import serverless_params
-
-    conf, env, message = BAD_PARAMS[case]
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    task = dagbag.dags[DAG_ID].task_dict["validate_params"]
-    params = {**{name: p.value for name, p in serverless_params().items()}, **FAST, **conf}
-    dag_run = SimpleNamespace(dag_id=DAG_ID, run_id="manual__2026-01-01T00:00:00+00:00")
-    with pytest.raises(AirflowFailException, match="Invalid run settings") as failure:
-        task.python_callable(params=params, dag_run=dag_run)
-    assert message in str(failure.value)
+    watcher = dagbag.dags[DAG_ID].task_dict["fail_run_if_any_task_failed"]
+    with pytest.raises(AirflowFailException, match="its application deleted"):
+        watcher.python_callable()
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import boto3
 import pytest
 
 from include.config import PROJECT_TAG
+from tests.dag_wiring import assert_task_calls
 from tests.emr_fakes import age_cluster, start_cluster
 
 REGION = "eu-west-1"
@@ -237,3 +238,36 @@ def test_an_application_that_cannot_be_deleted_fails_the_run(sweeper, applicatio
     assert states["terminate_stale_clusters"] == "success"  # the cluster sweep is not hidden
     assert _app_states(client, ids)["old_stopped"] == "TERMINATED"  # the others were done
     assert _app_states(client, ids)["old_idle"] == "STOPPED"
+
+
+def _state_lookup(dag_id: str, run_id: str) -> str:
+    return "success"
+
+
+# The task bodies are plain functions (tests/include/emr/test_sweep.py): here, only that each
+# task calls its function with what the task receives.
+WIRED = {
+    "find_stale_clusters": (
+        "include.emr.sweep",
+        "find_stale_clusters",
+        {"params": {"ttl_hours": 2}, "ti": type("TI", (), {"get_dagrun_state": _state_lookup})},
+        (({"ttl_hours": 2}, _state_lookup), {}),
+    ),
+    "terminate_stale_clusters": (
+        "include.emr.sweep",
+        "terminate_stale_clusters",
+        {"clusters": [{"id": "j-1"}], "params": {"dry_run": True}},
+        (([{"id": "j-1"}], {"dry_run": True}), {}),
+    ),
+    "sweep_serverless_applications": (
+        "include.emr_serverless.sweep",
+        "sweep_serverless_applications",
+        {"params": {"ttl_hours": 2}, "ti": type("TI", (), {"get_dagrun_state": _state_lookup})},
+        (({"ttl_hours": 2}, _state_lookup), {}),
+    ),
+}
+
+
+@pytest.mark.parametrize("task_id", list(WIRED))
+def test_each_task_calls_its_include_function(task_id, dagbag, monkeypatch):
+    assert_task_calls(dagbag.dags[DAG_ID].task_dict[task_id], WIRED[task_id], monkeypatch)
