@@ -24,6 +24,10 @@ os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/
 os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] = f"{_AIRFLOW_HOME}/logs"
 # Converted models of the local DAG / staging task: never the user's own cache.
 os.environ["FRUITS_MODEL_CACHE"] = f"{_AIRFLOW_HOME}/model-cache"
+# No ImageNet download from any test (validate_params resolves weights=imagenet): tests that
+# download serve the file on 127.0.0.1 or inject the download; the Keras cache is empty.
+os.environ["FRUITS_OFFLINE"] = "1"
+os.environ["KERAS_HOME"] = f"{_AIRFLOW_HOME}/keras"
 # Never reach real AWS: fake credentials, EU default region, no instance metadata lookups.
 for _key, _value in {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -100,13 +100,39 @@ def publish_results(
 
 
 def check_weights_file(plan: Mapping[str, Any]) -> None:
-    """Fail (no retry) when the plan names a local weights file that does not exist."""
+    """Fail (no retry) when the run's weights cannot be had before anything is staged: a
+    local weights file that does not exist, or ``imagenet`` for a litert/onnx run whose
+    converted model is neither in S3 nor in the worker's cache while this worker cannot get
+    the ImageNet weights (``upload_job_package`` converts them here; offline it would fail
+    minutes later, after the dataset upload and a retry)."""
     from airflow.sdk.exceptions import AirflowFailException
+
+    from include.staging.model import imagenet_model_staged
+    from include.staging.s3 import make_s3_hook
+    from include.staging.weights import WeightsUnavailableError, check_run_weights
 
     if plan["weights_file"] and not Path(plan["weights_file"]).is_file():
         raise AirflowFailException(
             f"Invalid run settings: weights file {plan['weights_file']} does not exist"
         )
+    job = plan["job"]
+    if job["weights"] != "imagenet" or not plan["code_keys"].get("model"):
+        return  # the keras runtime: the nodes download the ImageNet weights themselves
+    staged = imagenet_model_staged(
+        job["runtime"],
+        job["image_size"],
+        hook=make_s3_hook(plan["aws_conn_id"]),
+        models_prefix=plan["models_prefix"],
+        bucket=plan["bucket"],
+    )
+    if staged:
+        print(f"weights: imagenet, its {job['runtime']} model is already converted")
+        return
+    try:
+        decision = check_run_weights("imagenet", imagenet_loaded_here=True)
+    except WeightsUnavailableError as exc:
+        raise AirflowFailException(f"Invalid run settings: {exc}") from exc
+    print(f"weights: {decision.reason}")
 
 
 def aws_clients(plan: Mapping[str, Any]) -> Callable[[str], Any]:

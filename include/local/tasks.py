@@ -39,16 +39,34 @@ def validate_dataset(params: Mapping[str, Any]) -> dict[str, Any]:
     from include.datasets.local import DatasetError
     from include.datasets.local import validate_dataset as check_folder
     from include.params.common import job_settings_from_params
+    from include.staging.weights import WeightsUnavailableError
 
     data_dir = Path(params.get("dataset_dir") or load_config().data_dir).expanduser()
     try:
-        job_settings_from_params(params)
+        settings = job_settings_from_params(params)
         summary = check_folder(data_dir)
-    except (DatasetError, ValueError) as exc:
+        check_local_weights(settings.weights, settings.runtime, settings.image_size)
+    except (DatasetError, ValueError, WeightsUnavailableError) as exc:
         # Bad input: a retry would fail the same way.
         raise AirflowFailException(str(exc)) from exc
     print(f"dataset {data_dir}: {summary.images} images, {len(summary.labels)} labels")
     return {"dataset_dir": str(data_dir.resolve()), **summary.to_dict()}
+
+
+def check_local_weights(weights: str, runtime: str, image_size: int) -> None:
+    """The run's ``imagenet`` weights, resolved before the job starts: the local job (keras)
+    or the model conversion (litert/onnx, unless the converted model is in the worker's
+    cache) loads them on this machine. Raises ``WeightsUnavailableError`` saying what to do."""
+    from include.params.job_args import CONVERTED_RUNTIMES
+    from include.staging.model import imagenet_model_staged
+    from include.staging.weights import check_run_weights
+
+    if weights != "imagenet":
+        return
+    if runtime in CONVERTED_RUNTIMES and imagenet_model_staged(runtime, image_size):
+        print(f"weights: imagenet, its {runtime} model is in the worker's cache")
+        return
+    print(f"weights: {check_run_weights(weights, imagenet_loaded_here=True).reason}")
 
 
 def prepare_spark_job(

@@ -51,6 +51,30 @@ class StagedModel:
         return asdict(self)
 
 
+def imagenet_model_staged(
+    runtime: str,
+    image_size: int,
+    *,
+    hook: S3Hook | None = None,
+    models_prefix: str = "",
+    bucket: str = "",
+) -> bool:
+    """Is the ImageNet model of ``runtime`` already converted: in this worker's model cache,
+    or (with ``hook``) content-addressed under ``models_prefix`` in S3? Then a run needs no
+    ImageNet weights file on this machine. An S3 lookup that fails counts as "not staged"."""
+    from spark_jobs.runtimes import ModelSpec
+
+    spec = ModelSpec(runtime, "imagenet", "imagenet", image_size)  # type: ignore[arg-type]
+    if (model_cache_dir() / spec.file_name).is_file():
+        return True
+    if hook is None:
+        return False
+    try:
+        return bool(hook.check_for_key(f"{models_prefix}/{spec.file_name}", bucket_name=bucket))
+    except Exception:  # no bucket yet, no access: staging will convert (and say why if it fails)
+        return False
+
+
 def local_model(
     runtime: str,
     weights: str,

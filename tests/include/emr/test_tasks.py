@@ -82,3 +82,53 @@ def test_download_results_without_success_marker_fails_without_retry(run_account
     plan = tasks.validate_params(_params(wheelhouse=False), dag_id=DAG_ID, run_id=RUN_ID)
     with pytest.raises(AirflowFailException, match="_SUCCESS"):
         tasks.download_results(plan, None)
+
+
+@pytest.fixture
+def offline_worker(monkeypatch, tmp_path):
+    """A worker without internet, an empty model cache and no Keras cache."""
+    monkeypatch.setenv("FRUITS_OFFLINE", "1")
+    monkeypatch.setenv("FRUITS_MODEL_CACHE", str(tmp_path / "model-cache"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+
+
+@pytest.mark.usefixtures("offline_worker")
+def test_imagenet_that_this_worker_cannot_get_fails_validate_params(run_account):
+    """Offline, a litert run on ImageNet weights would fail in upload_job_package minutes
+    later (after the dataset upload, and a retry): it fails here, saying what to do."""
+    with pytest.raises(AirflowFailException) as failure:
+        tasks.validate_params(
+            _params(wheelhouse=False, weights="imagenet"), dag_id=DAG_ID, run_id=RUN_ID
+        )
+    message = str(failure.value)
+    assert message.startswith("Invalid run settings: weights=imagenet: ImageNet weights")
+    assert "downloads are off" in message
+    assert "weights=none" in message
+
+
+@pytest.mark.usefixtures("offline_worker")
+def test_imagenet_whose_converted_model_is_in_s3_needs_no_weights_here(run_account, capsys):
+    from include.staging.model import imagenet_model_staged
+    from spark_jobs.runtimes import ModelSpec
+
+    spec = ModelSpec("litert", "imagenet", "imagenet", 224)
+    run_account.load_bytes(b"model", f"fruits/models/{spec.file_name}", bucket_name=BUCKET)
+
+    plan = tasks.validate_params(
+        _params(wheelhouse=False, weights="imagenet"), dag_id=DAG_ID, run_id=RUN_ID
+    )
+
+    assert plan["job"]["weights"] == "imagenet"
+    assert "already converted" in capsys.readouterr().out
+    # the same lookup without S3 (another runtime, nothing cached) says no
+    assert imagenet_model_staged("onnx", 224) is False
+
+
+@pytest.mark.usefixtures("offline_worker")
+def test_imagenet_on_the_keras_runtime_is_left_to_the_nodes(run_account):
+    plan = tasks.validate_params(
+        _params(wheelhouse=False, weights="imagenet", runtime="keras"),
+        dag_id=DAG_ID,
+        run_id=RUN_ID,
+    )
+    assert plan["job"]["runtime"] == "keras"

@@ -9,7 +9,7 @@ from include.local import tasks
 
 
 def test_validate_dataset_returns_the_resolved_folder_and_its_counts(sample_dataset):
-    summary = tasks.validate_dataset({"dataset_dir": str(sample_dataset)})
+    summary = tasks.validate_dataset({"dataset_dir": str(sample_dataset), "weights": "none"})
     assert summary["dataset_dir"] == str(sample_dataset.resolve())
     assert summary["images"] > 0
 
@@ -27,6 +27,29 @@ def test_validate_dataset_refuses_bad_params_without_retry(sample_dataset):
     params = {"dataset_dir": str(sample_dataset), "pca_variance": None, "pca_k": None}
     with pytest.raises(AirflowFailException, match="pca_variance"):
         tasks.validate_dataset(params)
+
+
+def test_imagenet_that_this_machine_cannot_get_fails_before_the_job(sample_dataset, capsys):
+    """Offline and nothing cached: the run fails in its first task, saying what to do."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    for runtime in ("keras", "litert"):
+        params = {"dataset_dir": str(sample_dataset), "weights": "imagenet", "runtime": runtime}
+        with pytest.raises(AirflowFailException, match="weights=imagenet: ImageNet weights"):
+            tasks.validate_dataset(params)
+
+
+def test_imagenet_with_its_converted_model_cached_needs_no_weights_file(
+    sample_dataset, monkeypatch, tmp_path, capsys
+):
+    from spark_jobs.runtimes import ModelSpec
+
+    monkeypatch.setenv("FRUITS_MODEL_CACHE", str(tmp_path))
+    (tmp_path / ModelSpec("litert", "imagenet", "imagenet", 224).file_name).write_bytes(b"m")
+
+    params = {"dataset_dir": str(sample_dataset), "weights": "imagenet", "runtime": "litert"}
+    assert tasks.validate_dataset(params)["images"] > 0
+    assert "in the worker's cache" in capsys.readouterr().out
 
 
 def test_missing_spark_connection_message_says_how_to_fix_it(monkeypatch):
