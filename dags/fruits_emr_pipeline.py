@@ -34,8 +34,9 @@ transient EMR cluster (Spark + Livy) that this DAG creates and **always** termin
    already-added step; a retry of a create whose same request ended
    `TERMINATED_WITH_ERRORS` fails at once with EMR's reason (a changed request is created
    anew), and a cluster that went straight to `TERMINATED` fails the create.
-6. `download_results` → `<results dir>/<run id>/` (refused without `_SUCCESS`), then
-   `build_report` (HTML report with cost estimate), then `publish_results`: manifest,
+6. `download_results` → `<results dir>/<run id>/` (refused without `_SUCCESS`), then, once
+   `terminate_emr_cluster` is done, `build_report` (HTML report with cost estimate and the
+   cluster's final state and billed time), then `publish_results`: manifest,
    fingerprint, estimate and report beside the S3 results, the last-success record, and
    events for the `fruits_features_pca` / `fruits_features_features` Assets.
 7. `terminate_emr_cluster` runs whatever failed (trigger rule ALL_DONE) and also finds the
@@ -63,7 +64,6 @@ from include.emr.operators import (
     EmrTerminateRunClustersOperator,
 )
 from include.emr_common.tasks import (
-    build_report,
     fail_run,
     publish_results,
     upload_dataset,
@@ -122,10 +122,21 @@ with DAG(
         """Download metrics, PCA (and optionally features) and cluster.json; return the folder."""
         return emr_tasks.download_results(plan, cluster_id)
 
+    @task
+    def build_report(
+        plan: dict[str, Any],
+        run_dir: str,
+        estimate: dict[str, Any] | None,
+        cluster_id: str | None,
+    ) -> str:
+        """The HTML report (cost estimate, the cluster's final state and billed time)."""
+        return emr_tasks.build_report(plan, run_dir, estimate, cluster_id)
+
     @task(trigger_rule=TriggerRule.ONE_FAILED)
-    def fail_run_if_any_task_failed() -> None:
+    def fail_run_if_any_task_failed(**context: Any) -> None:
         """Runs only when a task failed: makes the run end failed (terminate is ALL_DONE)."""
-        fail_run("the cluster was terminated")
+        cluster_id = context["ti"].xcom_pull(task_ids="create_emr_cluster")
+        fail_run("cluster", cluster_id, teardown="terminate_emr_cluster")
 
     plan = validate_params()
     aws = {"aws_conn_id": plan["aws_conn_id"], "region_name": plan["region"]}
@@ -156,6 +167,7 @@ with DAG(
         **aws,
     )
     results = download_results(plan, create_emr_cluster.output)
+    report = build_report(plan, results, estimate, create_emr_cluster.output)
     terminate_emr_cluster = EmrTerminateRunClustersOperator(
         task_id="terminate_emr_cluster",
         job_flow_id=create_emr_cluster.output,
@@ -176,12 +188,13 @@ with DAG(
         add_feature_step,
         wait_for_feature_step,
         results,
-        build_report(results, estimate),
+        report,
         publish_results(plan, results, run_info),
     )
     # RUN TEARDOWN: whatever happened (ALL_DONE), as soon as the step is over or anything
-    # before it failed: the cluster is not needed to download the results.
-    chain(wait_for_feature_step, terminate_emr_cluster)
+    # before it failed: the cluster is not needed to download the results. The report
+    # waits for it, to record the cluster's final state and billed time.
+    chain(wait_for_feature_step, terminate_emr_cluster, report)
     # The watcher, downstream of every task: a failed task fails the run even though the
     # teardown (ALL_DONE) succeeded.
     list(dag.tasks) >> fail_run_if_any_task_failed()

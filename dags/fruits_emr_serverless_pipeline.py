@@ -113,9 +113,14 @@ with DAG(
         )
 
     @task(trigger_rule=TriggerRule.ONE_FAILED)
-    def fail_run_if_any_task_failed() -> None:
+    def fail_run_if_any_task_failed(**context: Any) -> None:
         """Runs only when a task failed: makes the run end failed (the teardown is ALL_DONE)."""
-        fail_run("its job run was cancelled and its application deleted")
+        application_id = context["ti"].xcom_pull(task_ids="create_emr_serverless_application")
+        fail_run(
+            "EMR Serverless application",
+            application_id,
+            teardown="cancel_job_run and delete_emr_serverless_application",
+        )
 
     plan = validate_params()
     aws = {"aws_conn_id": plan["aws_conn_id"], "region_name": plan["region"]}

@@ -129,3 +129,20 @@ def download_results(plan: Mapping[str, Any], cluster_id: str | None) -> str:
         return download(plan, cluster_id=cluster_id)
     except ResultsIncompleteError as exc:
         raise AirflowFailException(str(exc)) from exc
+
+
+def build_report(
+    plan: Mapping[str, Any],
+    run_dir: str,
+    estimate: Mapping[str, Any] | None,
+    cluster_id: str | None,
+) -> str:
+    """The run's report, once the teardown has ended the cluster: ``cluster.json`` is
+    rewritten with the cluster's final state and whole billed time first."""
+    from include.emr_common.tasks import write_report
+    from include.emr_common.transfer import record_final_cluster_state
+
+    state = record_final_cluster_state(plan, run_dir, cluster_id)
+    if state:
+        print(f"cluster {cluster_id}: {state} (its final state in the report)")
+    return write_report(run_dir, estimate)

@@ -73,8 +73,11 @@ def upload_job_package(plan: dict[str, Any]) -> dict[str, Any]:
 @task
 def build_report(run_dir: str, estimate: dict[str, Any] | None = None) -> str:
     """Write the run's HTML report (with the pre-run cost estimate) beside its results."""
-    from pathlib import Path
+    return write_report(run_dir, estimate)
 
+
+def write_report(run_dir: str, estimate: Mapping[str, Any] | None = None) -> str:
+    """The report of ``run_dir`` with the pre-run cost estimate; returns the HTML's path."""
     from include.costs.budget import write_estimate
     from include.results.report import build_report as build
 
@@ -164,8 +167,21 @@ def refuse_failed_checks(checks: Iterable[Any]) -> list[dict[str, Any]]:
     return [c.to_dict() for c in checks]
 
 
-def fail_run(cleaned_up: str) -> NoReturn:
-    """The watcher's body (it runs only when a task failed): make the run end failed."""
+def fail_run(resource: str, created: str | None, *, teardown: str) -> NoReturn:
+    """The watcher's body (it runs only when a task failed, maybe before the teardown has
+    run): make the run end failed, saying what happens to what the run created.
+
+    ``resource`` names what costs money ("cluster", "EMR Serverless application"),
+    ``created`` its id when the create task recorded one, ``teardown`` the ALL_DONE task that
+    removes it (and finds an unrecorded one by the run's tags). Claims nothing it did not see.
+    """
     from airflow.sdk.exceptions import AirflowFailException
 
-    raise AirflowFailException(f"a task of this run failed; {cleaned_up}")
+    if created:
+        where = f"{resource} {created} is removed by {teardown}, which runs whatever failed"
+    else:
+        where = (
+            f"no {resource} id was recorded (the run failed before creating one, or while "
+            f"creating it: {teardown} looks for it by this run's tags)"
+        )
+    raise AirflowFailException(f"a task of this run failed; {where}")
