@@ -29,3 +29,15 @@ def assert_task_calls(task: Any, wired: tuple, monkeypatch: pytest.MonkeyPatch) 
         monkeypatch.setattr(importlib.import_module(module), name, record)
     assert task.python_callable(**kwargs) == {"returned": task.task_id}
     assert calls == [expected]
+
+
+class XComOf:
+    """A task instance whose ``xcom_pull`` returns ``value`` and records what was asked."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.asked: list[str] = []
+
+    def xcom_pull(self, task_ids: str) -> Any:
+        self.asked.append(task_ids)
+        return self.value

@@ -26,7 +26,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.dag_wiring import assert_task_calls
+from tests.dag_wiring import XComOf, assert_task_calls
 from tests.emr_fakes import moto_clusters, prepare_account, step_arg, write_job_outputs
 
 REGION = "eu-west-1"
@@ -450,7 +450,20 @@ WIRED = {
         {"plan": {"p": 1}, "cluster_id": "j-1"},
         (({"p": 1}, "j-1"), {}),
     ),
+    "build_report": (
+        "include.emr.tasks",
+        "build_report",
+        {"plan": {"p": 1}, "run_dir": "/r", "estimate": {"e": 3}, "cluster_id": "j-1"},
+        (({"p": 1}, "/r", {"e": 3}, "j-1"), {}),
+    ),
 }
+
+
+def test_the_report_waits_for_the_teardown(dagbag):
+    """The report records the cluster's final state: it runs after terminate_emr_cluster."""
+    tasks = dagbag.dags[DAG_ID].task_dict
+    assert "terminate_emr_cluster" in tasks["build_report"].upstream_task_ids
+    assert "download_results" in tasks["build_report"].upstream_task_ids
 
 
 @pytest.mark.parametrize("task_id", list(WIRED))
@@ -462,8 +475,14 @@ def test_the_watcher_fails_the_run_naming_the_teardown(dagbag):
     from airflow.sdk.exceptions import AirflowFailException
 
     watcher = dagbag.dags[DAG_ID].task_dict["fail_run_if_any_task_failed"]
-    with pytest.raises(AirflowFailException, match="the cluster was terminated"):
-        watcher.python_callable()
+    created = XComOf("j-1ABC")
+    with pytest.raises(AirflowFailException, match="cluster j-1ABC is removed by terminate_emr"):
+        watcher.python_callable(ti=created)
+    assert created.asked == ["create_emr_cluster"]
+    # failed before any cluster: nothing claimed terminated
+    with pytest.raises(AirflowFailException, match="no cluster id was recorded") as failed:
+        watcher.python_callable(ti=XComOf(None))
+    assert "terminated" not in str(failed.value)
 
 
 @pytest.mark.slow

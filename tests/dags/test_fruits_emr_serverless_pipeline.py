@@ -29,7 +29,7 @@ import boto3
 import pytest
 
 from include.emr_serverless.applications import ACTIVE_JOB_RUN_STATES
-from tests.dag_wiring import assert_task_calls
+from tests.dag_wiring import XComOf, assert_task_calls
 from tests.emr_fakes import prepare_account, step_arg, write_job_outputs
 
 REGION = "eu-west-1"
@@ -491,8 +491,12 @@ def test_the_watcher_fails_the_run_naming_the_teardown(dagbag):
     from airflow.sdk.exceptions import AirflowFailException
 
     watcher = dagbag.dags[DAG_ID].task_dict["fail_run_if_any_task_failed"]
-    with pytest.raises(AirflowFailException, match="its application deleted"):
-        watcher.python_callable()
+    created = XComOf("00fabc123")
+    with pytest.raises(AirflowFailException, match="application 00fabc123 is removed by cancel"):
+        watcher.python_callable(ti=created)
+    assert created.asked == ["create_emr_serverless_application"]
+    with pytest.raises(AirflowFailException, match="no EMR Serverless application id was"):
+        watcher.python_callable(ti=XComOf(None))
 
 
 @pytest.mark.slow
@@ -583,6 +587,7 @@ def test_pipeline_shape(dagbag):
     }
     # The shared steps are the cluster DAG's own tasks.
     cluster = dagbag.dags["fruits_emr_pipeline"].task_dict
-    for shared in ("validate_dataset", "upload_dataset", "upload_job_package", "build_report"):
+    # (the cluster DAG's build_report waits for its teardown to record the cluster's end)
+    for shared in ("validate_dataset", "upload_dataset", "upload_job_package"):
         assert tasks[shared].python_callable is cluster[shared].python_callable
     assert {"executors", "executor_vcpu", "executor_memory_gb", "architecture"} <= set(dag.params)
