@@ -11,17 +11,18 @@ time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
 from airflow.sdk import task
 
+from include.params.plan_types import RunInfo, StoragePlan
 from include.results.assets import FEATURES_ASSET, PCA_ASSET
 
 
 @task
-def validate_dataset(plan: dict[str, Any]) -> dict[str, Any]:
+def validate_dataset(plan: StoragePlan) -> dict[str, Any]:
     """Fail fast when the dataset (folder, or S3 prefix: listed, not downloaded) is
     missing, empty or laid out wrongly."""
     from airflow.sdk.exceptions import AirflowFailException
@@ -42,7 +43,7 @@ def validate_dataset(plan: dict[str, Any]) -> dict[str, Any]:
 
 
 @task
-def upload_dataset(plan: dict[str, Any]) -> dict[str, Any]:
+def upload_dataset(plan: StoragePlan) -> dict[str, Any]:
     """Mirror the dataset to S3 (idempotent); return the upload summary."""
     from pathlib import Path
 
@@ -63,7 +64,7 @@ def upload_dataset(plan: dict[str, Any]) -> dict[str, Any]:
 
 
 @task
-def upload_job_package(plan: dict[str, Any]) -> dict[str, Any]:
+def upload_job_package(plan: StoragePlan) -> dict[str, Any]:
     """Upload the Spark job (zip + entry script), bootstrap, requirements, weights file."""
     from include.emr_common.transfer import upload_job_package as upload
 
@@ -83,9 +84,7 @@ def build_report(run_dir: str, estimate: dict[str, Any] | None = None) -> str:
 
 
 @task(outlets=[PCA_ASSET, FEATURES_ASSET])
-def publish_results(
-    plan: dict[str, Any], run_dir: str, run_info: dict[str, Any], **context: Any
-) -> None:
+def publish_results(plan: StoragePlan, run_dir: str, run_info: RunInfo, **context: Any) -> None:
     """Manifest, fingerprint, estimate and report beside the S3 results; the
     last-success record; Asset events with the run's counts and fingerprint."""
     from include.results.publish import emr_publish
@@ -99,7 +98,7 @@ def publish_results(
 # --- plain pieces of the DAGs' own task bodies ----------------------------------------------
 
 
-def check_weights_file(plan: Mapping[str, Any]) -> None:
+def check_weights_file(plan: StoragePlan) -> None:
     """Fail (no retry) when the plan names a local weights file that does not exist."""
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -109,7 +108,7 @@ def check_weights_file(plan: Mapping[str, Any]) -> None:
         )
 
 
-def aws_clients(plan: Mapping[str, Any]) -> Callable[[str], Any]:
+def aws_clients(plan: StoragePlan) -> Callable[[str], Any]:
     """``client(service)``: a boto3 client of the plan's connection and region."""
     from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 

@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from include.params.plan_types import StoragePlan
+
 
 class ResultsIncompleteError(RuntimeError):
     """The run's results in S3 are missing or incomplete (no ``_SUCCESS`` marker)."""
 
 
-def upload_job_package(
-    plan: Mapping[str, Any], *, source_dir: Path | None = None
-) -> dict[str, Any]:
+def upload_job_package(plan: StoragePlan, *, source_dir: Path | None = None) -> dict[str, Any]:
     """Build the job package and upload it (and a local weights file) to the run's code keys;
     stage the converted model of a litert/onnx run (``include/staging/model.py``)."""
     import tempfile
@@ -47,7 +47,7 @@ def upload_job_package(
 
 
 def download_results(
-    plan: Mapping[str, Any],
+    plan: StoragePlan,
     *,
     cluster_id: str | None,
     extra_json: Mapping[str, Any] | None = None,

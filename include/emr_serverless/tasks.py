@@ -17,11 +17,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from include.emr_common.tasks import aws_clients, check_weights_file, refuse_failed_checks
+from include.params.plan_types import JobEnvironment, ServerlessPlan, ServerlessPreflight
 
 log = logging.getLogger(__name__)
 
 
-def validate_params(params: Mapping[str, Any], *, dag_id: str, run_id: str) -> dict[str, Any]:
+def validate_params(params: Mapping[str, Any], *, dag_id: str, run_id: str) -> ServerlessPlan:
     """Validate the Params and the configuration; return the run's plan."""
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -43,7 +44,7 @@ def validate_params(params: Mapping[str, Any], *, dag_id: str, run_id: str) -> d
     return plan
 
 
-def preflight(plan: Mapping[str, Any]) -> dict[str, Any]:
+def preflight(plan: ServerlessPlan) -> ServerlessPreflight:
     """Check the bucket and the job runtime role before paying; return the checks and the
     role's ARN (``StartJobRun`` takes the ARN; the plan may name the role)."""
     from include.infra.preflight import ServerlessRequest, preflight_serverless
@@ -57,7 +58,7 @@ def preflight(plan: Mapping[str, Any]) -> dict[str, Any]:
     return {"checks": checks, "job_role_arn": role}
 
 
-def stage_job_environment(plan: Mapping[str, Any]) -> dict[str, Any]:
+def stage_job_environment(plan: ServerlessPlan) -> JobEnvironment:
     """Stage the job's packed Python environment (built once, reused while unchanged) and
     return it with the job driver that runs on it."""
     from include.config import serverless_local_python_allowed
@@ -82,7 +83,7 @@ def stage_job_environment(plan: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def download_results(
-    plan: Mapping[str, Any],
+    plan: ServerlessPlan,
     *,
     application_id: str,
     job_run_id: str,
@@ -116,7 +117,7 @@ def download_results(
         raise AirflowFailException(str(exc)) from exc
 
 
-def _read_job_run(plan: Mapping[str, Any], application_id: str, job_run_id: str) -> dict[str, Any]:
+def _read_job_run(plan: ServerlessPlan, application_id: str, job_run_id: str) -> ServerlessPlan:
     """``{"jobRun", "application"}`` read now; a part that no longer exists is left out,
     with a warning (never an error: the results do not depend on it)."""
     from airflow.providers.amazon.aws.hooks.emr import EmrServerlessHook
