@@ -70,6 +70,7 @@ from include.emr_common.tasks import (
     upload_job_package,
     validate_dataset,
 )
+from include.infra.dag_preflight import preflight_cluster
 from include.params.cluster import emr_params
 from include.params.defaults import DAG_START_DATE, EMR_RETRY_DELAY, dag_default_args
 from include.params.plan_types import ClusterPlan, RunInfo
@@ -96,7 +97,7 @@ with DAG(
     @task
     def preflight(plan: ClusterPlan) -> list[dict[str, Any]]:
         """Check roles, subnet, instance type, vCPU quota, bucket and network before paying."""
-        return emr_tasks.preflight(plan)
+        return preflight_cluster(plan)
 
     @task.short_circuit
     def skip_if_unchanged(plan: ClusterPlan, **context: Any) -> RunInfo | None:

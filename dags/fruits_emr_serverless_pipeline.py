@@ -51,6 +51,7 @@ from include.emr_serverless.operators import (
     EmrServerlessJobSensorWithLogs,
     EmrServerlessStartJobOnceOperator,
 )
+from include.infra.dag_preflight import preflight_serverless_run
 from include.params.defaults import DAG_START_DATE, EMR_RETRY_DELAY, dag_default_args
 from include.params.plan_types import (
     JobEnvironment,
@@ -87,7 +88,7 @@ with DAG(
     @task(multiple_outputs=True)
     def preflight(plan: ServerlessPlan) -> ServerlessPreflight:
         """Check the bucket and the job runtime role before paying; return the role's ARN."""
-        return serverless_tasks.preflight(plan)
+        return preflight_serverless_run(plan)
 
     @task.short_circuit
     def skip_if_unchanged(plan: ServerlessPlan, **context: Any) -> RunInfo | None:

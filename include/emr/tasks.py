@@ -1,5 +1,6 @@
 """Task bodies of the EMR cluster DAG (``fruits_emr_pipeline``): plain functions, called by
-the DAG's tasks in a line or two and tested without Airflow.
+the DAG's tasks in a line or two and tested without Airflow (the preflight:
+:mod:`include.infra.dag_preflight`).
 
 Bad input fails with ``AirflowFailException`` (no retry: a retry fails the same way). The
 bodies both EMR DAGs share are in :mod:`include.emr_common.tasks`; the guards in
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from include.emr_common.tasks import aws_clients, check_weights_file, refuse_failed_checks
+from include.emr_common.tasks import check_weights_file
 from include.params.plan_types import ClusterPlan
 
 
@@ -47,19 +48,6 @@ def validate_params(params: Mapping[str, Any], *, dag_id: str, run_id: str) -> C
         plan = plan_for_s3_dataset(plan, dataset_uri, pack_on_cluster=pack_on_cluster)
     check_weights_file(plan)
     return plan
-
-
-def preflight(plan: ClusterPlan) -> list[dict[str, Any]]:
-    """Check roles, subnet, instance type, vCPU quota, bucket and network before paying."""
-    from include.infra.preflight import ClusterRequest, run_preflight
-
-    request = ClusterRequest.from_overrides(
-        plan["job_flow_overrides"],
-        region=plan["region"],
-        bucket=plan["bucket"],
-        install_from_s3_only=plan["wheelhouse"] is not None,
-    )
-    return refuse_failed_checks(run_preflight(aws_clients(plan), request))
 
 
 def plan_cluster_steps(plan: ClusterPlan, dataset: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -1,8 +1,7 @@
 """The TaskFlow tasks both EMR DAGs share (cluster: ``fruits_emr_pipeline``; Serverless:
 ``fruits_emr_serverless_pipeline``): one definition, so the two cannot drift apart; and the
 plain pieces of both DAGs' own task bodies (:mod:`include.emr.tasks`,
-:mod:`include.emr_serverless.tasks`): the weights-file check, AWS clients of the plan's
-connection, the preflight's refusal, the watcher's failure.
+:mod:`include.emr_serverless.tasks`): the weights-file check, the watcher's failure.
 
 Each takes the run's plan (``include.emr_common.plan.build_storage_plan`` keys, which both plans
 carry). Heavy imports stay inside the task bodies: DAG files import this module at parse
@@ -11,7 +10,6 @@ time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -106,35 +104,6 @@ def check_weights_file(plan: StoragePlan) -> None:
         raise AirflowFailException(
             f"Invalid run settings: weights file {plan['weights_file']} does not exist"
         )
-
-
-def aws_clients(plan: StoragePlan) -> Callable[[str], Any]:
-    """``client(service)``: a boto3 client of the plan's connection and region."""
-    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-
-    def client(service: str) -> Any:
-        return AwsBaseHook(
-            aws_conn_id=plan["aws_conn_id"], region_name=plan["region"], client_type=service
-        ).conn
-
-    return client
-
-
-def refuse_failed_checks(checks: Iterable[Any]) -> list[dict[str, Any]]:
-    """Log every preflight check; fail (no retry) naming each failed one; else their dicts."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from include.infra.preflight import failures
-
-    checks = list(checks)
-    for check in checks:
-        print(check.line())
-    failed = failures(checks)
-    if failed:
-        raise AirflowFailException(
-            "preflight failed, nothing was created: " + "; ".join(c.line() for c in failed)
-        )
-    return [c.to_dict() for c in checks]
 
 
 def fail_run(cleaned_up: str) -> NoReturn:

@@ -1,5 +1,6 @@
 """Task bodies of the Serverless DAG (``fruits_emr_serverless_pipeline``): the Params
-checked and planned, the preflight, the job's environment, the results. Plain functions,
+checked and planned, the job's environment, the results (the preflight:
+:mod:`include.infra.dag_preflight`). Plain functions,
 called by the DAG's tasks in a line or two; bad input fails with ``AirflowFailException``
 (no retry). The bodies both EMR DAGs share are in :mod:`include.emr_common.tasks`.
 
@@ -16,8 +17,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from include.emr_common.tasks import aws_clients, check_weights_file, refuse_failed_checks
-from include.params.plan_types import JobEnvironment, ServerlessPlan, ServerlessPreflight
+from include.emr_common.tasks import check_weights_file
+from include.params.plan_types import JobEnvironment, ServerlessPlan
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +43,6 @@ def validate_params(params: Mapping[str, Any], *, dag_id: str, run_id: str) -> S
     )
     check_weights_file(plan)
     return plan
-
-
-def preflight(plan: ServerlessPlan) -> ServerlessPreflight:
-    """Check the bucket and the job runtime role before paying; return the checks and the
-    role's ARN (``StartJobRun`` takes the ARN; the plan may name the role)."""
-    from include.infra.preflight import ServerlessRequest, preflight_serverless
-
-    client = aws_clients(plan)
-    role = plan["execution_role"]
-    request = ServerlessRequest(region=plan["region"], bucket=plan["bucket"], job_role=role)
-    checks = refuse_failed_checks(preflight_serverless(client, request))
-    if not role.startswith("arn:"):
-        role = client("iam").get_role(RoleName=request.job_role_name)["Role"]["Arn"]
-    return {"checks": checks, "job_role_arn": role}
 
 
 def stage_job_environment(plan: ServerlessPlan) -> JobEnvironment:
