@@ -70,8 +70,10 @@ from include.emr_common.tasks import (
     upload_job_package,
     validate_dataset,
 )
+from include.infra.dag_preflight import preflight_cluster
 from include.params.cluster import emr_params
 from include.params.defaults import DAG_START_DATE, EMR_RETRY_DELAY, dag_default_args
+from include.params.plan_types import ClusterPlan, RunInfo
 from include.reruns.skip import skip_if_unchanged as skip_unchanged_run
 
 with DAG(
@@ -87,18 +89,18 @@ with DAG(
 ) as dag:
 
     @task(multiple_outputs=True)
-    def validate_params(**context: Any) -> dict[str, Any]:
+    def validate_params(**context: Any) -> ClusterPlan:
         """Validate the Params and the configuration; return the run's plan."""
         run = context["dag_run"]
         return emr_tasks.validate_params(context["params"], dag_id=run.dag_id, run_id=run.run_id)
 
     @task
-    def preflight(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    def preflight(plan: ClusterPlan) -> list[dict[str, Any]]:
         """Check roles, subnet, instance type, vCPU quota, bucket and network before paying."""
-        return emr_tasks.preflight(plan)
+        return preflight_cluster(plan)
 
     @task.short_circuit
-    def skip_if_unchanged(plan: dict[str, Any], **context: Any) -> dict[str, Any] | None:
+    def skip_if_unchanged(plan: ClusterPlan, **context: Any) -> RunInfo | None:
         """Fingerprint the run; None (skip every later task) when it is unchanged."""
         return skip_unchanged_run("emr", context["params"], plan=plan, run_id=context["run_id"])
 
@@ -108,17 +110,17 @@ with DAG(
         return check_run_budget("emr", dataset, context["params"])
 
     @task
-    def plan_cluster_steps(plan: dict[str, Any], dataset: dict[str, Any]) -> list[dict[str, Any]]:
+    def plan_cluster_steps(plan: ClusterPlan, dataset: dict[str, Any]) -> list[dict[str, Any]]:
         """The steps to add: the feature step, after a packing step when planned."""
         return emr_tasks.plan_cluster_steps(plan, dataset)
 
     @task
-    def stage_wheelhouse(plan: dict[str, Any]) -> dict[str, Any] | None:
+    def stage_wheelhouse(plan: ClusterPlan) -> dict[str, Any] | None:
         """Stage the nodes' wheels in S3 (reused while requirements/constraints are unchanged)."""
         return emr_tasks.stage_wheelhouse(plan)
 
     @task
-    def download_results(plan: dict[str, Any], cluster_id: str | None) -> str:
+    def download_results(plan: ClusterPlan, cluster_id: str | None) -> str:
         """Download metrics, PCA (and optionally features) and cluster.json; return the folder."""
         return emr_tasks.download_results(plan, cluster_id)
 

@@ -51,7 +51,14 @@ from include.emr_serverless.operators import (
     EmrServerlessJobSensorWithLogs,
     EmrServerlessStartJobOnceOperator,
 )
+from include.infra.dag_preflight import preflight_serverless_run
 from include.params.defaults import DAG_START_DATE, EMR_RETRY_DELAY, dag_default_args
+from include.params.plan_types import (
+    JobEnvironment,
+    RunInfo,
+    ServerlessPlan,
+    ServerlessPreflight,
+)
 from include.params.serverless import serverless_params
 from include.reruns.skip import skip_if_unchanged as skip_unchanged_run
 
@@ -71,7 +78,7 @@ with DAG(
 ) as dag:
 
     @task(multiple_outputs=True)
-    def validate_params(**context: Any) -> dict[str, Any]:
+    def validate_params(**context: Any) -> ServerlessPlan:
         """Validate the Params and the configuration; return the run's plan."""
         run = context["dag_run"]
         return serverless_tasks.validate_params(
@@ -79,12 +86,12 @@ with DAG(
         )
 
     @task(multiple_outputs=True)
-    def preflight(plan: dict[str, Any]) -> dict[str, Any]:
+    def preflight(plan: ServerlessPlan) -> ServerlessPreflight:
         """Check the bucket and the job runtime role before paying; return the role's ARN."""
-        return serverless_tasks.preflight(plan)
+        return preflight_serverless_run(plan)
 
     @task.short_circuit
-    def skip_if_unchanged(plan: dict[str, Any], **context: Any) -> dict[str, Any] | None:
+    def skip_if_unchanged(plan: ServerlessPlan, **context: Any) -> RunInfo | None:
         """Fingerprint the run; None (skip every later task) when it is unchanged."""
         return skip_unchanged_run(
             "emr-serverless", context["params"], plan=plan, run_id=context["run_id"]
@@ -92,19 +99,19 @@ with DAG(
 
     @task
     def check_budget(
-        plan: dict[str, Any], dataset: dict[str, Any], **context: Any
+        plan: ServerlessPlan, dataset: dict[str, Any], **context: Any
     ) -> dict[str, Any]:
         """Estimate the run's cost (per vCPU/GB-hour) before anything runs."""
         return check_run_budget("emr-serverless", dataset, context["params"], region=plan["region"])
 
     @task(multiple_outputs=True)
-    def stage_job_environment(plan: dict[str, Any]) -> dict[str, Any]:
+    def stage_job_environment(plan: ServerlessPlan) -> JobEnvironment:
         """The job's packed Python environment in S3 (reused while unchanged) + job driver."""
         return serverless_tasks.stage_job_environment(plan)
 
     @task
     def download_results(
-        plan: dict[str, Any], application_id: str, job_run_id: str, finished: Any = None
+        plan: ServerlessPlan, application_id: str, job_run_id: str, finished: Any = None
     ) -> str:
         """Download metrics, PCA (and optionally features) and job_run.json (``finished``:
         the job run and application the wait read, before the teardown); return the folder."""

@@ -43,6 +43,7 @@ from include.local.operators import SparkJobSubmitOperator
 from include.local.tasks import SPARK_CONF, SPARK_CONN_ID, SPARK_SUBMIT
 from include.params.common import local_params
 from include.params.defaults import DAG_START_DATE, dag_default_args
+from include.params.plan_types import LocalDataset, LocalJob, RunInfo
 from include.reruns.skip import skip_if_unchanged as skip_unchanged_run
 from include.results.assets import FEATURES_ASSET, PCA_ASSET
 
@@ -61,19 +62,19 @@ with DAG(
 ):
 
     @task
-    def validate_dataset(**context: Any) -> dict[str, Any]:
+    def validate_dataset(**context: Any) -> LocalDataset:
         """Check the Params and the dataset folder; return the folder and its counts."""
         return local_tasks.validate_dataset(context["params"])
 
     @task.short_circuit
-    def skip_if_unchanged(dataset: dict[str, Any], **context: Any) -> dict[str, Any] | None:
+    def skip_if_unchanged(dataset: LocalDataset, **context: Any) -> RunInfo | None:
         """Fingerprint the run; None (skip every later task) when it is unchanged."""
         return skip_unchanged_run(
             "local", context["params"], plan=dataset, run_id=context["run_id"]
         )
 
     @task(multiple_outputs=True)
-    def prepare_spark_job(dataset: dict[str, Any], **context: Any) -> dict[str, Any]:
+    def prepare_spark_job(dataset: LocalDataset, **context: Any) -> LocalJob:
         """Build the job package and the spark-submit arguments of this run."""
         return local_tasks.prepare_spark_job(dataset, context["params"], run_id=context["run_id"])
 
@@ -88,7 +89,7 @@ with DAG(
         return local_tasks.build_report(run_dir)
 
     @task(outlets=[PCA_ASSET, FEATURES_ASSET])
-    def publish_results(run_dir: str, run_info: dict[str, Any], **context: Any) -> None:
+    def publish_results(run_dir: str, run_info: RunInfo, **context: Any) -> None:
         """Manifest + fingerprint in the run's folder, the last-success record, Asset events."""
         from include.results.publish import local_publish
 

@@ -25,6 +25,7 @@ from include.params.job_args import (
     JobSettings,
     build_job_arguments,
 )
+from include.params.plan_types import ClusterPlan
 
 if TYPE_CHECKING:
     from include.params.cluster import EmrSettings
@@ -251,7 +252,7 @@ def build_run_plan(
     dag_id: str,
     run_id: str,
     wheelhouse_digest: str | None = None,
-) -> dict[str, Any]:
+) -> ClusterPlan:
     """Everything one run needs, as JSON data: where things go in S3, the cluster and the step.
 
     Pure: the same inputs give the same plan, so every task of a run (and its retries)

@@ -1,5 +1,6 @@
 """Task bodies of the EMR cluster DAG (``fruits_emr_pipeline``): plain functions, called by
-the DAG's tasks in a line or two and tested without Airflow.
+the DAG's tasks in a line or two and tested without Airflow (the preflight:
+:mod:`include.infra.dag_preflight`).
 
 Bad input fails with ``AirflowFailException`` (no retry: a retry fails the same way). The
 bodies both EMR DAGs share are in :mod:`include.emr_common.tasks`; the guards in
@@ -12,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from include.emr_common.tasks import aws_clients, check_weights_file, refuse_failed_checks
+from include.emr_common.tasks import check_weights_file
+from include.params.plan_types import ClusterPlan
 
 
-def validate_params(params: Mapping[str, Any], *, dag_id: str, run_id: str) -> dict[str, Any]:
+def validate_params(params: Mapping[str, Any], *, dag_id: str, run_id: str) -> ClusterPlan:
     """Validate the Params and the configuration; return the run's plan."""
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -48,20 +50,7 @@ def validate_params(params: Mapping[str, Any], *, dag_id: str, run_id: str) -> d
     return plan
 
 
-def preflight(plan: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Check roles, subnet, instance type, vCPU quota, bucket and network before paying."""
-    from include.infra.preflight import ClusterRequest, run_preflight
-
-    request = ClusterRequest.from_overrides(
-        plan["job_flow_overrides"],
-        region=plan["region"],
-        bucket=plan["bucket"],
-        install_from_s3_only=plan["wheelhouse"] is not None,
-    )
-    return refuse_failed_checks(run_preflight(aws_clients(plan), request))
-
-
-def plan_cluster_steps(plan: Mapping[str, Any], dataset: Mapping[str, Any]) -> list[dict[str, Any]]:
+def plan_cluster_steps(plan: ClusterPlan, dataset: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The steps to add: the feature step, after a packing step when an S3 dataset is to be
     packed on the cluster and this listing's shards do not exist yet."""
     from include.emr.dataset_steps import packed_dataset_uri, steps_for_s3_dataset
@@ -76,7 +65,7 @@ def plan_cluster_steps(plan: Mapping[str, Any], dataset: Mapping[str, Any]) -> l
     return steps
 
 
-def stage_wheelhouse(plan: Mapping[str, Any]) -> dict[str, Any] | None:
+def stage_wheelhouse(plan: ClusterPlan) -> dict[str, Any] | None:
     """Stage the nodes' wheels in S3 (reused while requirements/constraints are unchanged);
     None when the wheelhouse is off (the nodes install from PyPI)."""
     import tempfile
@@ -117,7 +106,7 @@ def stage_wheelhouse(plan: Mapping[str, Any]) -> dict[str, Any] | None:
     return staged.to_dict()
 
 
-def download_results(plan: Mapping[str, Any], cluster_id: str | None) -> str:
+def download_results(plan: ClusterPlan, cluster_id: str | None) -> str:
     """Download metrics, PCA (and optionally features) and cluster.json; return the folder
     (refused, without a retry, when the results lack ``_SUCCESS``)."""
     from airflow.sdk.exceptions import AirflowFailException
@@ -132,7 +121,7 @@ def download_results(plan: Mapping[str, Any], cluster_id: str | None) -> str:
 
 
 def build_report(
-    plan: Mapping[str, Any],
+    plan: ClusterPlan,
     run_dir: str,
     estimate: Mapping[str, Any] | None,
     cluster_id: str | None,

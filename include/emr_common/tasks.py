@@ -1,8 +1,7 @@
 """The TaskFlow tasks both EMR DAGs share (cluster: ``fruits_emr_pipeline``; Serverless:
 ``fruits_emr_serverless_pipeline``): one definition, so the two cannot drift apart; and the
 plain pieces of both DAGs' own task bodies (:mod:`include.emr.tasks`,
-:mod:`include.emr_serverless.tasks`): the weights-file check, AWS clients of the plan's
-connection, the preflight's refusal, the watcher's failure.
+:mod:`include.emr_serverless.tasks`): the weights-file check, the watcher's failure.
 
 Each takes the run's plan (``include.emr_common.plan.build_storage_plan`` keys, which both plans
 carry). Heavy imports stay inside the task bodies: DAG files import this module at parse
@@ -11,17 +10,18 @@ time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
 from airflow.sdk import task
 
+from include.params.plan_types import RunInfo, StoragePlan
 from include.results.assets import FEATURES_ASSET, PCA_ASSET
 
 
 @task
-def validate_dataset(plan: dict[str, Any]) -> dict[str, Any]:
+def validate_dataset(plan: StoragePlan) -> dict[str, Any]:
     """Fail fast when the dataset (folder, or S3 prefix: listed, not downloaded) is
     missing, empty or laid out wrongly."""
     from airflow.sdk.exceptions import AirflowFailException
@@ -42,7 +42,7 @@ def validate_dataset(plan: dict[str, Any]) -> dict[str, Any]:
 
 
 @task
-def upload_dataset(plan: dict[str, Any]) -> dict[str, Any]:
+def upload_dataset(plan: StoragePlan) -> dict[str, Any]:
     """Mirror the dataset to S3 (idempotent); return the upload summary."""
     from pathlib import Path
 
@@ -63,7 +63,7 @@ def upload_dataset(plan: dict[str, Any]) -> dict[str, Any]:
 
 
 @task
-def upload_job_package(plan: dict[str, Any]) -> dict[str, Any]:
+def upload_job_package(plan: StoragePlan) -> dict[str, Any]:
     """Upload the Spark job (zip + entry script), bootstrap, requirements, weights file."""
     from include.emr_common.transfer import upload_job_package as upload
 
@@ -86,9 +86,7 @@ def write_report(run_dir: str, estimate: Mapping[str, Any] | None = None) -> str
 
 
 @task(outlets=[PCA_ASSET, FEATURES_ASSET])
-def publish_results(
-    plan: dict[str, Any], run_dir: str, run_info: dict[str, Any], **context: Any
-) -> None:
+def publish_results(plan: StoragePlan, run_dir: str, run_info: RunInfo, **context: Any) -> None:
     """Manifest, fingerprint, estimate and report beside the S3 results; the
     last-success record; Asset events with the run's counts and fingerprint."""
     from include.results.publish import emr_publish
@@ -102,7 +100,7 @@ def publish_results(
 # --- plain pieces of the DAGs' own task bodies ----------------------------------------------
 
 
-def check_weights_file(plan: Mapping[str, Any]) -> None:
+def check_weights_file(plan: StoragePlan) -> None:
     """Fail (no retry) when the run's weights cannot be had before anything is staged: a
     local weights file that does not exist, or ``imagenet`` for a litert/onnx run whose
     converted model is neither in S3 nor in the worker's cache while this worker cannot get
@@ -136,35 +134,6 @@ def check_weights_file(plan: Mapping[str, Any]) -> None:
     except WeightsUnavailableError as exc:
         raise AirflowFailException(f"Invalid run settings: {exc}") from exc
     print(f"weights: {decision.reason}")
-
-
-def aws_clients(plan: Mapping[str, Any]) -> Callable[[str], Any]:
-    """``client(service)``: a boto3 client of the plan's connection and region."""
-    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-
-    def client(service: str) -> Any:
-        return AwsBaseHook(
-            aws_conn_id=plan["aws_conn_id"], region_name=plan["region"], client_type=service
-        ).conn
-
-    return client
-
-
-def refuse_failed_checks(checks: Iterable[Any]) -> list[dict[str, Any]]:
-    """Log every preflight check; fail (no retry) naming each failed one; else their dicts."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from include.infra.preflight import failures
-
-    checks = list(checks)
-    for check in checks:
-        print(check.line())
-    failed = failures(checks)
-    if failed:
-        raise AirflowFailException(
-            "preflight failed, nothing was created: " + "; ".join(c.line() for c in failed)
-        )
-    return [c.to_dict() for c in checks]
 
 
 def fail_run(resource: str, created: str | None, *, teardown: str) -> NoReturn:

@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from include.params.plan_types import ClusterPlan, StoragePlan
+
 
 class ResultsIncompleteError(RuntimeError):
     """The run's results in S3 are missing or incomplete (no ``_SUCCESS`` marker)."""
 
 
-def upload_job_package(
-    plan: Mapping[str, Any], *, source_dir: Path | None = None
-) -> dict[str, Any]:
+def upload_job_package(plan: StoragePlan, *, source_dir: Path | None = None) -> dict[str, Any]:
     """Build the job package and upload it (and a local weights file) to the run's code keys;
     stage the converted model of a litert/onnx run (``include/staging/model.py``)."""
     import tempfile
@@ -47,7 +47,7 @@ def upload_job_package(
 
 
 def download_results(
-    plan: Mapping[str, Any],
+    plan: StoragePlan,
     *,
     cluster_id: str | None,
     extra_json: Mapping[str, Any] | None = None,
@@ -125,7 +125,7 @@ def describe_for_report(emr: Any, cluster_id: str) -> dict[str, Any]:
 
 
 def record_final_cluster_state(
-    plan: Mapping[str, Any], run_dir: str, cluster_id: str | None, *, max_wait_s: float = 900
+    plan: ClusterPlan, run_dir: str, cluster_id: str | None, *, max_wait_s: float = 900
 ) -> str | None:
     """Rewrite ``<run_dir>/cluster.json`` once the cluster has ended (after the teardown
     asked for it), so that the report shows its final state and its whole billed time, not
@@ -141,7 +141,7 @@ def record_final_cluster_state(
     if not cluster_id:
         return None
     hook = EmrHook(aws_conn_id=plan["aws_conn_id"], region_name=plan["region"])
-    delay = max(1, int(plan.get("poke_interval") or 30))
+    delay = max(1, int(plan["poke_interval"]))
     # TERMINATED_WITH_ERRORS (an end too) or still ending after max_wait_s: recorded as is.
     with contextlib.suppress(WaiterError):
         hook.get_waiter("job_flow_terminated").wait(

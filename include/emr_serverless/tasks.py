@@ -1,5 +1,6 @@
 """Task bodies of the Serverless DAG (``fruits_emr_serverless_pipeline``): the Params
-checked and planned, the preflight, the job's environment, the results. Plain functions,
+checked and planned, the job's environment, the results (the preflight:
+:mod:`include.infra.dag_preflight`). Plain functions,
 called by the DAG's tasks in a line or two; bad input fails with ``AirflowFailException``
 (no retry). The bodies both EMR DAGs share are in :mod:`include.emr_common.tasks`.
 
@@ -16,12 +17,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from include.emr_common.tasks import aws_clients, check_weights_file, refuse_failed_checks
+from include.emr_common.tasks import check_weights_file
+from include.params.plan_types import JobEnvironment, ServerlessPlan
 
 log = logging.getLogger(__name__)
 
 
-def validate_params(params: Mapping[str, Any], *, dag_id: str, run_id: str) -> dict[str, Any]:
+def validate_params(params: Mapping[str, Any], *, dag_id: str, run_id: str) -> ServerlessPlan:
     """Validate the Params and the configuration; return the run's plan."""
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -43,21 +45,7 @@ def validate_params(params: Mapping[str, Any], *, dag_id: str, run_id: str) -> d
     return plan
 
 
-def preflight(plan: Mapping[str, Any]) -> dict[str, Any]:
-    """Check the bucket and the job runtime role before paying; return the checks and the
-    role's ARN (``StartJobRun`` takes the ARN; the plan may name the role)."""
-    from include.infra.preflight import ServerlessRequest, preflight_serverless
-
-    client = aws_clients(plan)
-    role = plan["execution_role"]
-    request = ServerlessRequest(region=plan["region"], bucket=plan["bucket"], job_role=role)
-    checks = refuse_failed_checks(preflight_serverless(client, request))
-    if not role.startswith("arn:"):
-        role = client("iam").get_role(RoleName=request.job_role_name)["Role"]["Arn"]
-    return {"checks": checks, "job_role_arn": role}
-
-
-def stage_job_environment(plan: Mapping[str, Any]) -> dict[str, Any]:
+def stage_job_environment(plan: ServerlessPlan) -> JobEnvironment:
     """Stage the job's packed Python environment (built once, reused while unchanged) and
     return it with the job driver that runs on it."""
     from include.config import serverless_local_python_allowed
@@ -82,7 +70,7 @@ def stage_job_environment(plan: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def download_results(
-    plan: Mapping[str, Any],
+    plan: ServerlessPlan,
     *,
     application_id: str,
     job_run_id: str,
@@ -116,7 +104,7 @@ def download_results(
         raise AirflowFailException(str(exc)) from exc
 
 
-def _read_job_run(plan: Mapping[str, Any], application_id: str, job_run_id: str) -> dict[str, Any]:
+def _read_job_run(plan: ServerlessPlan, application_id: str, job_run_id: str) -> ServerlessPlan:
     """``{"jobRun", "application"}`` read now; a part that no longer exists is left out,
     with a warning (never an error: the results do not depend on it)."""
     from airflow.providers.amazon.aws.hooks.emr import EmrServerlessHook

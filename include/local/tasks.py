@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from include.params.plan_types import LocalDataset, LocalJob
+
 SPARK_CONN_ID = "spark_local"
 PACKAGES_DIRNAME = "_packages"  # <results>/_packages/<run id>/: the job zip of each run
 # spark-submit of the interpreter's own environment (pyspark's wheel installs it beside
@@ -31,7 +33,7 @@ SPARK_CONF = {
 }
 
 
-def validate_dataset(params: Mapping[str, Any]) -> dict[str, Any]:
+def validate_dataset(params: Mapping[str, Any]) -> LocalDataset:
     """Check the Params and the dataset folder; return the folder and its counts."""
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -69,9 +71,7 @@ def check_local_weights(weights: str, runtime: str, image_size: int) -> None:
     print(f"weights: {check_run_weights(weights, imagenet_loaded_here=True).reason}")
 
 
-def prepare_spark_job(
-    dataset: Mapping[str, Any], params: Mapping[str, Any], *, run_id: str
-) -> dict[str, Any]:
+def prepare_spark_job(dataset: LocalDataset, params: Mapping[str, Any], *, run_id: str) -> LocalJob:
     """Build the job package and the spark-submit arguments of this run."""
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from include.params.plan_types import LocalDataset, RunInfo, StoragePlan
 from include.reruns.fingerprint import MANIFEST_FILE
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ MANIFEST_STAGING_DIRNAME = "_manifests"
 """Local runs: ``<results>/_manifests/<run key>.json`` until the run's folder exists."""
 
 
-def _fingerprint_data(fingerprint: Mapping[str, Any], manifest: Any, **more: Any) -> dict[str, Any]:
+def _fingerprint_data(fingerprint: Mapping[str, Any], manifest: Any, **more: Any) -> RunInfo:
     return {
         "fingerprint": fingerprint["fingerprint"],
         "components": fingerprint["components"],
@@ -39,8 +40,12 @@ Platform = Literal["emr", "emr-serverless", "local"]
 
 
 def skip_if_unchanged(
-    platform: Platform, params: Mapping[str, Any], *, plan: Mapping[str, Any], run_id: str
-) -> dict[str, Any] | None:
+    platform: Platform,
+    params: Mapping[str, Any],
+    *,
+    plan: StoragePlan | LocalDataset,
+    run_id: str,
+) -> RunInfo | None:
     """The ``skip_if_unchanged`` short-circuit task of each DAG: None (skip every later task)
     when the run is unchanged, else its fingerprint data.
 
@@ -62,7 +67,7 @@ def skip_if_unchanged(
 # --- EMR -----------------------------------------------------------------------------------
 
 
-def _emr_prefixes(plan: Mapping[str, Any]) -> tuple[str, str]:
+def _emr_prefixes(plan: StoragePlan) -> tuple[str, str]:
     """(results base key, the run's staging key) from the plan's results prefix."""
     results_prefix = str(plan["results_prefix"]).strip("/")
     results_base = results_prefix.rsplit("/", 1)[0]  # <prefix>/results
@@ -71,8 +76,8 @@ def _emr_prefixes(plan: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def emr_check_unchanged(
-    plan: Mapping[str, Any], params: Mapping[str, Any], *, serverless: bool = False
-) -> dict[str, Any] | None:
+    plan: StoragePlan, params: Mapping[str, Any], *, serverless: bool = False
+) -> RunInfo | None:
     """None: skip (an earlier run holds the same results); else the run's fingerprint data.
 
     The fingerprint records the platform (``emr``, or ``emr-serverless`` with ``serverless``)
@@ -99,8 +104,8 @@ def emr_check_unchanged(
 
 
 def s3_check_unchanged(
-    plan: Mapping[str, Any], job: Any, *, force: bool, environment: Mapping[str, str]
-) -> dict[str, Any] | None:
+    plan: StoragePlan, job: Any, *, force: bool, environment: Mapping[str, str]
+) -> RunInfo | None:
     """:func:`emr_check_unchanged` for any run whose results live in S3 (both EMR DAGs):
     ``job`` the run's ``JobSettings``, ``environment`` what else enters the fingerprint."""
     from include.reruns.history import (
@@ -162,8 +167,8 @@ def s3_check_unchanged(
 
 
 def _local_check(
-    dataset: Mapping[str, Any], params: Mapping[str, Any], *, run_id: str
-) -> dict[str, Any] | None:
+    dataset: LocalDataset, params: Mapping[str, Any], *, run_id: str
+) -> RunInfo | None:
     """:func:`local_check_unchanged` with the Params and the configured results folder."""
     from include.config import load_config
     from include.params.common import guard_settings_from_params, job_settings_from_params
@@ -180,7 +185,7 @@ def _local_check(
 
 def local_check_unchanged(
     job: Any, dataset_dir: Path, results_dir: Path, *, force: bool, run_key: str
-) -> dict[str, Any] | None:
+) -> RunInfo | None:
     """None: skip (an earlier local run holds the same results); else the fingerprint data."""
     from include.reruns.history import (
         decide,

@@ -1,5 +1,5 @@
 """HTML helpers of the run report, shared by the report (:mod:`include.results.report`) and
-its EMR Serverless cost section (:mod:`include.emr_serverless.report`).
+its EMR Serverless cost section (:mod:`include.results.serverless_cost`).
 
 ``esc`` escapes a value, ``table`` renders headers and rows, ``fmt`` formats a number
 (``n/a`` for None).

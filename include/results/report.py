@@ -407,7 +407,7 @@ def build_report(run_dir: Path, *, cluster_json: Path | None = None) -> Path:
     }
     report = out / "report.html"
     tmp = report.with_suffix(".html.tmp")
-    from include.emr_serverless.report import serverless_cost_section
+    from include.results.serverless_cost import serverless_cost_section
 
     estimate = load_estimate(run_dir)
     serverless = serverless_cost_section(run_dir, estimate)  # EMR Serverless runs only

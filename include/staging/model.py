@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from include.params.plan_types import StoragePlan
 
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -112,7 +113,7 @@ def local_model(
 
 def stage_model(
     hook: S3Hook,
-    plan: Mapping[str, Any],
+    plan: StoragePlan,
     *,
     cache_dir: Path | None = None,
 ) -> StagedModel | None:

@@ -419,7 +419,12 @@ WIRED = {
         {"params": {"mode": "mini"}, "dag_run": SimpleNamespace(dag_id=DAG_ID, run_id="r1")},
         (({"mode": "mini"},), {"dag_id": DAG_ID, "run_id": "r1"}),
     ),
-    "preflight": ("include.emr.tasks", "preflight", {"plan": {"p": 1}}, (({"p": 1},), {})),
+    "preflight": (
+        "dags.fruits_emr_pipeline",
+        "preflight_cluster",
+        {"plan": {"p": 1}},
+        (({"p": 1},), {}),
+    ),
     "skip_if_unchanged": (
         "dags.fruits_emr_pipeline",
         "skip_unchanged_run",

@@ -450,8 +450,8 @@ WIRED = {
         (({"mode": "mini"},), {"dag_id": DAG_ID, "run_id": "r1"}),
     ),
     "preflight": (
-        "include.emr_serverless.tasks",
-        "preflight",
+        "dags.fruits_emr_serverless_pipeline",
+        "preflight_serverless_run",
         {"plan": {"p": 1}},
         (({"p": 1},), {}),
     ),

@@ -59,13 +59,6 @@ def test_validate_params_reads_an_s3_dataset_in_place(run_env):
     assert "s3://data-team-images/fruits/" in plan["steps"][-1]["HadoopJarStep"]["Args"]
 
 
-def test_preflight_in_an_empty_account_fails_naming_what_is_missing(run_account, capsys):
-    plan = tasks.validate_params(_params(wheelhouse=False), dag_id=DAG_ID, run_id=RUN_ID)
-    with pytest.raises(AirflowFailException, match="preflight failed, nothing was created"):
-        tasks.preflight(plan)
-    assert "role" in capsys.readouterr().out.lower()  # every check is logged, roles first
-
-
 def test_plan_cluster_steps_of_a_local_dataset_is_the_feature_step(run_env):
     plan = tasks.validate_params(_params(wheelhouse=False), dag_id=DAG_ID, run_id=RUN_ID)
     steps = tasks.plan_cluster_steps(plan, {"images": 10, "by_split_label": {}})

@@ -162,8 +162,8 @@ def _forget_application(app_id: str) -> None:
 
 
 def test_download_after_the_teardown_uses_what_the_wait_read(client, tmp_path):
-    from include.emr_serverless.report import load_serverless_cost
     from include.emr_serverless.tasks import download_results
+    from include.results.serverless_cost import load_serverless_cost
 
     plan, app_id, run_id = _finished_run_and_results(client, tmp_path)
     sensor = _sensor(app_id, run_id)
@@ -180,8 +180,8 @@ def test_download_after_the_teardown_uses_what_the_wait_read(client, tmp_path):
 
 
 def test_download_without_what_the_wait_read_still_gets_the_results(client, tmp_path, caplog):
-    from include.emr_serverless.report import serverless_cost_section
     from include.emr_serverless.tasks import download_results
+    from include.results.serverless_cost import serverless_cost_section
 
     plan, app_id, run_id = _finished_run_and_results(client, tmp_path)
     _forget_application(app_id)

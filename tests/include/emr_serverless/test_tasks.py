@@ -53,10 +53,3 @@ def test_validate_params_plans_the_run(run_env):
     assert plan["region"] == REGION
     assert plan["application_tags"]["run_id"] == RUN_ID
     assert plan["application_tags"]["dag_id"] == DAG_ID
-
-
-def test_preflight_without_the_job_role_fails_naming_it(run_account, capsys):
-    plan = tasks.validate_params(_params(), dag_id=DAG_ID, run_id=RUN_ID)
-    with pytest.raises(AirflowFailException, match="preflight failed, nothing was created"):
-        tasks.preflight(plan)
-    assert "role" in capsys.readouterr().out.lower()
