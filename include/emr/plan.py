@@ -17,10 +17,9 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from include.config import PROJECT_TAG, PipelineConfig
+from include.config import CREATE_WAIT_SECONDS, PROJECT_TAG, PipelineConfig
 from include.emr.sizing import size_executors
 from include.emr_common.plan import build_storage_plan, job_spark_defaults, run_tags
-from include.params.defaults import CREATE_WAIT_SECONDS
 from include.params.job_args import (
     JobSettings,
     build_job_arguments,

@@ -126,8 +126,8 @@ def test_sweeper_never_terminates_a_cluster_whose_run_is_still_running(sweeper, 
 
 
 def test_default_ttl_outlasts_the_longest_allowed_run():
-    from include.config import PipelineConfig
-    from include.params.defaults import CREATE_WAIT_SECONDS, STEP_TIMEOUT_BY_MODE
+    from include.config import CREATE_WAIT_SECONDS, PipelineConfig
+    from include.params.defaults import STEP_TIMEOUT_BY_MODE
 
     longest = CREATE_WAIT_SECONDS + max(STEP_TIMEOUT_BY_MODE.values())
     assert PipelineConfig().cluster_ttl_hours * 3600 > longest
