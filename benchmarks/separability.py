@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=4096)
     parser.add_argument("--dim", type=int, default=1280)
     parser.add_argument("--labels", type=int, default=32)
-    parser.add_argument("--separation", type=float, default=0.35)
+    parser.add_argument("--separation", type=float, default=3.0)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--variance", type=float, default=0.95)
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds after a warm-up")
