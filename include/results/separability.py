@@ -51,9 +51,16 @@ def separability_section(section: Mapping[str, Any] | None, *, meaningful: bool)
         parts.append(f'<div class="banner warn">{esc(RANDOM_WEIGHTS_WARNING)}</div>')
     labels = section.get("labels") or []
     k = section.get("k")
+    available = section.get("train_rows_available")
+    sample = (
+        f" (a seeded sample of about {section.get('max_train_per_label')} per label, of "
+        f"{available})"
+        if available is not None and available != section.get("train_rows")
+        else ""
+    )
     parts.append(
         "<p>A multinomial logistic regression (Spark MLlib) fitted on the "
-        f"{section.get('train_rows', 'n/a')} Training images of {len(labels)} labels and "
+        f"{section.get('train_rows', 'n/a')} Training images{sample} of {len(labels)} labels and "
         f"scored on the {section.get('test_rows', 'n/a')} Test images: the fraction of Test "
         "images given their own label, on the first components of the PCA (the curve on "
         "the explained-variance figure above) and on the full features.</p>"

@@ -89,6 +89,7 @@ def test_perfectly_separable_classes_give_accuracy_one(spark):
     assert got["ks"] == [2, 3]
     assert got["accuracy_by_k"][-1] == got["accuracy_at_k"]
     assert (got["train_rows"], got["test_rows"], got["test_rows_unseen_label"]) == (80, 40, 0)
+    assert (got["train_rows_available"], got["max_train_per_label"]) == (80, 100)
     assert got["labels"] == sorted(LABELS)
     assert got["feature_dim"] == DIM
     assert got["chance"] == 0.25  # balanced Test: the most frequent label is a quarter
@@ -96,6 +97,23 @@ def test_perfectly_separable_classes_give_accuracy_one(spark):
     assert got["classifier"]["max_iter"] == separability.MAX_ITER
     assert all(1 <= n <= separability.MAX_ITER for n in got["classifier"]["iterations_by_k"])
     assert got["seconds"] > 0
+
+
+@pytest.mark.slow  # MLlib fits
+def test_training_rows_past_the_cap_are_a_seeded_sample_per_label(spark):
+    df = _frame(spark, _dataset(8, train=20, test=5, spread=0.1), k=2)
+
+    got = separability.measure(df, k=2, max_train_per_label=5)
+    again = separability.measure(df, k=2, max_train_per_label=5)
+
+    # Each label's 20 rows kept with probability 1/4: 20 expected, sd ~3.9 in all.
+    assert 6 <= got["train_rows"] <= 34
+    assert (got["train_rows_available"], got["max_train_per_label"]) == (80, 5)
+    assert again["train_rows"] == got["train_rows"]  # seeded
+    assert got["accuracy_full"] == 1.0  # a few rows per label still separate these classes
+    assert separability.measure(df, k=2, max_train_per_label=None)["train_rows"] == 80
+    with pytest.raises(ValueError, match="max_train_per_label must be >= 1"):
+        separability.measure(df, k=2, max_train_per_label=0)
 
 
 @pytest.mark.slow  # MLlib fits

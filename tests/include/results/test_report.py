@@ -528,6 +528,15 @@ def test_metrics_from_before_separability_say_it_was_not_measured(tmp_path):
     assert "Not measured: this metrics.json has no separability section" in section
 
 
+def test_a_sampled_training_set_is_said_so(tmp_path):
+    sampled = _separability(train_rows=13_050, train_rows_available=67_692, max_train_per_label=100)
+    run_dir = _with_separability(_run_dir(tmp_path), sampled)
+
+    section = _section(build_report(run_dir).read_text())
+
+    assert "13050 Training images (a seeded sample of about 100 per label, of 67692)" in section
+
+
 def test_test_labels_without_training_images_are_said_to_count_as_wrong(tmp_path):
     run_dir = _with_separability(_run_dir(tmp_path), _separability(test_rows_unseen_label=3))
 
