@@ -95,10 +95,11 @@ lock: ## re-resolve constraints.txt from the requirements files (needs the packa
 dataset: setup ## download the real Fruits-360 archive into data/ (needs internet)
 	$(BIN)/python -m include.datasets.fetch --dest data
 
-bench: setup ## benchmarks: DAG parse times, featurisation and PCA ratios
+bench: setup ## benchmarks: DAG parse times, featurisation, PCA and separability ratios
 	$(BIN)/python benchmarks/parse_times.py
 	$(BIN)/python benchmarks/featurize.py
 	$(BIN)/python benchmarks/pca.py
+	$(BIN)/python benchmarks/separability.py
 
 clean: ## remove the venv, Airflow home and generated data
 	rm -rf $(VENV) .airflow .airflow-ui data build .pytest_cache .ruff_cache .import_linter_cache

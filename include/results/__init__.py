@@ -2,6 +2,7 @@
 
 * :mod:`include.results.report`: the HTML report of one run (``python -m include.results.report``).
 * :mod:`include.results.plots`: the report's plots (matplotlib).
+* :mod:`include.results.separability`: the report's class-separability section.
 * :mod:`include.results.html`: the report's HTML helpers (``esc``, ``table``, ``fmt``).
 * :mod:`include.results.serverless_cost`: the report's EMR Serverless cost section (priced by
   :mod:`include.costs.serverless`).

@@ -5,7 +5,8 @@ parquet) and, for EMR runs, the ``cluster.json`` saved by the download task, and
 ``<run_dir>/report/``:
 
 - ``report.html``: self-contained (PNGs embedded as base64), opens from disk;
-- ``explained_variance.png``: per-component and cumulative explained variance, chosen k;
+- ``explained_variance.png``: per-component and cumulative explained variance, chosen k,
+  and the Test accuracy of a classifier on the first components (class separability);
 - ``pca_scatter.png``: the images on the first two principal components, one colour per label;
 - ``counts_per_label.png``: valid images per label and split;
 - ``timings.png``: seconds per stage of the job.
@@ -28,6 +29,7 @@ from typing import Any
 
 from include.results import plots as report_plots
 from include.results.html import esc, fmt, plural, table
+from include.results.separability import separability_section
 
 # Enough points to see the clusters; more only slows the PNG down.
 MAX_SCATTER_POINTS = 20_000
@@ -268,6 +270,7 @@ def _render_html(
         ).replace("<tr><th></th><th></th></tr>", ""),
         "<h2>Explained variance</h2>",
         _img(plots.get("explained_variance"), "explained variance"),
+        separability_section(metrics.get("separability"), meaningful=meaningful),
         "<h2>Images on the first two principal components</h2>",
         _img(plots.get("pca_scatter"), "PCA scatter"),
         "<h2>Images per label</h2>",
@@ -399,7 +402,7 @@ def build_report(run_dir: Path, *, cluster_json: Path | None = None) -> Path:
         stale.unlink()
     plots = {
         "explained_variance": report_plots.plot_explained_variance(
-            plt, metrics.get("pca") or {}, out
+            plt, metrics.get("pca") or {}, out, metrics.get("separability")
         ),
         "pca_scatter": report_plots.plot_scatter(plt, load_pca_points(run_dir), out),
         "counts": report_plots.plot_counts(plt, metrics.get("counts") or {}, out),
