@@ -87,6 +87,15 @@ def _docstrings(tree: ast.Module) -> set[int]:
     }
 
 
+def _imported_names(node: ast.AST) -> set[str]:
+    """``import a.b`` -> {"a.b"}; ``from a import b`` -> {"a", "a.b"} (b: module or name)."""
+    if isinstance(node, ast.Import):
+        return {alias.name for alias in node.names}
+    if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+        return {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return set()
+
+
 def fast_references(source: str) -> set[str]:
     """The dotted names and strings a test file's fast part refers to (see module docstring)."""
     tree = ast.parse(source)
@@ -99,12 +108,8 @@ def fast_references(source: str) -> set[str]:
         node = pending.pop()
         if _is_slow(node):
             continue
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            found.add(node.module)
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
-        elif (
+        found |= _imported_names(node)
+        if (
             isinstance(node, ast.Constant)
             and isinstance(node.value, str)
             and id(node) not in docstrings
@@ -123,14 +128,9 @@ def module_imports(source: str, *, in_functions: bool) -> set[str]:
     pending: list[ast.AST] = list(ast.parse(source).body)
     while pending:
         node = pending.pop()
-        if not in_functions and isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            continue
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            found.add(node.module)
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
-        pending.extend(ast.iter_child_nodes(node))
+        if in_functions or not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            found |= _imported_names(node)
+            pending.extend(ast.iter_child_nodes(node))
     return found
 
 
