@@ -44,6 +44,19 @@ os.environ.setdefault("PYSPARK_DRIVER_PYTHON", os.sys.executable)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist, the slowest tests first, spread over the workers
+    (:mod:`tests.ordering`); every worker collects, and orders, the same way."""
+    from tests.ordering import expected_seconds, order_for_workers
+
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    items[:] = order_for_workers(
+        items,
+        workers,
+        lambda item: expected_seconds(item.nodeid, item.get_closest_marker("slow") is not None),
+    )
+
+
 @pytest.fixture(scope="session")
 def dagbag():
     """The project's DagBag, parsed once per test session."""
