@@ -22,8 +22,14 @@ os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO_ROOT / "plugins")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"
 os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] = f"{_AIRFLOW_HOME}/logs"
-# Converted models of the local DAG / staging task: never the user's own cache.
-os.environ["FRUITS_MODEL_CACHE"] = f"{_AIRFLOW_HOME}/model-cache"
+# Converted models of the local DAG / staging task: never the user's own cache. The
+# pytest-xdist workers of one run share it (a conversion takes 20-50 s; local_model locks).
+_RUN_ID = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+os.environ["FRUITS_MODEL_CACHE"] = (
+    f"{tempfile.gettempdir()}/fruits-model-cache-{_RUN_ID}"
+    if _RUN_ID
+    else f"{_AIRFLOW_HOME}/model-cache"
+)
 # Never reach real AWS: fake credentials, EU default region, no instance metadata lookups.
 for _key, _value in {
     "AWS_ACCESS_KEY_ID": "testing",
