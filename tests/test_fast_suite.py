@@ -3,7 +3,8 @@
 A static check (the tests' own source, read with :mod:`ast`): a module of dags/, include/,
 spark_jobs/, emr_emulator/ or plugins/ counts as covered when a test file, a conftest or a
 test helper under tests/ names it outside anything marked ``slow`` or ``integration`` (a
-module-level ``pytestmark``, a marked test function or class):
+module-level ``pytestmark``, a marked test function or class; a test file whose every test
+is marked has no fast part):
 
 * ``import x.y`` / ``from x.y import z`` (also inside a test function), or ``from x import y``
   where ``y`` is a module;
@@ -99,7 +100,14 @@ def _imported_names(node: ast.AST) -> set[str]:
 def fast_references(source: str) -> set[str]:
     """The dotted names and strings a test file's fast part refers to (see module docstring)."""
     tree = ast.parse(source)
-    if _module_is_slow(tree):
+    tests = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        and node.name.lower().startswith("test")
+    ]
+    # A test file whose every test is slow has no fast part (a helper module has no tests).
+    if _module_is_slow(tree) or (tests and all(_is_slow(node) for node in tests)):
         return set()
     docstrings = _docstrings(tree)
     found: set[str] = set()
@@ -258,6 +266,18 @@ def test_a_module_only_slow_tests_reach_is_reported(fake_repo, slow_test):
         "include.costs",
         "include.tasks",
     ]
+
+
+def test_the_imports_of_a_file_whose_every_test_is_slow_do_not_count(fake_repo):
+    source = EVERY_MODULE.replace("from include.costs import estimate\n", "")
+    every_test_slow = (
+        "import pytest\nfrom include.costs import estimate\n"
+        "@pytest.mark.slow\ndef test_a():\n    pass\n"
+        "@pytest.mark.slow\ndef test_b():\n    pass\n"
+    )
+    assert "include.costs" in _uncovered_with(fake_repo, test_all=source, test_s=every_test_slow)
+    one_fast = every_test_slow.replace("@pytest.mark.slow\ndef test_b", "def test_b")
+    assert "include.costs" not in _uncovered_with(fake_repo, test_all=source, test_s=one_fast)
 
 
 def test_a_dag_no_fast_test_looks_up_is_reported(fake_repo):
