@@ -53,14 +53,36 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist, the slowest tests first, spread over the workers
     (:mod:`tests.ordering`); every worker collects, and orders, the same way."""
-    from tests.ordering import expected_seconds, order_for_workers
+    from tests.ordering import CACHE_KEY, expected_seconds, group_of, order_for_workers
 
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
-    items[:] = order_for_workers(
-        items,
-        workers,
-        lambda item: expected_seconds(item.nodeid, item.get_closest_marker("slow") is not None),
-    )
+    cache = getattr(config, "cache", None)  # None under -p no:cacheprovider
+    measured = cache.get(CACHE_KEY, {}) if cache is not None else {}
+
+    def cost(item):
+        slow = item.get_closest_marker("slow") is not None
+        return group_of(item.nodeid), expected_seconds(item.nodeid, slow, measured)
+
+    items[:] = order_for_workers(items, workers, cost)
+
+
+_DURATIONS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    """Each test's setup + call + teardown seconds (on the xdist controller: every worker's)."""
+    _DURATIONS[report.nodeid] = _DURATIONS.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session):
+    """Keep this run's durations for the next run's order (not from an xdist worker: the
+    controller has them all)."""
+    from tests.ordering import CACHE_KEY
+
+    cache = getattr(session.config, "cache", None)
+    if cache is None or os.environ.get("PYTEST_XDIST_WORKER") or not _DURATIONS:
+        return
+    cache.set(CACHE_KEY, {**cache.get(CACHE_KEY, {}), **_DURATIONS})
 
 
 @pytest.fixture(scope="session")

@@ -9,46 +9,93 @@ wait for the tail of its queue.
 
 :func:`order_for_workers` gives each block its share of the known-slow tests (largest
 first, each to the block with the least expected time: LPT scheduling), at its head, and
-fills the blocks up to their sizes with the other tests in collection order (a module's
-tests stay together, so its module-scoped fixtures are set up once). Expected seconds come
-from :data:`KNOWN_SECONDS`; a ``slow`` test not listed there counts :data:`SLOW_DEFAULT_S`.
+fills the blocks up to their sizes with the other tests (under :data:`HEAVY_S`) in
+collection order (a module's
+tests stay together, so its module-scoped fixtures are set up once).
+
+A test's expected seconds (:func:`expected_seconds`): what it took in the last run here
+(``.pytest_cache``, written by tests/conftest.py), else :data:`KNOWN_SECONDS`, else
+:data:`SLOW_DEFAULT_S` for a ``slow`` test and 0 ("not known to be slow") for the others.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
 
 SLOW_DEFAULT_S = 10.0
+HEAVY_S = 5.0  # a group expected to take less keeps its place in the collection order
+CACHE_KEY = "fruits/durations"  # {nodeid: setup + call + teardown seconds} of the last run
 
-# Measured (`--durations`, 3 workers on 2 busy cores, 2026-12-07): a test id, a test
-# function (every parameter of it), or a whole file. A file's entry is the time of all its
-# tests together: they share module-scoped fixtures (one real job), so they stay in one
-# block. Stale numbers only make the order less good, never a test fail.
-KNOWN_SECONDS: dict[str, float] = {}
+# Measured (`--durations`, 3 workers or one process, on 2 cores busy with other sessions'
+# tests, 2026-12-07): file -> {test function (every parameter of it) or test id: seconds}.
+# Stale numbers only make the order less good, never a test fail.
+KNOWN_SECONDS: dict[str, dict[str, float]] = {
+    "tests/spark_jobs/test_scan.py": {
+        "test_featurisation_reads_the_scan_without_a_shuffle": 80,
+        "test_mini_mode_reads_only_the_sampled_files": 60,
+    },
+    "tests/spark_jobs/test_runtimes.py": {
+        "test_conversion_in_a_subprocess_reports_unusable_weights": 78,
+        "test_fast_runtime_gives_kerass_features": 25,
+        "test_other_weights_give_other_features": 19,
+    },
+    "tests/dags/test_fruits_local_pipeline.py": {
+        "test_prepared_arguments_come_from_the_shared_builder": 60,
+    },
+    "tests/dags/test_fruits_emr_pipeline.py": {
+        "test_fault_matrix_terminates_cluster_and_fails_run": 40,
+        "test_happy_path_uploads_creates_downloads_and_terminates": 60,
+    },
+    "tests/spark_jobs/test_transforms.py": {
+        "test_sample_is_deterministic_and_independent_of_partitioning": 24,
+        "test_relative_path_is_the_same_for_every_location": 22,
+    },
+    "tests/test_compose.py": {"test_aws_conn_uri_switches_to_real_aws": 13},
+    "tests/spark_jobs/test_pca.py": {
+        "test_partials_are_merged_on_executors_under_a_small_max_result_size": 12,
+    },
+}
+
+# Files whose tests share an expensive module-scoped fixture (one real job whose output
+# several tests assert on, a running Airflow, a Spark frame): they stay in one block, so it
+# is made once.
+GROUPED_FILES = frozenset(
+    {
+        "tests/spark_jobs/test_job.py",
+        "tests/spark_jobs/test_feature_cache.py",
+        "tests/spark_jobs/test_features.py",
+        "tests/spark_jobs/test_pca.py",
+        "tests/spark_jobs/test_transforms.py",
+        "tests/integration/test_scheduler.py",
+        "tests/test_compose.py",
+    }
+)
 
 
-def expected_seconds(nodeid: str, is_slow: bool) -> tuple[str, float]:
-    """``(group, seconds)`` of a test: its :data:`KNOWN_SECONDS` entry, else per marker.
-
-    Tests of one group (a file listed as a whole) are kept together; any other test is a
-    group of its own. Seconds 0 means "not known to be slow".
-    """
+def expected_seconds(nodeid: str, is_slow: bool, measured: Mapping[str, float]) -> float:
+    """A test's expected seconds: ``measured`` (the last run), the table, or per marker."""
+    if nodeid in measured:
+        return float(measured[nodeid])
     file, _, name = nodeid.partition("::")
-    function = f"{file}::{name.split('[', 1)[0]}"
-    for key in (nodeid, function):
-        if key in KNOWN_SECONDS:
-            return nodeid, KNOWN_SECONDS[key]
-    if file in KNOWN_SECONDS:
-        return file, KNOWN_SECONDS[file]
-    return nodeid, SLOW_DEFAULT_S if is_slow else 0.0
+    known = KNOWN_SECONDS.get(file, {})
+    for key in (name, name.split("[", 1)[0]):
+        if key in known:
+            return float(known[key])
+    return SLOW_DEFAULT_S if is_slow else 0.0
+
+
+def group_of(nodeid: str) -> str:
+    """The tests that must stay together: a grouped file's, else each test on its own."""
+    file = nodeid.partition("::")[0]
+    return file if file in GROUPED_FILES else nodeid
 
 
 def block_sizes(total: int, workers: int) -> list[int]:
     """The sizes of worksteal's first blocks (``WorkStealingScheduling.check_schedule``)."""
-    sizes = []
+    sizes: list[int] = []
     for i in range(workers):
         sizes.append((total - sum(sizes)) // (workers - i))
     return sizes
@@ -59,25 +106,24 @@ def order_for_workers(
 ) -> list[T]:
     """``items`` reordered for ``workers`` worksteal workers (see module docstring).
 
-    ``cost(item)`` is ``(group, seconds)``; the items of one group stay together and count
-    ``seconds`` once. With fewer than two workers the order is left as it is.
+    ``cost(item)`` is ``(group, seconds)``; the items of one group stay together and their
+    seconds add up; a group under :data:`HEAVY_S` is light. With fewer than two workers the
+    order is left as it is.
     """
     if workers < 2 or len(items) < workers:
         return list(items)
     groups: dict[str, list[T]] = {}
     seconds: dict[str, float] = {}
-    light: list[T] = []
     for item in items:
         group, s = cost(item)
-        if s > 0:
-            groups.setdefault(group, []).append(item)
-            seconds[group] = s
-        else:
-            light.append(item)
+        groups.setdefault(group, []).append(item)
+        seconds[group] = seconds.get(group, 0.0) + s
+    heavy = sorted((g for g in groups if seconds[g] >= HEAVY_S), key=lambda g: -seconds[g])
+    light = [item for g, members in groups.items() if seconds[g] < HEAVY_S for item in members]
     sizes = block_sizes(len(items), workers)
     blocks: list[list[T]] = [[] for _ in sizes]
     load = [0.0] * workers
-    for group in sorted(groups, key=lambda g: -seconds[g]):  # stable: ties keep their order
+    for group in heavy:  # stable: ties keep their collection order
         members = groups[group]
         room = [b for b in range(workers) if len(blocks[b]) + len(members) <= sizes[b]]
         target = min(room or range(workers), key=lambda b: (load[b], b))
