@@ -46,8 +46,19 @@ KNOWN_SECONDS: dict[str, dict[str, float]] = {
         "test_prepared_arguments_come_from_the_shared_builder": 60,
     },
     "tests/dags/test_fruits_emr_pipeline.py": {
-        "test_fault_matrix_terminates_cluster_and_fails_run": 40,
         "test_happy_path_uploads_creates_downloads_and_terminates": 60,
+        "test_add_step_retry_does_not_add_the_step_twice": 42,
+        "test_fault_matrix_terminates_cluster_and_fails_run": 30,
+        "test_create_retry_reuses_the_run_cluster_instead_of_paying_for_another": 20,
+    },
+    "tests/dags/test_fruits_emr_serverless_pipeline.py": {
+        "test_shared_application_is_reused_and_only_stopped": 61,
+        "test_retries_reuse_the_application_and_the_job_run": 41,
+        "test_happy_path_creates_runs_downloads_and_deletes": 21,
+        "test_fault_matrix_leaves_nothing_running_and_fails_run": 18,
+    },
+    "tests/dags/test_fruits_emr_sweeper.py": {
+        "test_sweeper_terminates_only_old_tagged_clusters_whose_run_is_over": 56,
     },
     "tests/spark_jobs/test_transforms.py": {
         "test_sample_is_deterministic_and_independent_of_partitioning": 24,
