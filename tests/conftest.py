@@ -50,6 +50,7 @@ os.environ.setdefault("PYSPARK_DRIVER_PYTHON", os.sys.executable)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+@pytest.hookimpl(trylast=True)  # after -m / -k have deselected: the blocks are of what runs
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist, the slowest tests first, spread over the workers
     (:mod:`tests.ordering`); every worker collects, and orders, the same way."""

@@ -41,6 +41,10 @@ KNOWN_SECONDS: dict[str, dict[str, float]] = {
         "test_conversion_in_a_subprocess_reports_unusable_weights": 78,
         "test_fast_runtime_gives_kerass_features": 25,
         "test_other_weights_give_other_features": 19,
+        "test_model_key_follows_weights_content_and_image_size": 15,  # TensorFlow's import
+    },
+    "tests/spark_jobs/test_features.py": {
+        "test_featurize_contents_marks_bad_rows_and_never_emits_zero_vectors": 42,  # models
     },
     "tests/dags/test_fruits_local_pipeline.py": {
         "test_prepared_arguments_come_from_the_shared_builder": 60,
@@ -70,20 +74,20 @@ KNOWN_SECONDS: dict[str, dict[str, float]] = {
     },
 }
 
-# Files whose tests share an expensive module-scoped fixture (one real job whose output
-# several tests assert on, a running Airflow, a Spark frame): they stay in one block, so it
-# is made once.
-GROUPED_FILES = frozenset(
-    {
-        "tests/spark_jobs/test_job.py",
-        "tests/spark_jobs/test_feature_cache.py",
-        "tests/spark_jobs/test_features.py",
-        "tests/spark_jobs/test_pca.py",
-        "tests/spark_jobs/test_transforms.py",
-        "tests/integration/test_scheduler.py",
-        "tests/test_compose.py",
-    }
-)
+# Files whose tests share an expensive fixture -> the group that keeps them in one block,
+# so that it is made once: a module-scoped one (one real job whose output several tests
+# assert on, a running Airflow, a Spark frame), or the session's converted models
+# (TensorFlow imported and MobileNetV2 converted in the worker, ~10-40 s).
+GROUPED_FILES: dict[str, str] = {
+    "tests/spark_jobs/test_job.py": "tests/spark_jobs/test_job.py",
+    "tests/spark_jobs/test_feature_cache.py": "tests/spark_jobs/test_feature_cache.py",
+    "tests/spark_jobs/test_features.py": "converted_models",
+    "tests/spark_jobs/test_runtimes.py": "converted_models",
+    "tests/spark_jobs/test_pca.py": "tests/spark_jobs/test_pca.py",
+    "tests/spark_jobs/test_transforms.py": "tests/spark_jobs/test_transforms.py",
+    "tests/integration/test_scheduler.py": "tests/integration/test_scheduler.py",
+    "tests/test_compose.py": "tests/test_compose.py",
+}
 
 
 def expected_seconds(nodeid: str, is_slow: bool, measured: Mapping[str, float]) -> float:
@@ -99,9 +103,8 @@ def expected_seconds(nodeid: str, is_slow: bool, measured: Mapping[str, float]) 
 
 
 def group_of(nodeid: str) -> str:
-    """The tests that must stay together: a grouped file's, else each test on its own."""
-    file = nodeid.partition("::")[0]
-    return file if file in GROUPED_FILES else nodeid
+    """The tests that must stay together: a grouped file's group, else each test alone."""
+    return GROUPED_FILES.get(nodeid.partition("::")[0], nodeid)
 
 
 def block_sizes(total: int, workers: int) -> list[int]:

@@ -68,8 +68,8 @@ def test_seconds_come_from_the_last_run_then_the_test_then_its_function(monkeypa
 
 
 def test_a_grouped_files_tests_are_one_group(monkeypatch):
-    monkeypatch.setattr(ordering, "GROUPED_FILES", frozenset({"tests/job.py"}))
-    assert group_of("tests/job.py::test_a") == group_of("tests/job.py::test_b") == "tests/job.py"
+    monkeypatch.setattr(ordering, "GROUPED_FILES", {"tests/job.py": "job", "tests/tf.py": "job"})
+    assert group_of("tests/job.py::test_a") == group_of("tests/tf.py::test_b") == "job"
     assert group_of("tests/other.py::test_a") == "tests/other.py::test_a"
 
 
