@@ -63,8 +63,9 @@ airflow: setup ## the Airflow UI natively (SQLite, LocalExecutor) + the EMR emul
 	$(BIN)/python -m include.local.airflow_stack $(if $(PORT),--port $(PORT))
 
 # Test processes in parallel (pytest-xdist): each has its own Airflow home, SQLite file, Spark
-# session and moto; worksteal evens out the long whole-DAG and Spark tests. TEST_WORKERS=0 runs
-# in this process (for a debugger or -x).
+# session and moto (converted models are shared); worksteal evens out the long whole-DAG and
+# Spark tests, which tests/ordering.py hands out first. TEST_WORKERS=0 runs in this process
+# (for a debugger or -x). test-fast covers every module (tests/test_fast_suite.py checks it).
 TEST_WORKERS ?= 3
 PYTEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist worksteal)
 

@@ -18,6 +18,7 @@ The job checks the model against ``--weights`` and ``--image-size`` again before
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 from dataclasses import asdict, dataclass
@@ -87,7 +88,9 @@ def local_model(
     """The converted model in the local cache: ``(path, spec, converted now?)``.
 
     A cached file is checked (digest, weights key, image size) before reuse; a damaged one
-    is converted again. Raises ``spark_jobs.runtimes.WeightsError`` for unusable weights.
+    is converted again. Callers sharing a cache (parallel tasks on one worker) convert a
+    model once: the others wait on its lock file and reuse it. Raises
+    ``spark_jobs.runtimes.WeightsError`` for unusable weights.
     """
     from spark_jobs.runtimes import (
         ModelError,
@@ -100,15 +103,20 @@ def local_model(
     spec = ModelSpec(runtime, weights, weights_key(weights, weights_file), image_size)  # type: ignore[arg-type]
     cache = cache_dir if cache_dir is not None else model_cache_dir()
     path = cache / spec.file_name
-    if path.is_file():
-        try:
-            check_model(path.read_bytes(), spec, origin=str(path))
-            return path, spec, False
-        except ModelError:
-            path.unlink()
-    convert_in_subprocess(spec.runtime, weights, image_size, path, weights_file)
-    check_model(path.read_bytes(), spec, origin=str(path))
-    return path, spec, True
+    cache.mkdir(parents=True, exist_ok=True)
+    # One conversion per model at a time: a second task (or test worker) sharing the cache
+    # waits for the first one's file instead of converting it again.
+    with open(cache / f".{spec.file_name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.is_file():
+            try:
+                check_model(path.read_bytes(), spec, origin=str(path))
+                return path, spec, False
+            except ModelError:
+                path.unlink()
+        convert_in_subprocess(spec.runtime, weights, image_size, path, weights_file)
+        check_model(path.read_bytes(), spec, origin=str(path))
+        return path, spec, True
 
 
 def stage_model(

@@ -282,50 +282,16 @@ def _raise_after_create(monkeypatch):
     monkeypatch.setattr(EmrHook, "create_job_flow", create_then_fail)
 
 
-def _cluster_fails_to_start(monkeypatch):
-    """Every cluster EMR accepts ends TERMINATED_WITH_ERRORS (e.g. its bootstrap failed)."""
-    from airflow.providers.amazon.aws.hooks.emr import EmrHook
-
-    original = EmrHook.create_job_flow
-
-    def create_broken(self, overrides):
-        response = original(self, overrides)
-        for cluster in moto_clusters():
-            if cluster.id == response["JobFlowId"]:
-                cluster.state = "TERMINATED_WITH_ERRORS"
-        return response
-
-    monkeypatch.setattr(EmrHook, "create_job_flow", create_broken)
-
-
-def _fail_uploads(monkeypatch):
-    """Every file upload fails (an S3 outage, a denied PutObject)."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    def fail(self, *args, **kwargs):
-        raise RuntimeError("injected: PutObject failed")
-
-    monkeypatch.setattr(S3Hook, "load_file", fail)
-
-
-def _fail_add_steps(monkeypatch):
-    from airflow.providers.amazon.aws.hooks.emr import EmrHook
-
-    def fail(self, **kwargs):
-        raise RuntimeError("injected: AddJobFlowSteps failed")
-
-    monkeypatch.setattr(EmrHook, "add_job_flow_steps", fail)
-
-
+# One whole-DAG run per path a failure takes through the DAG: before any cluster or upload,
+# at the step (its report reaches the log), after the step. Each other fault's own task is
+# tested on its own: validation (tests/include/datasets/test_local.py; test_bad_params_...
+# below takes the same path), upload (tests/include/datasets/test_upload.py), create, add
+# step and sensor timeout (tests/include/emr/test_operators.py, with the terminate task they
+# lead to); the DAG's wiring (terminate ALL_DONE, the watcher ONE_FAILED): test_pipeline_shape.
 FAULTS = {
     # name: (how to inject, EMR behaviour, extra Params, the task that must fail)
-    "validation": (None, "complete", {"dataset_dir": "/nonexistent/fruits"}, "validate_dataset"),
     "preflight": (None, "complete", {"_bucket": "no-such-bucket"}, "preflight"),
-    "upload": (_fail_uploads, "complete", {}, "upload_dataset"),
-    "create": (_cluster_fails_to_start, "complete", {}, "create_emr_cluster"),
-    "add_step": (_fail_add_steps, "complete", {}, "add_feature_step"),
     "step_failed": (None, "fail", {}, "wait_for_feature_step"),
-    "sensor_timeout": (None, "hang", {"step_timeout_seconds": 2}, "wait_for_feature_step"),
     "download": (None, "no_success_marker", {}, "download_results"),
 }
 
@@ -336,6 +302,7 @@ def test_fault_matrix_terminates_cluster_and_fails_run(
     fault, emr_dag, moto_aws, sample_dataset, monkeypatch
 ):
     inject, scenario, extra, failing_task = FAULTS[fault]
+    extra = dict(extra)  # FAULTS stays as it is for the next run
     failure_reports = spy_failure_reports(monkeypatch)
     if inject:
         inject(monkeypatch)
@@ -354,7 +321,7 @@ def test_fault_matrix_terminates_cluster_and_fails_run(
     assert tasks["fail_run_if_any_task_failed"] == "failed", summary
     clusters = clusters_by_state()
     assert not [c for c, s in clusters.items() if s in ACTIVE], clusters
-    created_cluster = fault not in ("validation", "preflight", "upload")
+    created_cluster = fault != "preflight"
     assert bool(clusters) == created_cluster, clusters
     if fault == "step_failed":
         (report,) = failure_reports
@@ -490,12 +457,11 @@ def test_the_watcher_fails_the_run_naming_the_teardown(dagbag):
     assert "terminated" not in str(failed.value)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("case", ["pca both empty", "weights file missing"])
-def test_bad_params_fail_the_run_before_any_aws_call(case, emr_dag, moto_aws, sample_dataset):
+@pytest.mark.slow  # one bad Param (each one's message: test_validate_params_rejects_...)
+def test_bad_params_fail_the_run_before_any_aws_call(emr_dag, moto_aws, sample_dataset):
     from tests.include.emr.test_tasks import BAD_PARAMS
 
-    conf, _, _ = BAD_PARAMS[case]
+    conf, _, _ = BAD_PARAMS["pca both empty"]
     state, tasks = run_dag(emr_dag, dataset_dir=str(sample_dataset), **{**FAST, **conf})
     assert state == "failed"
     assert tasks["validate_params"] == "failed"

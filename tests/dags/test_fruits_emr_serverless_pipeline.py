@@ -312,36 +312,22 @@ def _fail_task(operator: str, *, after: bool, times: int | None = None):
     return inject
 
 
-def _fail_uploads(monkeypatch):
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    def fail(self, *args, **kwargs):
-        raise RuntimeError("injected: PutObject failed")
-
-    monkeypatch.setattr(S3Hook, "load_file", fail)
-
-
-def _fail_env_build(monkeypatch):
-    def fail(*args, **kwargs):
-        raise RuntimeError("injected: the environment build failed")
-
-    monkeypatch.setattr("include.staging.serverless_env.build_packed_env", fail)
-
-
 CREATE = "EmrServerlessCreateOrReuseApplicationOperator"
 START = "EmrServerlessStartJobOnceOperator"
+# One whole-DAG run per path a failure takes through the DAG: before any application or
+# upload, an application (or a job run) whose id never reached XCom (the teardown finds it
+# by name and tags), the job run failing (its report reaches the log), after the job run.
+# Each other fault's own task is tested on its own: validation
+# (tests/include/datasets/test_local.py; test_bad_params_... below takes the same path),
+# upload (tests/include/datasets/test_upload.py), the environment build
+# (tests/include/staging/test_serverless_env.py), the sensor's timeout and the teardown
+# (tests/include/emr_serverless/test_operators.py); the DAG's wiring: test_pipeline_shape.
 FAULTS = {
     # name: (inject, scenario, extra Params, failing task, an application was created)
-    "validation": (None, "complete", {"dataset_dir": "/x/y"}, "validate_dataset", False),
     "preflight": (None, "complete", {"_role": "no-such-role"}, "preflight", False),
-    "upload": (_fail_uploads, "complete", {}, "upload_dataset", False),
-    "env_build": (_fail_env_build, "complete", {}, "stage_job_environment", False),
-    "create_before": (_fail_task(CREATE, after=False), "complete", {}, CREATE_TASK, False),
     "create_after": (_fail_task(CREATE, after=True), "complete", {}, CREATE_TASK, True),
-    "start_before": (_fail_task(START, after=False), "complete", {}, "start_job_run", True),
     "start_after": (_fail_task(START, after=True), "hang", {}, "start_job_run", True),
     "job_failed": (None, "fail", {}, "wait_for_job_run", True),
-    "sensor_timeout": (None, "hang", {"job_timeout_seconds": 2}, "wait_for_job_run", True),
     "download": (None, "no_success_marker", {}, "download_results", True),
 }
 
@@ -379,10 +365,10 @@ def test_fault_matrix_leaves_nothing_running_and_fails_run(
         assert "is FAILED" in report
         assert "ValueError: zero valid images" in report  # the driver's stderr tail
         assert "abcdefSECRET123" not in report  # secrets are masked
-    if scenario == "hang" and fault != "start_before":
+    if scenario == "hang":
         # The job run was still running when the run failed: the teardown cancelled it.
         assert {r.state for r in moto_job_runs()} == {"CANCELLED"}
-    if fault in ("validation", "preflight"):
+    if fault == "preflight":
         assert not any(k.startswith(f"{PREFIX}/runs/") for k in s3_keys())
 
 

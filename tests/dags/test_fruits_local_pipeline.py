@@ -110,6 +110,7 @@ def _states(dag_run) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
 
 
+@pytest.mark.slow  # prepare_spark_job converts the 224 px model (TensorFlow, in a child)
 def test_prepared_arguments_come_from_the_shared_builder(
     fresh_dag, airflow_db, local_env, sample_dataset
 ):
@@ -158,6 +159,7 @@ def test_prepared_arguments_come_from_the_shared_builder(
     assert values["env_vars"]["PYSPARK_PYTHON"] == sys.executable
 
 
+@pytest.mark.slow  # the same conversion, unless this worker already made the model
 def test_the_feature_cache_param_off_gives_the_job_no_cache(
     fresh_dag, airflow_db, local_env, sample_dataset
 ):

@@ -3,6 +3,7 @@ on by default from emr-7.3.0): a retry reuses it, the teardown cancels it, the s
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from unittest import mock
@@ -125,6 +126,22 @@ def test_the_sensor_keeps_waiting_while_the_job_run_is_queued(client):
     )
     acceptors = trigger.waiter_config_overrides["acceptors"]
     assert {a["expected"] for a in acceptors} == {"SUCCESS", "FAILED", "CANCELLED", "CANCELLING"}
+
+
+def test_a_job_run_that_never_ends_times_the_sensor_out(client):
+    """The DAG's sensor_timeout fault at the operator level: the wait ends at its timeout,
+    the job run is left to the teardown (test_teardown_cancels_a_queued_job_run)."""
+    from airflow.sdk.exceptions import AirflowSensorTimeout
+
+    app_id = _app(client)
+    queued = _queued_run(client, app_id)
+    sensor = _sensor(app_id, queued)
+    sensor.wait = {"poke_interval": 0.2, "timeout": 1, "log_wait": 0}
+    started = time.monotonic()
+    with pytest.raises(AirflowSensorTimeout):
+        sensor.execute(_context())
+    assert time.monotonic() - started < 10
+    assert _state(client, app_id, queued) == "QUEUED"
 
 
 # ---------------------------------------------------------------------------- download race
