@@ -152,6 +152,20 @@ def features_line(run_dir: Path) -> str:
     )
 
 
+def separability_line(section: dict[str, Any] | None) -> str:
+    """The summary's line on whether k keeps the classes apart (``metrics.json``'s
+    ``separability``: Test accuracy of a logistic regression fitted on Training)."""
+    if not section:
+        return "  classes      not measured (metrics.json without separability)"
+    if "absent" in section:
+        return f"  classes      not measured: {section['absent']}"
+    return (
+        f"  classes      Test accuracy {section['accuracy_at_k']:.3f} at k = {section['k']}, "
+        f"{section['accuracy_full']:.3f} on all {section['feature_dim']} features "
+        f"(chance {section['chance']:.3f})"
+    )
+
+
 def summarise(run_dir: Path, decision: WeightsDecision) -> str:
     """The closing message: where each result is, and which weights made the features."""
     metrics: dict[str, Any] = {}
@@ -180,6 +194,7 @@ def summarise(run_dir: Path, decision: WeightsDecision) -> str:
         features_line(run_dir),
         f"  PCA          {run_dir / 'pca'}  (k = {pca.get('k', '?')}, "
         f"variance kept {pca.get('variance_at_k', float('nan')):.3f})",
+        separability_line(metrics.get("separability")),
         f"  metrics      {run_dir / 'metrics.json'}",
         f"  report       {run_dir / 'report' / 'report.html'}",
         f"  weights      {weights.get('source', decision.value)} ({decision.reason})",
@@ -187,7 +202,8 @@ def summarise(run_dir: Path, decision: WeightsDecision) -> str:
     if not weights.get("meaningful", decision.meaningful):
         lines += [
             "",
-            "WARNING: these features come from RANDOM weights: they are NOT meaningful.",
+            "WARNING: these features come from RANDOM weights: they are NOT meaningful (nor is",
+            "         the classes' accuracy: it measures the random network, not ImageNet's).",
             "         Rerun with ImageNet weights (internet access, or --weights FILE).",
         ]
     lines.append("=" * 78)

@@ -359,3 +359,30 @@ def test_summary_names_the_features_folder_only_when_it_was_downloaded(tmp_path)
     assert "features     not downloaded: kept beside the results in S3" in without
     assert "download_features" in without
     assert f"features     {tmp_path / 'features'}  (parquet" in with_features
+
+
+@pytest.mark.parametrize(
+    ("section", "line"),
+    [
+        (
+            {
+                "k": 3,
+                "accuracy_at_k": 0.75,
+                "accuracy_full": 0.90625,
+                "feature_dim": 1280,
+                "chance": 0.125,
+            },
+            "classes      Test accuracy 0.750 at k = 3, 0.906 on all 1280 features (chance 0.125)",
+        ),
+        ({"absent": "no Test split"}, "classes      not measured: no Test split"),
+        (None, "classes      not measured (metrics.json without separability)"),
+    ],
+)
+def test_closing_summary_says_whether_k_keeps_the_classes_apart(tmp_path, section, line):
+    metrics = _metrics("full", 3, 3)
+    if section is not None:
+        metrics["separability"] = section
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    summary = local_run.summarise(tmp_path, local_run.WeightsDecision("none", False, "test"))
+    assert line in summary
+    assert "nor is" in summary  # random weights: the accuracy is not meaningful either
