@@ -63,8 +63,9 @@ airflow: setup ## the Airflow UI natively (SQLite, LocalExecutor) + the EMR emul
 	$(BIN)/python -m include.local.airflow_stack $(if $(PORT),--port $(PORT))
 
 # Test processes in parallel (pytest-xdist): each has its own Airflow home, SQLite file, Spark
-# session and moto; worksteal evens out the long whole-DAG and Spark tests. TEST_WORKERS=0 runs
-# in this process (for a debugger or -x).
+# session and moto (converted models are shared); worksteal evens out the long whole-DAG and
+# Spark tests, which tests/ordering.py hands out first. TEST_WORKERS=0 runs in this process
+# (for a debugger or -x). test-fast covers every module (tests/test_fast_suite.py checks it).
 TEST_WORKERS ?= 3
 PYTEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist worksteal)
 
@@ -95,10 +96,11 @@ lock: ## re-resolve constraints.txt from the requirements files (needs the packa
 dataset: setup ## download the real Fruits-360 archive into data/ (needs internet)
 	$(BIN)/python -m include.datasets.fetch --dest data
 
-bench: setup ## benchmarks: DAG parse times, featurisation and PCA ratios
+bench: setup ## benchmarks: DAG parse times, featurisation, PCA and separability ratios
 	$(BIN)/python benchmarks/parse_times.py
 	$(BIN)/python benchmarks/featurize.py
 	$(BIN)/python benchmarks/pca.py
+	$(BIN)/python benchmarks/separability.py
 
 clean: ## remove the venv, Airflow home and generated data
 	rm -rf $(VENV) .airflow .airflow-ui data build .pytest_cache .ruff_cache .import_linter_cache

@@ -34,8 +34,9 @@ transient EMR cluster (Spark + Livy) that this DAG creates and **always** termin
    already-added step; a retry of a create whose same request ended
    `TERMINATED_WITH_ERRORS` fails at once with EMR's reason (a changed request is created
    anew), and a cluster that went straight to `TERMINATED` fails the create.
-6. `download_results` → `<results dir>/<run id>/` (refused without `_SUCCESS`), then
-   `build_report` (HTML report with cost estimate), then `publish_results`: manifest,
+6. `download_results` → `<results dir>/<run id>/` (refused without `_SUCCESS`), then, once
+   `terminate_emr_cluster` is done, `build_report` (HTML report with cost estimate and the
+   cluster's final state and billed time), then `publish_results`: manifest,
    fingerprint, estimate and report beside the S3 results, the last-success record, and
    events for the `fruits_features_pca` / `fruits_features_features` Assets.
 7. `terminate_emr_cluster` runs whatever failed (trigger rule ALL_DONE) and also finds the
@@ -51,9 +52,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import TriggerRule, chain, dag, task
+from airflow.sdk import DAG, TriggerRule, chain, task
 
 from include.config import emr_schedule
+from include.costs.budget import check_run_budget
+from include.emr import tasks as emr_tasks
 from include.emr.operators import (
     EmrAddStepOnceOperator,
     EmrCreateClusterOperator,
@@ -61,17 +64,19 @@ from include.emr.operators import (
     EmrTerminateRunClustersOperator,
 )
 from include.emr_common.tasks import (
-    build_report,
+    fail_run,
     publish_results,
     upload_dataset,
     upload_job_package,
     validate_dataset,
 )
+from include.infra.dag_preflight import preflight_cluster
 from include.params.cluster import emr_params
 from include.params.defaults import DAG_START_DATE, EMR_RETRY_DELAY, dag_default_args
+from include.params.plan_types import ClusterPlan, RunInfo
+from include.reruns.skip import skip_if_unchanged as skip_unchanged_run
 
-
-@dag(
+with DAG(
     dag_id="fruits_emr_pipeline",
     schedule=emr_schedule(),
     start_date=DAG_START_DATE,
@@ -81,257 +86,117 @@ from include.params.defaults import DAG_START_DATE, EMR_RETRY_DELAY, dag_default
     params=emr_params(),
     tags=["fruits", "emr", "spark", "features"],
     doc_md=__doc__,
-)
-def fruits_emr_pipeline() -> None:
+) as dag:
+
     @task(multiple_outputs=True)
-    def validate_params(**context: Any) -> dict[str, Any]:
+    def validate_params(**context: Any) -> ClusterPlan:
         """Validate the Params and the configuration; return the run's plan."""
-        from pathlib import Path
-
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from include.config import REPO_ROOT, load_config
-        from include.emr.dataset_steps import plan_for_s3_dataset
-        from include.emr.plan import build_run_plan
-        from include.params.cluster import emr_settings_from_params, pack_on_cluster_setting
-        from include.params.common import dataset_uri_setting
-        from include.staging.wheelhouse import digest_of_files
-
-        try:
-            settings = emr_settings_from_params(dict(context["params"]))
-            config = load_config()
-            dataset_uri = dataset_uri_setting(dict(context["params"]), config.dataset_uri)
-            pack_on_cluster = pack_on_cluster_setting(dict(context["params"]))
-        except ValueError as exc:
-            raise AirflowFailException(f"Invalid run settings: {exc}") from exc
-        dag_run = context["dag_run"]
-        plan = build_run_plan(
-            settings,
-            config,
-            dag_id=dag_run.dag_id,
-            run_id=dag_run.run_id,
-            wheelhouse_digest=digest_of_files(REPO_ROOT, settings.job.runtime)
-            if settings.wheelhouse
-            else None,
-        )
-        if dataset_uri:  # read in place: the step's --input is the URI, nothing is uploaded
-            plan = plan_for_s3_dataset(plan, dataset_uri, pack_on_cluster=pack_on_cluster)
-        if plan["weights_file"] and not Path(plan["weights_file"]).is_file():
-            raise AirflowFailException(
-                f"Invalid run settings: weights file {plan['weights_file']} does not exist"
-            )
-        return plan
+        run = context["dag_run"]
+        return emr_tasks.validate_params(context["params"], dag_id=run.dag_id, run_id=run.run_id)
 
     @task
-    def preflight(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    def preflight(plan: ClusterPlan) -> list[dict[str, Any]]:
         """Check roles, subnet, instance type, vCPU quota, bucket and network before paying."""
-        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from include.infra.preflight import ClusterRequest, failures, run_preflight
-
-        def client(service: str) -> Any:
-            return AwsBaseHook(
-                aws_conn_id=plan["aws_conn_id"], region_name=plan["region"], client_type=service
-            ).conn
-
-        request = ClusterRequest.from_overrides(
-            plan["job_flow_overrides"],
-            region=plan["region"],
-            bucket=plan["bucket"],
-            install_from_s3_only=plan["wheelhouse"] is not None,
-        )
-        checks = run_preflight(client, request)
-        for check in checks:
-            print(check.line())
-        failed = failures(checks)
-        if failed:
-            raise AirflowFailException(
-                "preflight failed, nothing was created: " + "; ".join(c.line() for c in failed)
-            )
-        return [c.to_dict() for c in checks]
+        return preflight_cluster(plan)
 
     @task.short_circuit
-    def skip_if_unchanged(plan: dict[str, Any], **context: Any) -> dict[str, Any] | None:
+    def skip_if_unchanged(plan: ClusterPlan, **context: Any) -> RunInfo | None:
         """Fingerprint the run; None (skip every later task) when it is unchanged."""
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from include.reruns.skip import emr_check_unchanged
-
-        try:
-            return emr_check_unchanged(plan, dict(context["params"]))
-        except (FileNotFoundError, ValueError) as exc:  # e.g. s3:// weights that do not exist
-            raise AirflowFailException(str(exc)) from exc
+        return skip_unchanged_run("emr", context["params"], plan=plan, run_id=context["run_id"])
 
     @task
     def check_budget(dataset: dict[str, Any], **context: Any) -> dict[str, Any]:
         """Estimate the run's cost before any cluster exists; fail when over max_cost_usd."""
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from include.costs.budget import BudgetExceededError, emr_check_budget
-
-        try:
-            return emr_check_budget(dataset, dict(context["params"]))
-        except (BudgetExceededError, ValueError) as exc:
-            raise AirflowFailException(str(exc)) from exc
+        return check_run_budget("emr", dataset, context["params"])
 
     @task
-    def plan_cluster_steps(plan: dict[str, Any], dataset: dict[str, Any]) -> list[dict[str, Any]]:
-        """The steps to add: the feature step, after a packing step when an S3 dataset is
-        to be packed on the cluster and this listing's shards do not exist yet."""
-        from include.emr.dataset_steps import packed_dataset_uri, steps_for_s3_dataset
-        from include.staging.s3 import make_s3_hook
-
-        ready = False
-        if plan.get("pack_s3_dataset") and dataset.get("layout") == "images":
-            dest = packed_dataset_uri(plan, dataset["listing_digest"])
-            ready = make_s3_hook(plan["aws_conn_id"]).check_for_key(f"{dest}_SUCCESS")
-        steps, why = steps_for_s3_dataset(plan, dataset, packed_ready=ready)
-        print(why)
-        return steps
+    def plan_cluster_steps(plan: ClusterPlan, dataset: dict[str, Any]) -> list[dict[str, Any]]:
+        """The steps to add: the feature step, after a packing step when planned."""
+        return emr_tasks.plan_cluster_steps(plan, dataset)
 
     @task
-    def stage_wheelhouse(plan: dict[str, Any]) -> dict[str, Any] | None:
+    def stage_wheelhouse(plan: ClusterPlan) -> dict[str, Any] | None:
         """Stage the nodes' wheels in S3 (reused while requirements/constraints are unchanged)."""
-        import tempfile
-
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from include.config import REPO_ROOT
-        from include.emr_common.runtimes import RUNTIME_ARCHES
-        from include.staging import wheelhouse
-        from include.staging.s3 import make_s3_hook
-
-        if plan["wheelhouse"] is None:
-            print("wheelhouse off: the nodes install from PyPI")
-            return None
-        runtime = plan["job"]["runtime"]
-        with tempfile.TemporaryDirectory(prefix="fruits-node-reqs-") as tmp:
-            requirements, constraints = wheelhouse.node_requirement_files(REPO_ROOT, runtime, tmp)
-            staged = wheelhouse.stage_wheelhouse(
-                make_s3_hook(plan["aws_conn_id"]),
-                plan["bucket"],
-                plan["wheelhouse"]["key_prefix"],
-                requirements=requirements,
-                constraints=constraints,
-                download=wheelhouse.pip_download,  # looked up now: tests swap the downloader
-                # Only the CPUs the runtime has wheels for (keras: x86_64).
-                arches=RUNTIME_ARCHES[runtime],
-            )
-        if staged.digest != plan["wheelhouse"]["digest"]:
-            raise AirflowFailException(
-                f"the node requirements changed during the run (wheelhouse {staged.digest}, "
-                f"plan {plan['wheelhouse']['digest']}): trigger a new run"
-            )
-        try:
-            wheelhouse.check_fits(staged.to_dict(), plan["root_volume_gib"])
-        except ValueError as exc:
-            raise AirflowFailException(str(exc)) from exc
-        print(f"wheelhouse {staged.uri}: {'reused' if staged.reused else 'staged'}")
-        return staged.to_dict()
+        return emr_tasks.stage_wheelhouse(plan)
 
     @task
-    def download_results(plan: dict[str, Any], cluster_id: str | None) -> str:
+    def download_results(plan: ClusterPlan, cluster_id: str | None) -> str:
         """Download metrics, PCA (and optionally features) and cluster.json; return the folder."""
-        from airflow.sdk.exceptions import AirflowFailException
+        return emr_tasks.download_results(plan, cluster_id)
 
-        from include.emr_common.transfer import ResultsIncompleteError, download_results
-
-        try:
-            return download_results(plan, cluster_id=cluster_id)
-        except ResultsIncompleteError as exc:
-            raise AirflowFailException(str(exc)) from exc
+    @task
+    def build_report(
+        plan: dict[str, Any],
+        run_dir: str,
+        estimate: dict[str, Any] | None,
+        cluster_id: str | None,
+    ) -> str:
+        """The HTML report (cost estimate, the cluster's final state and billed time)."""
+        return emr_tasks.build_report(plan, run_dir, estimate, cluster_id)
 
     @task(trigger_rule=TriggerRule.ONE_FAILED)
-    def fail_run_if_any_task_failed() -> None:
+    def fail_run_if_any_task_failed(**context: Any) -> None:
         """Runs only when a task failed: makes the run end failed (terminate is ALL_DONE)."""
-        from airflow.sdk.exceptions import AirflowFailException
-
-        raise AirflowFailException("a task of this run failed; the cluster was terminated")
+        cluster_id = context["ti"].xcom_pull(task_ids="create_emr_cluster")
+        fail_run("cluster", cluster_id, teardown="terminate_emr_cluster")
 
     plan = validate_params()
-    checked = preflight(plan)
+    aws = {"aws_conn_id": plan["aws_conn_id"], "region_name": plan["region"]}
     dataset = validate_dataset(plan)
-    run_info = skip_if_unchanged(plan)
     estimate = check_budget(dataset)
-    staged_dataset = upload_dataset(plan)
-    staged_code = upload_job_package(plan)
-    staged_wheels = stage_wheelhouse(plan)
+    run_info = skip_if_unchanged(plan)
     steps = plan_cluster_steps(plan, dataset)
     create_emr_cluster = EmrCreateClusterOperator(
         task_id="create_emr_cluster",
         emr_conn_id=None,
-        aws_conn_id=plan["aws_conn_id"],
-        region_name=plan["region"],
         job_flow_overrides=plan["job_flow_overrides"],
         wait_for_completion=True,
         waiter_delay=plan["poke_interval"],
         waiter_max_attempts=plan["create_max_attempts"],
         deferrable=plan["deferrable"],
+        **aws,
     )
     add_feature_step = EmrAddStepOnceOperator(
-        task_id="add_feature_step",
-        aws_conn_id=plan["aws_conn_id"],
-        region_name=plan["region"],
-        job_flow_id=create_emr_cluster.output,
-        steps=steps,
+        task_id="add_feature_step", job_flow_id=create_emr_cluster.output, steps=steps, **aws
     )
     wait_for_feature_step = EmrStepSensorWithLogs(
         task_id="wait_for_feature_step",
-        aws_conn_id=plan["aws_conn_id"],
-        region_name=plan["region"],
         job_flow_id=create_emr_cluster.output,
         step_id=add_feature_step.output,
         log_uri=plan["log_uri"],
         wait=plan["wait"],
         deferrable=plan["deferrable"],
+        **aws,
     )
     results = download_results(plan, create_emr_cluster.output)
-    report = build_report(results, estimate)
-    published = publish_results(plan, results, run_info)
+    report = build_report(plan, results, estimate, create_emr_cluster.output)
     terminate_emr_cluster = EmrTerminateRunClustersOperator(
         task_id="terminate_emr_cluster",
-        aws_conn_id=plan["aws_conn_id"],
-        region_name=plan["region"],
         job_flow_id=create_emr_cluster.output,
         trigger_rule=TriggerRule.ALL_DONE,
+        **aws,
     )
 
     chain(
+        # RUN SETUP: every check before anything costs money, then the run's inputs in S3
         plan,
-        checked,
+        preflight(plan),
         dataset,
         run_info,
         estimate,
-        [staged_dataset, staged_code, staged_wheels, steps],
+        [upload_dataset(plan), upload_job_package(plan), stage_wheelhouse(plan), steps],
+        # RUN BODY: the cluster runs the job; its results come back, are reported, published
         create_emr_cluster,
         add_feature_step,
         wait_for_feature_step,
         results,
         report,
-        published,
+        publish_results(plan, results, run_info),
     )
-    # The cluster is not needed to download results: it is terminated as soon as the step
-    # is over (or anything before it failed), not after the download.
-    wait_for_feature_step >> terminate_emr_cluster
-    [
-        plan,
-        checked,
-        dataset,
-        staged_dataset,
-        staged_code,
-        staged_wheels,
-        steps,
-        create_emr_cluster,
-        add_feature_step,
-        wait_for_feature_step,
-        results,
-        report,
-        terminate_emr_cluster,
-        run_info,
-        estimate,
-        published,
-    ] >> (fail_run_if_any_task_failed())
-
-
-fruits_emr_pipeline()
+    # RUN TEARDOWN: whatever happened (ALL_DONE), as soon as the step is over or anything
+    # before it failed: the cluster is not needed to download the results. The report
+    # waits for it, to record the cluster's final state and billed time.
+    chain(wait_for_feature_step, terminate_emr_cluster, report)
+    # The watcher, downstream of every task: a failed task fails the run even though the
+    # teardown (ALL_DONE) succeeded.
+    list(dag.tasks) >> fail_run_if_any_task_failed()

@@ -31,16 +31,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import TriggerRule, chain, dag, task
+from airflow.sdk import DAG, TriggerRule, chain, task
 
 from include.config import serverless_schedule
+from include.costs.budget import check_run_budget
 from include.emr_common.tasks import (
     build_report,
+    fail_run,
     publish_results,
     upload_dataset,
     upload_job_package,
     validate_dataset,
 )
+from include.emr_serverless import tasks as serverless_tasks
 from include.emr_serverless.operators import (
     EmrServerlessCancelRunJobsOperator,
     EmrServerlessCreateOrReuseApplicationOperator,
@@ -48,14 +51,21 @@ from include.emr_serverless.operators import (
     EmrServerlessJobSensorWithLogs,
     EmrServerlessStartJobOnceOperator,
 )
+from include.infra.dag_preflight import preflight_serverless_run
 from include.params.defaults import DAG_START_DATE, EMR_RETRY_DELAY, dag_default_args
+from include.params.plan_types import (
+    JobEnvironment,
+    RunInfo,
+    ServerlessPlan,
+    ServerlessPreflight,
+)
 from include.params.serverless import serverless_params
+from include.reruns.skip import skip_if_unchanged as skip_unchanged_run
 
 TEARDOWN_WAITER = {"waiter_delay": 15, "waiter_max_attempts": 60}
 """Stop/delete/cancel waits of the teardown: every 15 s, 15 minutes at most."""
 
-
-@dag(
+with DAG(
     dag_id="fruits_emr_serverless_pipeline",
     schedule=serverless_schedule(),
     start_date=DAG_START_DATE,
@@ -65,133 +75,67 @@ TEARDOWN_WAITER = {"waiter_delay": 15, "waiter_max_attempts": 60}
     params=serverless_params(),
     tags=["fruits", "emr", "emr-serverless", "spark", "features"],
     doc_md=__doc__,
-)
-def fruits_emr_serverless_pipeline() -> None:
+) as dag:
+
     @task(multiple_outputs=True)
-    def validate_params(**context: Any) -> dict[str, Any]:
+    def validate_params(**context: Any) -> ServerlessPlan:
         """Validate the Params and the configuration; return the run's plan."""
-        from pathlib import Path
-
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from include.config import load_config
-        from include.emr_serverless.plan import build_serverless_run_plan
-        from include.params.common import dataset_uri_setting
-        from include.params.serverless import serverless_settings_from_params
-
-        try:
-            settings = serverless_settings_from_params(dict(context["params"]))
-            config = load_config()
-            dataset_uri = dataset_uri_setting(dict(context["params"]), config.dataset_uri)
-        except ValueError as exc:
-            raise AirflowFailException(f"Invalid run settings: {exc}") from exc
-        dag_run = context["dag_run"]
-        plan = build_serverless_run_plan(
-            settings, config, dag_id=dag_run.dag_id, run_id=dag_run.run_id, dataset_uri=dataset_uri
+        run = context["dag_run"]
+        return serverless_tasks.validate_params(
+            context["params"], dag_id=run.dag_id, run_id=run.run_id
         )
-        if plan["weights_file"] and not Path(plan["weights_file"]).is_file():
-            raise AirflowFailException(
-                f"Invalid run settings: weights file {plan['weights_file']} does not exist"
-            )
-        return plan
 
     @task(multiple_outputs=True)
-    def preflight(plan: dict[str, Any]) -> dict[str, Any]:
+    def preflight(plan: ServerlessPlan) -> ServerlessPreflight:
         """Check the bucket and the job runtime role before paying; return the role's ARN."""
-        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from include.infra.preflight import ServerlessRequest, failures, preflight_serverless
-
-        def client(service: str) -> Any:
-            return AwsBaseHook(
-                aws_conn_id=plan["aws_conn_id"], region_name=plan["region"], client_type=service
-            ).conn
-
-        role = plan["execution_role"]
-        request = ServerlessRequest(region=plan["region"], bucket=plan["bucket"], job_role=role)
-        checks = preflight_serverless(client, request)
-        for check in checks:
-            print(check.line())
-        failed = failures(checks)
-        if failed:
-            raise AirflowFailException(
-                "preflight failed, nothing was created: " + "; ".join(c.line() for c in failed)
-            )
-        if not role.startswith("arn:"):  # StartJobRun takes the ARN
-            role = client("iam").get_role(RoleName=request.job_role_name)["Role"]["Arn"]
-        return {"checks": [c.to_dict() for c in checks], "job_role_arn": role}
+        return preflight_serverless_run(plan)
 
     @task.short_circuit
-    def skip_if_unchanged(plan: dict[str, Any], **context: Any) -> dict[str, Any] | None:
+    def skip_if_unchanged(plan: ServerlessPlan, **context: Any) -> RunInfo | None:
         """Fingerprint the run; None (skip every later task) when it is unchanged."""
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from include.emr_serverless.tasks import check_unchanged
-
-        try:
-            return check_unchanged(plan, dict(context["params"]))
-        except (FileNotFoundError, ValueError) as exc:
-            raise AirflowFailException(str(exc)) from exc
+        return skip_unchanged_run(
+            "emr-serverless", context["params"], plan=plan, run_id=context["run_id"]
+        )
 
     @task
     def check_budget(
-        plan: dict[str, Any], dataset: dict[str, Any], **context: Any
+        plan: ServerlessPlan, dataset: dict[str, Any], **context: Any
     ) -> dict[str, Any]:
         """Estimate the run's cost (per vCPU/GB-hour) before anything runs."""
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from include.costs.budget import BudgetExceededError
-        from include.emr_serverless.tasks import check_budget as estimate
-
-        try:
-            return estimate(dataset, dict(context["params"]), region=plan["region"])
-        except (BudgetExceededError, ValueError) as exc:
-            raise AirflowFailException(str(exc)) from exc
+        return check_run_budget("emr-serverless", dataset, context["params"], region=plan["region"])
 
     @task(multiple_outputs=True)
-    def stage_job_environment(plan: dict[str, Any]) -> dict[str, Any]:
+    def stage_job_environment(plan: ServerlessPlan) -> JobEnvironment:
         """The job's packed Python environment in S3 (reused while unchanged) + job driver."""
-        from include.emr_serverless.tasks import stage_job_environment as stage
-
-        return stage(plan)
+        return serverless_tasks.stage_job_environment(plan)
 
     @task
     def download_results(
-        plan: dict[str, Any], application_id: str, job_run_id: str, finished: Any = None
+        plan: ServerlessPlan, application_id: str, job_run_id: str, finished: Any = None
     ) -> str:
         """Download metrics, PCA (and optionally features) and job_run.json (``finished``:
         the job run and application the wait read, before the teardown); return the folder."""
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from include.emr_common.transfer import ResultsIncompleteError
-        from include.emr_serverless.tasks import download_results as download
-
-        try:
-            return download(
-                plan, application_id=application_id, job_run_id=job_run_id, finished=finished
-            )
-        except ResultsIncompleteError as exc:
-            raise AirflowFailException(str(exc)) from exc
+        return serverless_tasks.download_results(
+            plan, application_id=application_id, job_run_id=job_run_id, finished=finished
+        )
 
     @task(trigger_rule=TriggerRule.ONE_FAILED)
-    def fail_run_if_any_task_failed() -> None:
+    def fail_run_if_any_task_failed(**context: Any) -> None:
         """Runs only when a task failed: makes the run end failed (the teardown is ALL_DONE)."""
-        from airflow.sdk.exceptions import AirflowFailException
-
-        raise AirflowFailException(
-            "a task of this run failed; its job run was cancelled and its application deleted"
+        application_id = context["ti"].xcom_pull(task_ids="create_emr_serverless_application")
+        fail_run(
+            "EMR Serverless application",
+            application_id,
+            teardown="cancel_job_run and delete_emr_serverless_application",
         )
 
     plan = validate_params()
+    aws = {"aws_conn_id": plan["aws_conn_id"], "region_name": plan["region"]}
     checked = preflight(plan)
     dataset = validate_dataset(plan)
     run_info = skip_if_unchanged(plan)
     estimate = check_budget(plan, dataset)
-    staged_dataset = upload_dataset(plan)
-    staged_code = upload_job_package(plan)
     staged_env = stage_job_environment(plan)
-    aws = {"aws_conn_id": plan["aws_conn_id"], "region_name": plan["region"]}
     create_application = EmrServerlessCreateOrReuseApplicationOperator(
         task_id="create_emr_serverless_application",
         application=plan["application"],
@@ -224,8 +168,6 @@ def fruits_emr_serverless_pipeline() -> None:
     results = download_results(
         plan, create_application.output, start_job_run.output, wait_for_job_run.output
     )
-    report = build_report(results, estimate)
-    published = publish_results(plan, results, run_info)
     cancel_job_run = EmrServerlessCancelRunJobsOperator(
         task_id="cancel_job_run",
         application_id=create_application.output,
@@ -246,40 +188,24 @@ def fruits_emr_serverless_pipeline() -> None:
     )
 
     chain(
+        # RUN SETUP: every check before anything costs money, then the run's inputs in S3
         plan,
         checked,
         dataset,
         run_info,
         estimate,
-        [staged_dataset, staged_code, staged_env],
+        [upload_dataset(plan), upload_job_package(plan), staged_env],
+        # RUN BODY: the application runs the job; its results come back, are reported, published
         create_application,
         start_job_run,
         wait_for_job_run,
         results,
-        report,
-        published,
+        build_report(results, estimate),
+        publish_results(plan, results, run_info),
     )
-    # Nothing runs on the application after the job run: it is deleted as soon as the
-    # wait is over (or anything before it failed), not after the download.
-    wait_for_job_run >> cancel_job_run >> delete_application
-    [
-        plan,
-        checked,
-        dataset,
-        run_info,
-        estimate,
-        staged_dataset,
-        staged_code,
-        staged_env,
-        create_application,
-        start_job_run,
-        wait_for_job_run,
-        results,
-        report,
-        published,
-        cancel_job_run,
-        delete_application,
-    ] >> fail_run_if_any_task_failed()
-
-
-fruits_emr_serverless_pipeline()
+    # RUN TEARDOWN: whatever happened (ALL_DONE), as soon as the wait is over or anything
+    # before it failed: nothing runs on the application after the job run.
+    chain(wait_for_job_run, cancel_job_run, delete_application)
+    # The watcher, downstream of every task: a failed task fails the run even though the
+    # teardown (ALL_DONE) succeeded.
+    list(dag.tasks) >> fail_run_if_any_task_failed()

@@ -30,13 +30,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Param, chain, dag, task
+from airflow.sdk import DAG, Param, chain, task
 
 from include.config import sweeper_schedule
+from include.emr import sweep as cluster_sweep
+from include.emr_serverless import sweep as serverless_sweep
 from include.params.defaults import DAG_START_DATE, dag_default_args
 
-
-@dag(
+with DAG(
     dag_id="fruits_emr_sweeper",
     schedule=sweeper_schedule(),
     start_date=DAG_START_DATE,
@@ -61,92 +62,26 @@ from include.params.defaults import DAG_START_DATE, dag_default_args
     },
     tags=["fruits", "emr", "cost"],
     doc_md=__doc__,
-)
-def fruits_emr_sweeper() -> None:
+):
+
     @task
     def find_stale_clusters(**context: Any) -> list[dict[str, str]]:
         """This project's live clusters created before now - TTL whose run is over."""
-        from datetime import UTC, datetime
-
-        from airflow.providers.amazon.aws.hooks.emr import EmrHook
-
-        from include.config import PROJECT_TAG, load_config
-        from include.emr.clusters import find_clusters, run_is_active
-
-        config = load_config()
-        ttl = context["params"].get("ttl_hours") or config.cluster_ttl_hours
-        now = datetime.now(UTC)
-        cutoff = now - timedelta(hours=float(ttl))
-        emr = EmrHook(aws_conn_id=config.aws_conn_id, region_name=config.region).conn
-        stale = [
-            {
-                "id": cluster["Id"],
-                "name": cluster.get("Name", ""),
-                "state": cluster["Status"]["State"],
-                "created": str(cluster["Status"]["Timeline"]["CreationDateTime"]),
-            }
-            for cluster in find_clusters(emr, tags={"Project": PROJECT_TAG}, created_before=cutoff)
-            if not run_is_active(cluster, context["ti"].get_dagrun_state, log=print)
-        ]
-        print(f"{len(stale)} cluster(s) tagged Project={PROJECT_TAG} older than {ttl} h: {stale}")
-        return stale
+        return cluster_sweep.find_stale_clusters(context["params"], context["ti"].get_dagrun_state)
 
     @task
     def terminate_stale_clusters(clusters: list[dict[str, str]], **context: Any) -> list[str]:
         """Terminate the given clusters (nothing with dry_run); return the ids acted on."""
-        from airflow.providers.amazon.aws.hooks.emr import EmrHook
-
-        from include.config import load_config
-
-        ids = [cluster["id"] for cluster in clusters]
-        if not ids:
-            print("nothing to sweep")
-            return []
-        if context["params"].get("dry_run"):
-            print(f"dry run: would terminate {ids}")
-            return []
-        config = load_config()
-        emr = EmrHook(aws_conn_id=config.aws_conn_id, region_name=config.region).conn
-        emr.terminate_job_flows(JobFlowIds=ids)
-        print(f"terminated {ids}")
-        return ids
+        return cluster_sweep.terminate_stale_clusters(clusters, context["params"])
 
     @task
     def sweep_serverless_applications(**context: Any) -> list[dict[str, str]]:
         """Stop and delete this project's stale, unused EMR Serverless applications."""
-        from datetime import UTC, datetime
-
-        from airflow.providers.amazon.aws.hooks.emr import EmrServerlessHook
-
-        from include.config import PROJECT_TAG, load_config
-        from include.emr_serverless.applications import sweep_applications
-
-        config = load_config()
-        ttl = context["params"].get("ttl_hours") or config.cluster_ttl_hours
-        hook = EmrServerlessHook(aws_conn_id=config.aws_conn_id, region_name=config.region)
-
-        def wait_stopped(application_id: str) -> None:
-            # Stopping takes up to a few minutes on AWS; 10 minutes is the bound.
-            hook.get_waiter("serverless_app_stopped").wait(
-                applicationId=application_id, WaiterConfig={"Delay": 15, "MaxAttempts": 40}
-            )
-
-        swept = sweep_applications(
-            hook.conn,
-            project_tag=PROJECT_TAG,
-            idle_since_before=datetime.now(UTC) - timedelta(hours=float(ttl)),
-            get_dagrun_state=context["ti"].get_dagrun_state,
-            wait_stopped=wait_stopped,
-            dry_run=bool(context["params"].get("dry_run")),
-            log=print,
+        return serverless_sweep.sweep_serverless_applications(
+            context["params"], context["ti"].get_dagrun_state
         )
-        print(
-            f"{len(swept)} application(s) tagged Project={PROJECT_TAG} older than {ttl} h: {swept}"
-        )
-        return swept
 
-    chain(terminate_stale_clusters(find_stale_clusters()))
+    # Two independent sweeps: one failing does not hide the other.
+    stale_clusters = find_stale_clusters()
+    chain(stale_clusters, terminate_stale_clusters(stale_clusters))
     sweep_serverless_applications()
-
-
-fruits_emr_sweeper()

@@ -19,6 +19,7 @@ from typing import Any
 from airflow.sdk import dag, task
 
 from include.params.defaults import DAG_START_DATE, dag_default_args
+from include.results import consumer
 from include.results.assets import PCA_ASSET
 
 
@@ -36,25 +37,7 @@ def fruits_pca_consumer() -> None:
     @task(inlets=[PCA_ASSET])
     def summarise_latest_pca(**context: Any) -> dict[str, Any]:
         """Read the newest PCA output named by the Asset; log and return its shape and labels."""
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from include.results.consumer import NoPcaOutputError, summarise_pca_event
-
-        events = context["inlet_events"][PCA_ASSET]
-        if not events:
-            raise AirflowFailException(
-                "the fruits_features_pca Asset has no event yet: run a pipeline DAG first"
-            )
-        try:
-            summary = summarise_pca_event(events[-1].extra)
-        except NoPcaOutputError as exc:
-            raise AirflowFailException(str(exc)) from exc
-        print(
-            f"PCA of run {summary['run_id']} ({summary['dag_id']}): {summary['rows']} rows x "
-            f"{summary['components']} components, {len(summary['labels'])} labels: "
-            f"{', '.join(summary['labels'])}"
-        )
-        return summary
+        return consumer.summarise_latest_pca(context["inlet_events"][PCA_ASSET])
 
     summarise_latest_pca()
 

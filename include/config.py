@@ -14,7 +14,24 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from include.params.defaults import default_cluster_ttl_hours
+CREATE_WAIT_SECONDS = 45 * 60
+"""How long the create task waits for a cluster: ~10 minutes are normal, 45 the bound."""
+
+FULL_STEP_TIMEOUT_SECONDS = 6 * 60 * 60
+"""Default step timeout of a full run (~90k images can take hours on a small cluster)."""
+
+SWEEPER_TTL_MARGIN_SECONDS = 60 * 60
+
+
+def default_cluster_ttl_hours() -> int:
+    """The sweeper's default TTL: longer than the longest run the Params allow by default.
+
+    Create wait + full-mode step timeout + a margin for retries and terminate, rounded up to
+    whole hours: a cluster of a run that is still within its own limits is never "stale".
+    """
+    seconds = CREATE_WAIT_SECONDS + FULL_STEP_TIMEOUT_SECONDS + SWEEPER_TTL_MARGIN_SECONDS
+    return -(-seconds // 3600)
+
 
 PROJECT_TAG = "fruits-features"
 """Value of the ``Project`` tag on every cluster this project creates (the sweeper's key)."""
@@ -179,6 +196,15 @@ def wheelhouse_default() -> bool:
     (``make run-emr``, ``make airflow``, docker-compose set ``FRUITS_WHEELHOUSE=false``).
     """
     return os.environ.get("FRUITS_WHEELHOUSE", "true").strip().lower() not in ("0", "false", "no")
+
+
+def weights_default() -> str:
+    """Default of the DAGs' ``weights`` Param (``FRUITS_WEIGHTS``, default ``imagenet``).
+
+    ``make airflow`` sets it to what it decided as ``make run`` does (``none`` offline, with
+    a warning); docker-compose passes the host's ``FRUITS_WEIGHTS``.
+    """
+    return os.environ.get("FRUITS_WEIGHTS", "").strip() or "imagenet"
 
 
 def emr_schedule() -> str | None:

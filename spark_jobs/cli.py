@@ -242,7 +242,7 @@ def _run(
 ) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
-    from spark_jobs import feature_cache, io, pca, selection
+    from spark_jobs import feature_cache, io, pca, selection, separability
 
     selected = selection.select_input(args, spark, input_uri)
     files, input_format, expected = selected.files, selected.input_format, selected.expected
@@ -338,6 +338,11 @@ def _run(
     io.write_parquet(projected.select("path", "split", "label", "pca"), f"{attempt}/pca")
     io.delete(spark, staged_uri)
     t_write = time.perf_counter()
+    # Does the PCA keep the labels apart? A side measurement: it never fails the run.
+    separability_metrics = separability.measure_or_absent(
+        projected, k=pca_result.k, by_split_label=by_split_label
+    )
+    t_separability = time.perf_counter()
 
     by_label: dict[str, int] = {}
     for labels in by_split_label.values():
@@ -382,11 +387,13 @@ def _run(
         "bad_files": bad_files,
         "feature_cache": cache_metrics,
         "pca": pca_result.as_dict(),
+        "separability": separability_metrics,
         "timings_s": {
             "read": round(t_read - t0, 3),
             "featurize": round(featurize_s, 3),
             "pca": round(t_pca - t_feat, 3),
             "write": round(t_write - t_pca, 3),
+            "separability": round(t_separability - t_write, 3),
             "total": round(time.perf_counter() - t0, 3),
         },
         "throughput": {
@@ -434,7 +441,14 @@ def main(argv: list[str] | None = None) -> int:
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    counts = metrics["counts"]
+    counts, separated = metrics["counts"], metrics["separability"]
+    log.info(
+        "class separability: %s",
+        separated["absent"]
+        if "absent" in separated
+        else f"Test accuracy {separated['accuracy_at_k']:.3f} on k components, "
+        f"{separated['accuracy_full']:.3f} on all features ({separated['seconds']:.1f} s)",
+    )
     log.info(
         "run %s: %d valid images, %d bad files, k=%d (%.3f variance), %.1f images/s end to end",
         args.run_id,

@@ -134,11 +134,17 @@ def write_model_file(dest: Path, spec: ModelSpec, model_bytes: bytes) -> Path:
     """Write the zip (model + manifest) atomically: a reader never sees half a file."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     manifest = spec.manifest(hashlib.sha256(model_bytes).hexdigest())
-    partial = dest.with_name(dest.name + ".partial")
-    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED) as archive:
-        archive.writestr(_MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
-        archive.writestr(_MODEL_MEMBER[spec.runtime], model_bytes)
-    os.replace(partial, dest)
+    # A partial file of its own: two processes writing the same model (two Airflow tasks
+    # sharing a cache) never write into one file.
+    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".partial")
+    partial = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
+            zf.writestr(_MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
+            zf.writestr(_MODEL_MEMBER[spec.runtime], model_bytes)
+        os.replace(partial, dest)
+    finally:
+        partial.unlink(missing_ok=True)
     return dest
 
 

@@ -21,9 +21,25 @@ def package_versions(runtime: str) -> dict[str, str]:
     for name in names:
         try:
             found[name] = version(name)
-        except PackageNotFoundError:  # EMR's own pyspark is not a pip distribution
-            found[name] = "unknown"
+        except PackageNotFoundError:
+            found[name] = _module_version(name)
     return found
+
+
+def _module_version(name: str) -> str:
+    """``name``'s ``__version__`` when it is importable but not a pip distribution (EMR and
+    EMR Serverless put their own pyspark on ``PYTHONPATH``), else ``"unknown"``.
+
+    Only pyspark is asked this way: importing it is cheap on a node that runs Spark, and the
+    other packages are always pip distributions where they are installed at all.
+    """
+    if name != "pyspark":
+        return "unknown"
+    try:
+        import pyspark
+    except ImportError:
+        return "unknown"
+    return str(getattr(pyspark, "__version__", "unknown"))
 
 
 def feature_versions(runtime: str) -> dict[str, str]:

@@ -22,8 +22,18 @@ os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO_ROOT / "plugins")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"
 os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] = f"{_AIRFLOW_HOME}/logs"
-# Converted models of the local DAG / staging task: never the user's own cache.
-os.environ["FRUITS_MODEL_CACHE"] = f"{_AIRFLOW_HOME}/model-cache"
+# Converted models of the local DAG / staging task: never the user's own cache. The
+# pytest-xdist workers of one run share it (a conversion takes 20-50 s; local_model locks).
+_RUN_ID = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+os.environ["FRUITS_MODEL_CACHE"] = (
+    f"{tempfile.gettempdir()}/fruits-model-cache-{_RUN_ID}"
+    if _RUN_ID
+    else f"{_AIRFLOW_HOME}/model-cache"
+)
+# No ImageNet download from any test (validate_params resolves weights=imagenet): tests that
+# download serve the file on 127.0.0.1 or inject the download; the Keras cache is empty.
+os.environ["FRUITS_OFFLINE"] = "1"
+os.environ["KERAS_HOME"] = f"{_AIRFLOW_HOME}/keras"
 # Never reach real AWS: fake credentials, EU default region, no instance metadata lookups.
 for _key, _value in {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -42,6 +52,42 @@ os.environ.setdefault(
 os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", os.sys.executable)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.hookimpl(trylast=True)  # after -m / -k have deselected: the blocks are of what runs
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist, the slowest tests first, spread over the workers
+    (:mod:`tests.ordering`); every worker collects, and orders, the same way."""
+    from tests.ordering import CACHE_KEY, expected_seconds, group_of, order_for_workers
+
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    cache = getattr(config, "cache", None)  # None under -p no:cacheprovider
+    measured = cache.get(CACHE_KEY, {}) if cache is not None else {}
+
+    def cost(item):
+        slow = item.get_closest_marker("slow") is not None
+        return group_of(item.nodeid), expected_seconds(item.nodeid, slow, measured)
+
+    items[:] = order_for_workers(items, workers, cost)
+
+
+_DURATIONS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    """Each test's setup + call + teardown seconds (on the xdist controller: every worker's)."""
+    _DURATIONS[report.nodeid] = _DURATIONS.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session):
+    """Keep this run's durations for the next run's order (not from an xdist worker: the
+    controller has them all)."""
+    from tests.ordering import CACHE_KEY
+
+    cache = getattr(session.config, "cache", None)
+    if cache is None or os.environ.get("PYTEST_XDIST_WORKER") or not _DURATIONS:
+        return
+    cache.set(CACHE_KEY, {**cache.get(CACHE_KEY, {}), **_DURATIONS})
 
 
 @pytest.fixture(scope="session")

@@ -20,9 +20,10 @@ images the job will featurise (the mini-mode sample, or every image). With the f
 cache on, images featurised by an earlier run are reused, not featurised: which ones is only
 known from their content hashes, on the cluster, so the estimate is then an upper bound.
 
-Task bodies: :func:`emr_check_budget` (the cluster DAG's guard; the Serverless DAG's uses
-:func:`images_of` and :func:`log_cache_upper_bound`) and :func:`write_estimate` (the
-estimate beside the results, for the report).
+Task bodies: :func:`check_run_budget` (the ``check_budget`` task of both EMR DAGs: the
+cluster's estimate, :func:`emr_check_budget`, or the Serverless one,
+:func:`serverless_check_budget`) and :func:`write_estimate` (the estimate beside the results,
+for the report).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from include.costs.cluster import hourly_price, priced_region
 from include.costs.prices import PRICE_TABLE_REGION
@@ -225,6 +226,59 @@ def emr_check_budget(
         "max_cost_usd": guards.max_cost_usd,
         "upper_bound_feature_cache": settings.feature_cache,
     }
+
+
+def serverless_check_budget(
+    dataset: Mapping[str, Any], params: Mapping[str, Any], *, region: str
+) -> dict[str, Any]:
+    """:func:`emr_check_budget` of the Serverless DAG: priced per vCPU/GB-hour
+    (:func:`include.costs.serverless.estimate_serverless_cost`)."""
+    from include.costs.serverless import estimate_serverless_cost
+    from include.params.common import guard_settings_from_params
+    from include.params.serverless import serverless_settings_from_params
+
+    settings = serverless_settings_from_params(params)
+    guards = guard_settings_from_params(params, emr=True)
+    estimate = estimate_serverless_cost(
+        images=images_of(dataset, settings.job),
+        runtime=runtime_of(settings.job),
+        sizing=settings.sizing.as_dict(),
+        region=region,
+        architecture=settings.architecture,
+        poke_interval_s=settings.poke_interval_seconds,
+    )
+    log.info("%s (budget $%.2f)", estimate.describe(), guards.max_cost_usd)
+    log_cache_upper_bound(settings.feature_cache)
+    assert guards.max_cost_usd is not None
+    check_budget(estimate, guards.max_cost_usd)  # type: ignore[arg-type]
+    return {
+        **estimate.to_dict(),
+        "max_cost_usd": guards.max_cost_usd,
+        "upper_bound_feature_cache": settings.feature_cache,
+    }
+
+
+def check_run_budget(
+    platform: Literal["emr", "emr-serverless"],
+    dataset: Mapping[str, Any],
+    params: Mapping[str, Any],
+    *,
+    region: str | None = None,
+) -> dict[str, Any]:
+    """The ``check_budget`` task of both EMR DAGs: the run's estimate, before anything that
+    costs money exists. Over ``max_cost_usd`` (or bad Params) it fails without a retry,
+    naming the estimate and the Param to raise. ``region``: the plan's (the cluster DAG's
+    default: the configuration's)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        if platform == "emr-serverless":
+            if region is None:
+                raise ValueError("a Serverless estimate needs the run's region")
+            return serverless_check_budget(dataset, params, region=region)
+        return emr_check_budget(dataset, params, region=region)
+    except (BudgetExceededError, ValueError) as exc:
+        raise AirflowFailException(str(exc)) from exc
 
 
 def log_cache_upper_bound(feature_cache: bool) -> None:

@@ -8,6 +8,9 @@
 * :mod:`include.emr.clusters`: ``find_clusters`` (this project's live clusters by tag).
 * :mod:`include.emr.logs`: ``describe_step_failure`` (a failed step's report).
 * :mod:`include.emr.operators`: the retry-safe subclasses of the provider's operators.
+* :mod:`include.emr.tasks`: the cluster DAG's task bodies (validate_params, preflight,
+  plan_cluster_steps, stage_wheelhouse, download_results).
+* :mod:`include.emr.sweep`: the sweeper's task bodies for clusters (find, terminate).
 
 Import from the submodule itself; this package imports nothing, so importing the pure
 builders never pulls in the provider's operators.

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from include.datasets.s3 import normalise_uri
+from include.params.plan_types import ClusterPlan
 
 
 def _with_input(steps: Iterable[Mapping[str, Any]], uri: str) -> list[dict[str, Any]]:
@@ -27,8 +28,8 @@ def _with_input(steps: Iterable[Mapping[str, Any]], uri: str) -> list[dict[str, 
 
 
 def plan_for_s3_dataset(
-    plan: Mapping[str, Any], uri: str, *, pack_on_cluster: bool = False
-) -> dict[str, Any]:
+    plan: ClusterPlan, uri: str, *, pack_on_cluster: bool = False
+) -> ClusterPlan:
     """A new run plan reading ``uri`` in place: the step's ``--input`` is ``uri``.
 
     ``plan`` is not changed. ``dataset_prefix`` becomes None: nothing is uploaded. With
@@ -43,7 +44,7 @@ def plan_for_s3_dataset(
     return new
 
 
-def packed_dataset_uri(plan: Mapping[str, Any], listing_digest: str) -> str:
+def packed_dataset_uri(plan: ClusterPlan, listing_digest: str) -> str:
     """Where the cluster packs the listing ``listing_digest``: one folder per listing, so an
     unchanged dataset is packed once and any change (a key, a size, an ETag) packs anew."""
     if not listing_digest or "/" in listing_digest:
@@ -52,7 +53,7 @@ def packed_dataset_uri(plan: Mapping[str, Any], listing_digest: str) -> str:
 
 
 def steps_for_s3_dataset(
-    plan: Mapping[str, Any], summary: Mapping[str, Any], *, packed_ready: bool
+    plan: ClusterPlan, summary: Mapping[str, Any], *, packed_ready: bool
 ) -> tuple[list[dict[str, Any]], str]:
     """The run's EMR steps for its S3 dataset and a line saying why. Pure.
 

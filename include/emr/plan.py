@@ -17,14 +17,14 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from include.config import PROJECT_TAG, PipelineConfig
+from include.config import CREATE_WAIT_SECONDS, PROJECT_TAG, PipelineConfig
 from include.emr.sizing import size_executors
 from include.emr_common.plan import build_storage_plan, job_spark_defaults, run_tags
-from include.params.defaults import CREATE_WAIT_SECONDS
 from include.params.job_args import (
     JobSettings,
     build_job_arguments,
 )
+from include.params.plan_types import ClusterPlan
 
 if TYPE_CHECKING:
     from include.params.cluster import EmrSettings
@@ -251,7 +251,7 @@ def build_run_plan(
     dag_id: str,
     run_id: str,
     wheelhouse_digest: str | None = None,
-) -> dict[str, Any]:
+) -> ClusterPlan:
     """Everything one run needs, as JSON data: where things go in S3, the cluster and the step.
 
     Pure: the same inputs give the same plan, so every task of a run (and its retries)

@@ -9,7 +9,6 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import PurePosixPath
-from typing import Any
 
 from include.config import EMR_MANAGED_POLICY_TAG, PROJECT_TAG, PipelineConfig
 from include.datasets.upload import dataset_key_prefix
@@ -18,6 +17,7 @@ from include.params.job_args import (
     JobSettings,
     safe_run_id,
 )
+from include.params.plan_types import StoragePlan
 from include.results.paths import run_results_dir
 
 _WEIGHTS_BUILTIN = ("imagenet", "none")
@@ -90,7 +90,7 @@ def build_storage_plan(
     dataset_dir: str | None,
     pack_dataset: bool,
     download_features: bool,
-) -> dict[str, Any]:
+) -> StoragePlan:
     """The part of a run plan that both EMR DAGs (cluster and Serverless) share, as JSON data.
 
     Where the run's dataset, job package, converted model, weights and results live in S3

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 ACTIVE_RUN_STATES = ("queued", "running")
 """Airflow DagRun states of a run that may still use its cluster."""
@@ -47,3 +49,10 @@ def tagged_run_is_active(
         log(f"{what}: run {dag_id}/{run_id} is {state}: left alone")
         return True
     return False
+
+
+def sweep_cutoff(params: Mapping[str, Any], default_ttl_hours: float) -> tuple[Any, datetime]:
+    """(TTL in hours as given, now - TTL) of a sweep: the ``ttl_hours`` Param, else the
+    default (``FRUITS_CLUSTER_TTL_HOURS``)."""
+    ttl = params.get("ttl_hours") or default_ttl_hours
+    return ttl, datetime.now(UTC) - timedelta(hours=float(ttl))

@@ -1,5 +1,7 @@
 """The TaskFlow tasks both EMR DAGs share (cluster: ``fruits_emr_pipeline``; Serverless:
-``fruits_emr_serverless_pipeline``): one definition, so the two cannot drift apart.
+``fruits_emr_serverless_pipeline``): one definition, so the two cannot drift apart; and the
+plain pieces of both DAGs' own task bodies (:mod:`include.emr.tasks`,
+:mod:`include.emr_serverless.tasks`): the weights-file check, the watcher's failure.
 
 Each takes the run's plan (``include.emr_common.plan.build_storage_plan`` keys, which both plans
 carry). Heavy imports stay inside the task bodies: DAG files import this module at parse
@@ -8,15 +10,18 @@ time.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NoReturn
 
 from airflow.sdk import task
 
+from include.params.plan_types import RunInfo, StoragePlan
 from include.results.assets import FEATURES_ASSET, PCA_ASSET
 
 
 @task
-def validate_dataset(plan: dict[str, Any]) -> dict[str, Any]:
+def validate_dataset(plan: StoragePlan) -> dict[str, Any]:
     """Fail fast when the dataset (folder, or S3 prefix: listed, not downloaded) is
     missing, empty or laid out wrongly."""
     from airflow.sdk.exceptions import AirflowFailException
@@ -37,7 +42,7 @@ def validate_dataset(plan: dict[str, Any]) -> dict[str, Any]:
 
 
 @task
-def upload_dataset(plan: dict[str, Any]) -> dict[str, Any]:
+def upload_dataset(plan: StoragePlan) -> dict[str, Any]:
     """Mirror the dataset to S3 (idempotent); return the upload summary."""
     from pathlib import Path
 
@@ -58,7 +63,7 @@ def upload_dataset(plan: dict[str, Any]) -> dict[str, Any]:
 
 
 @task
-def upload_job_package(plan: dict[str, Any]) -> dict[str, Any]:
+def upload_job_package(plan: StoragePlan) -> dict[str, Any]:
     """Upload the Spark job (zip + entry script), bootstrap, requirements, weights file."""
     from include.emr_common.transfer import upload_job_package as upload
 
@@ -68,8 +73,11 @@ def upload_job_package(plan: dict[str, Any]) -> dict[str, Any]:
 @task
 def build_report(run_dir: str, estimate: dict[str, Any] | None = None) -> str:
     """Write the run's HTML report (with the pre-run cost estimate) beside its results."""
-    from pathlib import Path
+    return write_report(run_dir, estimate)
 
+
+def write_report(run_dir: str, estimate: Mapping[str, Any] | None = None) -> str:
+    """The report of ``run_dir`` with the pre-run cost estimate; returns the HTML's path."""
     from include.costs.budget import write_estimate
     from include.results.report import build_report as build
 
@@ -78,9 +86,7 @@ def build_report(run_dir: str, estimate: dict[str, Any] | None = None) -> str:
 
 
 @task(outlets=[PCA_ASSET, FEATURES_ASSET])
-def publish_results(
-    plan: dict[str, Any], run_dir: str, run_info: dict[str, Any], **context: Any
-) -> None:
+def publish_results(plan: StoragePlan, run_dir: str, run_info: RunInfo, **context: Any) -> None:
     """Manifest, fingerprint, estimate and report beside the S3 results; the
     last-success record; Asset events with the run's counts and fingerprint."""
     from include.results.publish import emr_publish
@@ -89,3 +95,62 @@ def publish_results(
     extras = emr_publish(plan, run_dir, run_info, dag_id=dag_run.dag_id, run_id=dag_run.run_id)
     context["outlet_events"][PCA_ASSET].extra = extras["pca"]
     context["outlet_events"][FEATURES_ASSET].extra = extras["features"]
+
+
+# --- plain pieces of the DAGs' own task bodies ----------------------------------------------
+
+
+def check_weights_file(plan: StoragePlan) -> None:
+    """Fail (no retry) when the run's weights cannot be had before anything is staged: a
+    local weights file that does not exist, or ``imagenet`` for a litert/onnx run whose
+    converted model is neither in S3 nor in the worker's cache while this worker cannot get
+    the ImageNet weights (``upload_job_package`` converts them here; offline it would fail
+    minutes later, after the dataset upload and a retry)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.staging.model import imagenet_model_staged
+    from include.staging.s3 import make_s3_hook
+    from include.staging.weights import WeightsUnavailableError, check_run_weights
+
+    if plan["weights_file"] and not Path(plan["weights_file"]).is_file():
+        raise AirflowFailException(
+            f"Invalid run settings: weights file {plan['weights_file']} does not exist"
+        )
+    job = plan["job"]
+    if job["weights"] != "imagenet" or not plan["code_keys"].get("model"):
+        return  # the keras runtime: the nodes download the ImageNet weights themselves
+    staged = imagenet_model_staged(
+        job["runtime"],
+        job["image_size"],
+        hook=make_s3_hook(plan["aws_conn_id"]),
+        models_prefix=plan["models_prefix"],
+        bucket=plan["bucket"],
+    )
+    if staged:
+        print(f"weights: imagenet, its {job['runtime']} model is already converted")
+        return
+    try:
+        decision = check_run_weights("imagenet", imagenet_loaded_here=True)
+    except WeightsUnavailableError as exc:
+        raise AirflowFailException(f"Invalid run settings: {exc}") from exc
+    print(f"weights: {decision.reason}")
+
+
+def fail_run(resource: str, created: str | None, *, teardown: str) -> NoReturn:
+    """The watcher's body (it runs only when a task failed, maybe before the teardown has
+    run): make the run end failed, saying what happens to what the run created.
+
+    ``resource`` names what costs money ("cluster", "EMR Serverless application"),
+    ``created`` its id when the create task recorded one, ``teardown`` the ALL_DONE task that
+    removes it (and finds an unrecorded one by the run's tags). Claims nothing it did not see.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    if created:
+        where = f"{resource} {created} is removed by {teardown}, which runs whatever failed"
+    else:
+        where = (
+            f"no {resource} id was recorded (the run failed before creating one, or while "
+            f"creating it: {teardown} looks for it by this run's tags)"
+        )
+    raise AirflowFailException(f"a task of this run failed; {where}")

@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from include.params.plan_types import ClusterPlan, StoragePlan
+
 
 class ResultsIncompleteError(RuntimeError):
     """The run's results in S3 are missing or incomplete (no ``_SUCCESS`` marker)."""
 
 
-def upload_job_package(
-    plan: Mapping[str, Any], *, source_dir: Path | None = None
-) -> dict[str, Any]:
+def upload_job_package(plan: StoragePlan, *, source_dir: Path | None = None) -> dict[str, Any]:
     """Build the job package and upload it (and a local weights file) to the run's code keys;
     stage the converted model of a litert/onnx run (``include/staging/model.py``)."""
     import tempfile
@@ -47,7 +47,7 @@ def upload_job_package(
 
 
 def download_results(
-    plan: Mapping[str, Any],
+    plan: StoragePlan,
     *,
     cluster_id: str | None,
     extra_json: Mapping[str, Any] | None = None,
@@ -99,17 +99,58 @@ def download_results(
     for folder in folders:
         hook.sync_to_local_dir(bucket, partial / folder, s3_prefix=f"{prefix}/{folder}/")
     if cluster_id:
+        # The cluster is being terminated now (the step is over): until the report records
+        # its final state (record_final_cluster_state), its instance-hours count up to now.
         emr = EmrHook(aws_conn_id=plan["aws_conn_id"], region_name=plan["region"]).conn
-        cluster = {
-            "Cluster": emr.describe_cluster(ClusterId=cluster_id)["Cluster"],
-            "InstanceGroups": emr.list_instance_groups(ClusterId=cluster_id)["InstanceGroups"],
-            # The cluster is being terminated now (the step is over): the report counts its
-            # instance-hours up to this moment, not up to whenever the report is built.
-            "CapturedAt": datetime.now(UTC).isoformat(),
-        }
+        cluster = describe_for_report(emr, cluster_id)
         (partial / "cluster.json").write_text(json.dumps(cluster, indent=2, default=str))
     for name, data in (extra_json or {}).items():
         (partial / name).write_text(json.dumps(data, indent=2, default=str))
     shutil.rmtree(final, ignore_errors=True)
     partial.rename(final)
     return str(final)
+
+
+ENDED_STATES = ("TERMINATED", "TERMINATED_WITH_ERRORS")
+
+
+def describe_for_report(emr: Any, cluster_id: str) -> dict[str, Any]:
+    """``cluster.json``: ``describe_cluster``'s Cluster, ``list_instance_groups``'
+    InstanceGroups and ``CapturedAt`` (the report counts a live cluster's hours up to it)."""
+    return {
+        "Cluster": emr.describe_cluster(ClusterId=cluster_id)["Cluster"],
+        "InstanceGroups": emr.list_instance_groups(ClusterId=cluster_id)["InstanceGroups"],
+        "CapturedAt": datetime.now(UTC).isoformat(),
+    }
+
+
+def record_final_cluster_state(
+    plan: ClusterPlan, run_dir: str, cluster_id: str | None, *, max_wait_s: float = 900
+) -> str | None:
+    """Rewrite ``<run_dir>/cluster.json`` once the cluster has ended (after the teardown
+    asked for it), so that the report shows its final state and its whole billed time, not
+    the ``WAITING`` seen at download. Waits with the provider's ``job_flow_terminated``
+    waiter (EMR takes a minute or two to release the instances) up to ``max_wait_s``, then
+    records whatever state it sees. Returns that state; None without a cluster."""
+    import contextlib
+    import json
+
+    from airflow.providers.amazon.aws.hooks.emr import EmrHook
+    from botocore.exceptions import WaiterError
+
+    if not cluster_id:
+        return None
+    hook = EmrHook(aws_conn_id=plan["aws_conn_id"], region_name=plan["region"])
+    delay = max(1, int(plan["poke_interval"]))
+    # TERMINATED_WITH_ERRORS (an end too) or still ending after max_wait_s: recorded as is.
+    with contextlib.suppress(WaiterError):
+        hook.get_waiter("job_flow_terminated").wait(
+            ClusterId=cluster_id,
+            WaiterConfig={"Delay": delay, "MaxAttempts": max(1, int(max_wait_s // delay))},
+        )
+    cluster = describe_for_report(hook.conn, cluster_id)
+    target = Path(run_dir) / "cluster.json"
+    partial = target.with_name("cluster.json.partial")
+    partial.write_text(json.dumps(cluster, indent=2, default=str))
+    partial.replace(target)
+    return str(cluster["Cluster"]["Status"]["State"])

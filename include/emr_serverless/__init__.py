@@ -10,10 +10,10 @@
 * :mod:`include.emr_serverless.applications`: this project's applications found by tag, in
   use or not, removed (the sweeper's).
 * :mod:`include.emr_serverless.logs`: a failed job run's stateDetails and driver log tails.
-* :mod:`include.emr_serverless.tasks`: task bodies (guards, environment, results).
-* :mod:`include.emr_serverless.report`: the report's Serverless cost section (priced by
-  :mod:`include.costs.serverless`).
+* :mod:`include.emr_serverless.tasks`: task bodies (Params and plan, environment, results).
+* :mod:`include.emr_serverless.sweep`: the sweeper's task body for applications.
 
-What it shares with the cluster DAG is in :mod:`include.emr_common`. Import from the
-submodule itself; this package imports nothing.
+The report's Serverless cost section is :mod:`include.results.serverless_cost`. What it
+shares with the cluster DAG is in :mod:`include.emr_common`. Import from the submodule
+itself; this package imports nothing.
 """

@@ -26,6 +26,7 @@ from include.config import PROJECT_TAG, PipelineConfig
 from include.emr_common.plan import build_storage_plan, job_spark_defaults, run_tags, tag_value
 from include.emr_serverless.applications import CANCELLABLE_JOB_RUN_STATES
 from include.params.job_args import JobSettings, build_job_arguments
+from include.params.plan_types import ServerlessPlan
 
 if TYPE_CHECKING:
     from include.params.serverless import ServerlessSettings
@@ -184,7 +185,7 @@ def build_job_driver(
     }
 
 
-def job_driver_for(plan: Mapping[str, Any], env_conf: Mapping[str, str]) -> dict[str, Any]:
+def job_driver_for(plan: ServerlessPlan, env_conf: Mapping[str, str]) -> dict[str, Any]:
     """The plan's job driver once the Python environment is staged (``env_conf``: the
     confs of ``include.staging.serverless_env.spark_submit_conf``)."""
     uris = plan["uris"]
@@ -208,7 +209,7 @@ def build_serverless_run_plan(
     dag_id: str,
     run_id: str,
     dataset_uri: str | None = None,
-) -> dict[str, Any]:
+) -> ServerlessPlan:
     """Everything one Serverless run needs, as JSON data. Pure.
 
     ``dataset_uri``: a dataset read in place (the job's ``--input``; nothing is uploaded).

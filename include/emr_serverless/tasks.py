@@ -1,10 +1,13 @@
-"""Task bodies of the Serverless DAG: the guards, the job's environment, the results.
+"""Task bodies of the Serverless DAG (``fruits_emr_serverless_pipeline``): the Params
+checked and planned, the job's environment, the results (the preflight:
+:mod:`include.infra.dag_preflight`). Plain functions,
+called by the DAG's tasks in a line or two; bad input fails with ``AirflowFailException``
+(no retry). The bodies both EMR DAGs share are in :mod:`include.emr_common.tasks`.
 
-The guards are the cluster DAG's (:mod:`include.reruns.skip`, :mod:`include.costs.budget`)
-with the Serverless settings:
-the fingerprint records platform ``emr-serverless``, the release and the architecture, and
-the budget is priced per vCPU/GB-hour
-(:func:`include.costs.serverless.estimate_serverless_cost`).
+The guards are the cluster DAG's (:func:`include.reruns.skip.skip_if_unchanged`,
+:func:`include.costs.budget.check_run_budget`) with the Serverless settings: the fingerprint
+records platform ``emr-serverless``, the release and the architecture, and the budget is
+priced per vCPU/GB-hour (:func:`include.costs.serverless.estimate_serverless_cost`).
 """
 
 from __future__ import annotations
@@ -14,61 +17,35 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from include.emr_common.tasks import check_weights_file
+from include.params.plan_types import JobEnvironment, ServerlessPlan
+
 log = logging.getLogger(__name__)
 
 
-def check_unchanged(plan: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any] | None:
-    """None: skip (an earlier run holds the same results); else the run's fingerprint data."""
-    from include.params.common import guard_settings_from_params
-    from include.params.serverless import serverless_settings_from_params
-    from include.reruns.skip import s3_check_unchanged
+def validate_params(params: Mapping[str, Any], *, dag_id: str, run_id: str) -> ServerlessPlan:
+    """Validate the Params and the configuration; return the run's plan."""
+    from airflow.sdk.exceptions import AirflowFailException
 
-    settings = serverless_settings_from_params(params)
-    guards = guard_settings_from_params(params, emr=True)
-    return s3_check_unchanged(
-        plan,
-        settings.job,
-        force=guards.force,
-        environment={
-            "platform": "emr-serverless",
-            "release_label": settings.release_label,
-            "architecture": settings.architecture,
-        },
-    )
-
-
-def check_budget(
-    dataset: Mapping[str, Any], params: Mapping[str, Any], *, region: str
-) -> dict[str, Any]:
-    """The run's estimate; raises ``BudgetExceededError`` when over ``max_cost_usd``."""
-    from include.costs.budget import check_budget as refuse_over_budget
-    from include.costs.budget import images_of, log_cache_upper_bound, runtime_of
-    from include.costs.serverless import estimate_serverless_cost
-    from include.params.common import guard_settings_from_params
+    from include.config import load_config
+    from include.emr_serverless.plan import build_serverless_run_plan
+    from include.params.common import dataset_uri_setting
     from include.params.serverless import serverless_settings_from_params
 
-    settings = serverless_settings_from_params(params)
-    guards = guard_settings_from_params(params, emr=True)
-    estimate = estimate_serverless_cost(
-        images=images_of(dataset, settings.job),
-        runtime=runtime_of(settings.job),
-        sizing=settings.sizing.as_dict(),
-        region=region,
-        architecture=settings.architecture,
-        poke_interval_s=settings.poke_interval_seconds,
+    try:
+        settings = serverless_settings_from_params(dict(params))
+        config = load_config()
+        dataset_uri = dataset_uri_setting(dict(params), config.dataset_uri)
+    except ValueError as exc:
+        raise AirflowFailException(f"Invalid run settings: {exc}") from exc
+    plan = build_serverless_run_plan(
+        settings, config, dag_id=dag_id, run_id=run_id, dataset_uri=dataset_uri
     )
-    log.info("%s (budget $%.2f)", estimate.describe(), guards.max_cost_usd)
-    log_cache_upper_bound(settings.feature_cache)
-    assert guards.max_cost_usd is not None
-    refuse_over_budget(estimate, guards.max_cost_usd)  # type: ignore[arg-type]
-    return {
-        **estimate.to_dict(),
-        "max_cost_usd": guards.max_cost_usd,
-        "upper_bound_feature_cache": settings.feature_cache,
-    }
+    check_weights_file(plan)
+    return plan
 
 
-def stage_job_environment(plan: Mapping[str, Any]) -> dict[str, Any]:
+def stage_job_environment(plan: ServerlessPlan) -> JobEnvironment:
     """Stage the job's packed Python environment (built once, reused while unchanged) and
     return it with the job driver that runs on it."""
     from include.config import serverless_local_python_allowed
@@ -93,7 +70,7 @@ def stage_job_environment(plan: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def download_results(
-    plan: Mapping[str, Any],
+    plan: ServerlessPlan,
     *,
     application_id: str,
     job_run_id: str,
@@ -106,9 +83,12 @@ def download_results(
     ended. The teardown runs as soon as the wait is over, so without it the application
     (and its job run) may be gone by now: then the results are still downloaded, and
     ``job_run.json`` holds what could be read, and why the rest is missing (the report
-    says so instead of a cost).
+    says so instead of a cost). Incomplete results fail without a retry.
     """
+    from airflow.sdk.exceptions import AirflowFailException
+
     from include.costs.serverless import JOB_RUN_FILE
+    from include.emr_common.transfer import ResultsIncompleteError
     from include.emr_common.transfer import download_results as download
 
     saved = dict(finished) if finished else _read_job_run(plan, application_id, job_run_id)
@@ -118,10 +98,13 @@ def download_results(
             f"job run {job_run_id} of application {application_id} could not be read after "
             "it ended (deleted by the teardown before the download)"
         )
-    return download(plan, cluster_id=None, extra_json={JOB_RUN_FILE: saved})
+    try:
+        return download(plan, cluster_id=None, extra_json={JOB_RUN_FILE: saved})
+    except ResultsIncompleteError as exc:  # a retry would find the same results
+        raise AirflowFailException(str(exc)) from exc
 
 
-def _read_job_run(plan: Mapping[str, Any], application_id: str, job_run_id: str) -> dict[str, Any]:
+def _read_job_run(plan: ServerlessPlan, application_id: str, job_run_id: str) -> ServerlessPlan:
     """``{"jobRun", "application"}`` read now; a part that no longer exists is left out,
     with a warning (never an error: the results do not depend on it)."""
     from airflow.providers.amazon.aws.hooks.emr import EmrServerlessHook

@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from include.config import REPO_ROOT
+from include.staging.weights import decide_weights, download_imagenet_weights
+from include.staging.weights import offline as weights_offline
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 STARTUP_TIMEOUT_S = 120
@@ -58,6 +60,8 @@ class StackSettings:
     results_dir: Path = REPO_ROOT / "data" / "results"
     emulator_dir: Path = REPO_ROOT / "data" / "emr-emulator"
     parallelism: int = 4
+    # The trigger form's default weights (FRUITS_WEIGHTS): main() decides as make run does.
+    weights: str = "imagenet"
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -129,6 +133,7 @@ def stack_env(settings: StackSettings, base: dict[str, str] | None = None) -> di
             "FRUITS_REGION": settings.region,
             "FRUITS_DATA_DIR": str(settings.data_dir),
             "FRUITS_RESULTS_DIR": str(settings.results_dir),
+            "FRUITS_WEIGHTS": settings.weights,
             # Fake keys for the emulator (it accepts any); never real AWS from this stack.
             "AWS_DEFAULT_REGION": settings.region,
             "AWS_ACCESS_KEY_ID": "testing",
@@ -301,10 +306,23 @@ def main(argv: list[str] | None = None) -> int:
         default=REPO_ROOT / ".airflow-ui",
         help="AIRFLOW_HOME of this stack (SQLite DB, logs)",
     )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        default=weights_offline(),
+        help="never try to download the ImageNet weights (also FRUITS_OFFLINE=1)",
+    )
     args = parser.parse_args(argv)
+    # The trigger form's default weights, decided as make run decides (validate_params
+    # checks whatever a run then asks for).
+    decision = decide_weights(None, download=None if args.offline else download_imagenet_weights)
+    print(f"weights: the trigger form defaults to weights={decision.value}: {decision.reason}")
     stack = AirflowStack(
         StackSettings(
-            home=args.home.resolve(), api_port=args.port, emulator_port=args.emulator_port
+            home=args.home.resolve(),
+            api_port=args.port,
+            emulator_port=args.emulator_port,
+            weights=decision.value,
         )
     )
     stop = threading.Event()

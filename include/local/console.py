@@ -226,7 +226,8 @@ class RunConsole:
         return data.decode("utf-8", errors="replace")
 
     def failure_report(self, states: dict[str, str], *, lines: int = 25) -> str:
-        """The failed tasks, the last lines of the first one's log and the job's reason."""
+        """The failed tasks, the job's own reason (its ``error:`` line) when it gave one, then
+        the last lines of the first failed task's log."""
         failed = [t for t, s in states.items() if s == "failed"]
         ordered = sorted(
             failed, key=lambda t: self.tasks[t].started if t in self.tasks else float("inf")
@@ -236,11 +237,13 @@ class RunConsole:
             return "no task failed"
         text = self.task_log(first)
         tail = [line for line in text.splitlines() if not line.startswith(_OWN_PREFIX)][-lines:]
-        out = [f"failed: {', '.join(ordered)}", f"last lines of {first}'s log:"]
-        out += [f"  | {line}" for line in tail]
+        out = [f"failed: {', '.join(ordered)}"]
+        # The job's reason first: a traceback's last lines rarely say what to fix.
         reasons = re.findall(r"(?:^|\W)(error: .+)$", text, re.M)
         if reasons:
             out.append(f"the job's own reason: {reasons[-1].strip()}")
+        out.append(f"last lines of {first}'s log:")
+        out += [f"  | {line}" for line in tail]
         out.append(f"(everything is in {self.log_path})")
         return "\n".join(out)
 

@@ -30,8 +30,6 @@ import json
 import os
 import subprocess
 import sys
-import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,19 +37,22 @@ from typing import Any
 from include.config import REPO_ROOT
 from include.local.console import RunConsole, run_log_path, task_state_lookup
 from include.params.job_args import MINI_MAX_IMAGES
+from include.results.html import plural
 from include.results.paths import run_results_dir
+from include.staging.weights import (
+    WeightsDecision,
+    WeightsUnavailableError,
+    decide_weights,
+    download_imagenet_weights,
+)
+from include.staging.weights import (
+    offline as weights_offline,
+)
 
 DAG_ID = "fruits_local_pipeline"
 SAMPLE_PER_LABEL = 12
 SAMPLE_SEED = 42
 SAMPLE_MARKER = ".sample-complete.json"
-
-# What keras.applications.MobileNetV2(weights="imagenet", include_top=False) loads at 224.
-IMAGENET_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
-IMAGENET_URL = (
-    f"https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/{IMAGENET_FILE}"
-)
-DOWNLOAD_TIMEOUT_S = 15
 
 SPARK_LOCAL_CONN = '{"conn_type": "spark", "host": "local[*]"}'
 
@@ -67,79 +68,6 @@ class Inputs:
     data_dir: Path
     images: int
     decision: WeightsDecision
-
-
-@dataclass(frozen=True)
-class WeightsDecision:
-    """Which weights the job gets and why."""
-
-    value: str  # the job's --weights: "imagenet", "none" or a file path
-    meaningful: bool
-    reason: str
-
-
-def keras_cache_file() -> Path:
-    """Where Keras keeps the MobileNetV2 ImageNet weights (``$KERAS_HOME`` or ~/.keras)."""
-    keras_home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
-    return keras_home / "models" / IMAGENET_FILE
-
-
-def download_imagenet_weights(dest: Path, *, timeout: float = DOWNLOAD_TIMEOUT_S) -> bool:
-    """Try to fetch the ImageNet weights into ``dest`` (atomically); False when offline."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".part")
-    try:
-        with urllib.request.urlopen(IMAGENET_URL, timeout=timeout) as response, tmp.open("wb") as f:
-            while chunk := response.read(1 << 20):
-                f.write(chunk)
-        if tmp.stat().st_size < 1_000_000:  # the real file is ~9 MB: a proxy error page is not
-            raise OSError("downloaded file is too small to be the weights")
-        tmp.replace(dest)
-        return True
-    except OSError:  # URLError, timeouts, DNS errors and HTTP errors are all OSErrors
-        tmp.unlink(missing_ok=True)
-        return False
-
-
-def decide_weights(
-    requested: str | None,
-    *,
-    cache_file: Path | None = None,
-    download: Callable[[Path], bool] | None = download_imagenet_weights,
-) -> WeightsDecision:
-    """Pick the job's weights. ``download=None`` means offline: never touch the network.
-
-    An explicit request is honoured or fails (no silent downgrade): ``imagenet`` needs the
-    cached file or a working download, a file path must exist. Without a request the
-    fallback is ``none`` with a reason the caller prints as a warning.
-    """
-    cache_file = cache_file or keras_cache_file()
-    if requested is not None and requested not in ("imagenet", "none"):
-        path = Path(requested).expanduser()
-        if not path.is_file():
-            raise LocalRunError(f"--weights {requested}: no such file")
-        return WeightsDecision(str(path.resolve()), True, f"weights file {path}")
-    if requested == "none":
-        return WeightsDecision("none", False, "random weights requested (--weights none)")
-    if cache_file.is_file():
-        return WeightsDecision(
-            "imagenet", True, f"ImageNet weights from the Keras cache {cache_file}"
-        )
-    if download is not None and download(cache_file):
-        return WeightsDecision("imagenet", True, f"ImageNet weights downloaded to {cache_file}")
-    if requested == "imagenet":
-        raise LocalRunError(
-            f"ImageNet weights requested but {cache_file} is missing and the download failed "
-            f"(offline?). Copy {IMAGENET_FILE} there, or pass --weights FILE."
-        )
-    return WeightsDecision(
-        "none",
-        False,
-        "ImageNet weights are not available (not in the Keras cache, download impossible): "
-        "running with RANDOM weights. The pipeline runs end to end, but the features and the "
-        f"PCA are NOT meaningful. Put {IMAGENET_FILE} in {cache_file.parent} "
-        "or pass --weights FILE.",
-    )
 
 
 def ensure_sample_dataset(
@@ -168,7 +96,7 @@ def ensure_sample_dataset(
     marker.unlink(missing_ok=True)  # the marker goes last, so an interrupted run regenerates
     counts = generate_sample_dataset(dest, per_label=per_label, seed=seed)
     marker.write_text(json.dumps(expected))
-    print(f"sample dataset: wrote {sum(counts.values())} images to {dest}")
+    print(f"sample dataset: wrote {plural(sum(counts.values()), 'image')} to {dest}")
     return dest
 
 
@@ -212,6 +140,33 @@ def run_dag(conf: dict[str, Any], *, dag_id: str = DAG_ID) -> tuple[str, str, di
     return dag_run.run_id, str(dag_run.state), states
 
 
+def features_line(run_dir: Path) -> str:
+    """The summary's features line: the folder when this machine holds it; an EMR run keeps
+    its features beside its results in S3 unless the run asked for them (Param
+    ``download_features``)."""
+    features = run_dir / "features"
+    if features.is_dir():
+        return f"  features     {features}  (parquet: path, split, label, features[1280])"
+    return (
+        "  features     not downloaded: kept beside the results in S3 "
+        "(Param download_features to copy them here)"
+    )
+
+
+def separability_line(section: dict[str, Any] | None) -> str:
+    """The summary's line on whether k keeps the classes apart (``metrics.json``'s
+    ``separability``: Test accuracy of a logistic regression fitted on Training)."""
+    if not section:
+        return "  classes      not measured (metrics.json without separability)"
+    if "absent" in section:
+        return f"  classes      not measured: {section['absent']}"
+    return (
+        f"  classes      Test accuracy {section['accuracy_at_k']:.3f} at k = {section['k']}, "
+        f"{section['accuracy_full']:.3f} on all {section['feature_dim']} features "
+        f"(chance {section['chance']:.3f})"
+    )
+
+
 def summarise(run_dir: Path, decision: WeightsDecision) -> str:
     """The closing message: where each result is, and which weights made the features."""
     metrics: dict[str, Any] = {}
@@ -237,9 +192,10 @@ def summarise(run_dir: Path, decision: WeightsDecision) -> str:
         f"  featurised   {counts.get('featurized', '?')} now, {counts.get('reused', 0)} reused "
         f"from {(metrics.get('feature_cache') or {}).get('uri') or 'no feature cache'} "
         f"(job {(metrics.get('timings_s') or {}).get('total', '?')} s)",
-        f"  features     {run_dir / 'features'}  (parquet: path, split, label, features[1280])",
+        features_line(run_dir),
         f"  PCA          {run_dir / 'pca'}  (k = {pca.get('k', '?')}, "
         f"variance kept {pca.get('variance_at_k', float('nan')):.3f})",
+        separability_line(metrics.get("separability")),
         f"  metrics      {run_dir / 'metrics.json'}",
         f"  report       {run_dir / 'report' / 'report.html'}",
         f"  weights      {weights.get('source', decision.value)} ({decision.reason})",
@@ -247,7 +203,8 @@ def summarise(run_dir: Path, decision: WeightsDecision) -> str:
     if not weights.get("meaningful", decision.meaningful):
         lines += [
             "",
-            "WARNING: these features come from RANDOM weights: they are NOT meaningful.",
+            "WARNING: these features come from RANDOM weights: they are NOT meaningful (nor is",
+            "         the classes' accuracy: it measures the random network, not ImageNet's).",
             "         Rerun with ImageNet weights (internet access, or --weights FILE).",
         ]
     lines.append("=" * 78)
@@ -266,11 +223,17 @@ def choose_inputs(
     if data is not None:
         data_dir = data.expanduser().resolve()
         summary = validate_dataset(data_dir)
-        print(f"dataset: {data_dir} ({summary.images:,} images, {len(summary.labels)} labels)")
+        print(
+            f"dataset: {data_dir} ({plural(summary.images, 'image')}, "
+            f"{plural(len(summary.labels), 'label')})"
+        )
     else:
         data_dir = ensure_sample_dataset(sample_dir)
         summary = validate_dataset(data_dir)
-    decision = decide_weights(weights, download=None if offline else download_imagenet_weights)
+    try:
+        decision = decide_weights(weights, download=None if offline else download_imagenet_weights)
+    except WeightsUnavailableError as exc:
+        raise LocalRunError(str(exc)) from exc
     return Inputs(data_dir, summary.images, decision)
 
 
@@ -362,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--offline",
         action="store_true",
-        default=bool(os.environ.get("FRUITS_OFFLINE")),
+        default=weights_offline(),
         help="never try to download the ImageNet weights (also FRUITS_OFFLINE=1)",
     )
     add_selection_arguments(parser)

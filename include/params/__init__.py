@@ -1,7 +1,8 @@
 """The DAGs' trigger-time options (typed Airflow ``Param``s), their checks, and the job's flags.
 
-* :mod:`include.params.common`: job, guard and dataset Params shared by the DAGs, and their
-  checks (``job_settings_from_params``, ``guard_settings_from_params``).
+* :mod:`include.params.common`: job, guard and dataset Params shared by the DAGs, the local
+  DAG's (``local_params``), and their checks (``job_settings_from_params``,
+  ``guard_settings_from_params``).
 * :mod:`include.params.cluster`: the EMR cluster DAG's Params (``emr_params``, ``EmrSettings``).
 * :mod:`include.params.serverless`: the EMR Serverless DAG's Params (``ServerlessSettings``).
 * :mod:`include.params.job_args`: the Spark job's command line (``JobSettings``), for every DAG.

@@ -18,6 +18,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
+from include.config import weights_default
 from include.datasets.s3 import normalise_uri
 from include.params.defaults import (
     DEFAULT_MAX_COST_USD,
@@ -89,12 +90,15 @@ def job_params() -> dict[str, Param]:
             "5-10x slower fit).",
         ),
         "weights": Param(
-            "imagenet",
+            weights_default(),
             type="string",
             minLength=1,
             title="MobileNetV2 weights",
-            description="'imagenet' (downloaded by the job), 'none' (random init: a smoke "
-            "test, features are not meaningful), a local .h5/.keras file, or an s3:// URI.",
+            description="'imagenet' (Keras' cache or a download: validate_params checks it "
+            "where it is loaded on the Airflow worker, and fails at once without it), 'none' "
+            "(random init: a smoke test, features are not meaningful), a local .h5/.keras "
+            "file, or an s3:// URI. Default: FRUITS_WEIGHTS (make airflow: what make run "
+            "would choose).",
         ),
         "runtime": Param(
             "litert",
@@ -123,6 +127,19 @@ def job_params() -> dict[str, Param]:
             description="Images per model call; a decoded 224x224 image is ~0.6 MB float32.",
         ),
     }
+
+
+def local_params() -> dict[str, Param]:
+    """The local DAG's Params: the job's, the guards' and the dataset folder."""
+    params = {**job_params(), **guard_params(emr=False)}
+    params["dataset_dir"] = Param(
+        None,
+        type=["null", "string"],
+        title="Dataset folder",
+        description="Local Fruits-360-style folder (<Split>/<Label>/<image>). Empty = "
+        "FRUITS_DATA_DIR, else data/fruits-360-sample.",
+    )
+    return params
 
 
 def guard_params(*, emr: bool) -> dict[str, Param]:

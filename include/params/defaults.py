@@ -1,6 +1,8 @@
 """DAG defaults: owner, start date, retries, waits and timeouts, sensor sizing by mode.
 
-Constants only (and ``dag_default_args``): the DAG files read them at parse time.
+Constants only (and ``dag_default_args``): the DAG files read them at parse time. The run
+limits the sweeper's TTL derives from (``CREATE_WAIT_SECONDS``, ``FULL_STEP_TIMEOUT_SECONDS``)
+live in :mod:`include.config`, below this package.
 """
 
 from __future__ import annotations
@@ -10,27 +12,10 @@ from typing import Any
 
 import pendulum
 
+from include.config import FULL_STEP_TIMEOUT_SECONDS
+
 EMR_RETRY_DELAY = timedelta(minutes=2)
 """``retry_delay`` of the EMR DAG's tasks: a failed add-step waits this long to try again."""
-
-CREATE_WAIT_SECONDS = 45 * 60
-"""How long the create task waits for a cluster: ~10 minutes are normal, 45 the bound."""
-
-FULL_STEP_TIMEOUT_SECONDS = 6 * 60 * 60
-"""Default step timeout of a full run (~90k images can take hours on a small cluster)."""
-
-SWEEPER_TTL_MARGIN_SECONDS = 60 * 60
-
-
-def default_cluster_ttl_hours() -> int:
-    """The sweeper's default TTL: longer than the longest run the Params allow by default.
-
-    Create wait + full-mode step timeout + a margin for retries and terminate, rounded up to
-    whole hours: a cluster of a run that is still within its own limits is never "stale".
-    """
-    seconds = CREATE_WAIT_SECONDS + FULL_STEP_TIMEOUT_SECONDS + SWEEPER_TTL_MARGIN_SECONDS
-    return -(-seconds // 3600)
-
 
 DAG_OWNER = "fruits-data-team"
 """Owner of every task of the project's DAGs (shown in the UI; the integrity tests check it)."""

@@ -1,7 +1,8 @@
-"""Skip an unchanged run: the ``check_unchanged`` task bodies of the three pipeline DAGs.
+"""Skip an unchanged run: the ``skip_if_unchanged`` task body of the three pipeline DAGs.
 
-``emr_check_unchanged`` (cluster DAG), ``s3_check_unchanged`` (any run whose results live in
-S3: both EMR DAGs) and ``local_check_unchanged`` fingerprint the run
+:func:`skip_if_unchanged` is that body (bad input fails without a retry); it runs
+``emr_check_unchanged`` (both EMR DAGs, through ``s3_check_unchanged``: any run whose results
+live in S3) or ``local_check_unchanged``. They fingerprint the run
 (:mod:`include.reruns.history`), compare it with the last successful run's record, and return
 None when the run can be skipped (the DAG's short-circuit task then skips every task after
 it: no upload, no cluster) or the run's fingerprint data otherwise. Only a run that goes
@@ -14,8 +15,9 @@ import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from include.params.plan_types import LocalDataset, RunInfo, StoragePlan
 from include.reruns.fingerprint import MANIFEST_FILE
 
 log = logging.getLogger(__name__)
@@ -24,7 +26,7 @@ MANIFEST_STAGING_DIRNAME = "_manifests"
 """Local runs: ``<results>/_manifests/<run key>.json`` until the run's folder exists."""
 
 
-def _fingerprint_data(fingerprint: Mapping[str, Any], manifest: Any, **more: Any) -> dict[str, Any]:
+def _fingerprint_data(fingerprint: Mapping[str, Any], manifest: Any, **more: Any) -> RunInfo:
     return {
         "fingerprint": fingerprint["fingerprint"],
         "components": fingerprint["components"],
@@ -33,10 +35,39 @@ def _fingerprint_data(fingerprint: Mapping[str, Any], manifest: Any, **more: Any
     }
 
 
+Platform = Literal["emr", "emr-serverless", "local"]
+"""Which DAG's run: the cluster DAG, the Serverless DAG or the local one."""
+
+
+def skip_if_unchanged(
+    platform: Platform,
+    params: Mapping[str, Any],
+    *,
+    plan: StoragePlan | LocalDataset,
+    run_id: str,
+) -> RunInfo | None:
+    """The ``skip_if_unchanged`` short-circuit task of each DAG: None (skip every later task)
+    when the run is unchanged, else its fingerprint data.
+
+    ``plan``: the EMR DAGs' run plan, or the local DAG's ``validate_dataset`` output (its
+    ``dataset_dir``); ``run_id``: the Airflow run id (the local run's folder name). Bad input
+    (e.g. ``s3://`` weights that do not exist) fails without a retry: a retry fails the same
+    way.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        if platform == "local":
+            return _local_check(plan, params, run_id=run_id)
+        return emr_check_unchanged(plan, params, serverless=platform == "emr-serverless")
+    except (FileNotFoundError, ValueError) as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
 # --- EMR -----------------------------------------------------------------------------------
 
 
-def _emr_prefixes(plan: Mapping[str, Any]) -> tuple[str, str]:
+def _emr_prefixes(plan: StoragePlan) -> tuple[str, str]:
     """(results base key, the run's staging key) from the plan's results prefix."""
     results_prefix = str(plan["results_prefix"]).strip("/")
     results_base = results_prefix.rsplit("/", 1)[0]  # <prefix>/results
@@ -45,25 +76,36 @@ def _emr_prefixes(plan: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def emr_check_unchanged(
-    plan: Mapping[str, Any], params: Mapping[str, Any]
-) -> dict[str, Any] | None:
-    """None: skip (an earlier run holds the same results); else the run's fingerprint data."""
+    plan: StoragePlan, params: Mapping[str, Any], *, serverless: bool = False
+) -> RunInfo | None:
+    """None: skip (an earlier run holds the same results); else the run's fingerprint data.
+
+    The fingerprint records the platform (``emr``, or ``emr-serverless`` with ``serverless``)
+    and the release; a Serverless run also its architecture.
+    """
     from include.params.cluster import emr_settings_from_params
     from include.params.common import guard_settings_from_params
+    from include.params.serverless import serverless_settings_from_params
 
-    settings = emr_settings_from_params(params)
     guards = guard_settings_from_params(params, emr=True)
-    return s3_check_unchanged(
-        plan,
-        settings.job,
-        force=guards.force,
-        environment={"platform": "emr", "release_label": settings.release_label},
-    )
+    if serverless:
+        serverless_settings = serverless_settings_from_params(params)
+        job = serverless_settings.job
+        environment = {
+            "platform": "emr-serverless",
+            "release_label": serverless_settings.release_label,
+            "architecture": serverless_settings.architecture,
+        }
+    else:
+        settings = emr_settings_from_params(params)
+        job = settings.job
+        environment = {"platform": "emr", "release_label": settings.release_label}
+    return s3_check_unchanged(plan, job, force=guards.force, environment=environment)
 
 
 def s3_check_unchanged(
-    plan: Mapping[str, Any], job: Any, *, force: bool, environment: Mapping[str, str]
-) -> dict[str, Any] | None:
+    plan: StoragePlan, job: Any, *, force: bool, environment: Mapping[str, str]
+) -> RunInfo | None:
     """:func:`emr_check_unchanged` for any run whose results live in S3 (both EMR DAGs):
     ``job`` the run's ``JobSettings``, ``environment`` what else enters the fingerprint."""
     from include.reruns.history import (
@@ -124,9 +166,29 @@ def s3_check_unchanged(
 # --- local ---------------------------------------------------------------------------------
 
 
+def _local_check(
+    dataset: LocalDataset, params: Mapping[str, Any], *, run_id: str
+) -> RunInfo | None:
+    """:func:`local_check_unchanged` with the Params and the local DAG's results folder."""
+    from include.config import load_config
+    from include.params.common import guard_settings_from_params, job_settings_from_params
+    from include.params.job_args import safe_run_id
+    from include.results.paths import LOCAL_DAG_ID, run_results_dir
+
+    # The DAG's results folder: its last-success record and staged manifests.
+    dag_dir = run_results_dir(load_config().results_dir, LOCAL_DAG_ID, run_id).parent
+    return local_check_unchanged(
+        job_settings_from_params(params),
+        Path(dataset["dataset_dir"]),
+        dag_dir,
+        force=guard_settings_from_params(params, emr=False).force,
+        run_key=safe_run_id(run_id),
+    )
+
+
 def local_check_unchanged(
     job: Any, dataset_dir: Path, results_dir: Path, *, force: bool, run_key: str
-) -> dict[str, Any] | None:
+) -> RunInfo | None:
     """None: skip (an earlier local run holds the same results); else the fingerprint data."""
     from include.reruns.history import (
         decide,

@@ -4,12 +4,13 @@
 (:func:`include.results.assets.asset_extra`) and reads that run's PCA parquet: from ``local_dir``
 when the folder exists on this machine, else from ``uri`` (``s3://`` objects downloaded
 to a temporary folder with the provider's ``S3Hook``, or a local path).
+:func:`summarise_latest_pca` is the consumer DAG's task body: the newest of the Asset's events.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +81,25 @@ def summarise_pca_event(
     if uri and Path(uri).is_dir():
         return {**about, "source": uri, **summarise_pca_dir(Path(uri))}
     raise NoPcaOutputError(f"the Asset event names no readable PCA output (extra: {dict(extra)})")
+
+
+def summarise_latest_pca(events: Sequence[Any]) -> dict[str, Any]:
+    """The consumer DAG's task body: log and return the shape and labels of the PCA output
+    the newest of the Asset's ``events`` names. No event yet, or no readable output, fails
+    without a retry."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    if not events:
+        raise AirflowFailException(
+            "the fruits_features_pca Asset has no event yet: run a pipeline DAG first"
+        )
+    try:
+        summary = summarise_pca_event(events[-1].extra)
+    except NoPcaOutputError as exc:
+        raise AirflowFailException(str(exc)) from exc
+    print(
+        f"PCA of run {summary['run_id']} ({summary['dag_id']}): {summary['rows']} rows x "
+        f"{summary['components']} components, {len(summary['labels'])} labels: "
+        f"{', '.join(summary['labels'])}"
+    )
+    return summary

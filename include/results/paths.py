@@ -12,6 +12,10 @@ from pathlib import Path
 
 from include.params.job_args import safe_run_id
 
+LOCAL_DAG_ID = "fruits_local_pipeline"
+"""The local pipeline's DAG: its task bodies (``include.local.tasks``, ``include.reruns.skip``)
+build its runs' folders with it."""
+
 # Airflow's own rule for dag ids (airflow.utils.helpers.KEY_REGEX): letters, digits, _ . -
 _DAG_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}")
 

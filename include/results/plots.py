@@ -10,13 +10,23 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from include.results.html import plural
+from include.results.separability import measured
+
 # Past this many labels a legend (and a per-label bar chart) is unreadable: the scatter keeps
 # the colours but drops the legend; the bar chart shows the most frequent labels only.
 MAX_LEGEND_LABELS = 20
 MAX_BAR_LABELS = 40
 
 
-def plot_explained_variance(plt: Any, pca: Mapping[str, Any], out: Path) -> Path | None:
+def plot_explained_variance(
+    plt: Any,
+    pca: Mapping[str, Any],
+    out: Path,
+    separability: Mapping[str, Any] | None = None,
+) -> Path | None:
+    """The explained-variance curve and, when ``separability`` (``metrics.json``'s section)
+    has accuracies, the Test accuracy at each k on the same axis (both are fractions)."""
     per_component = [float(v) for v in pca.get("explained_variance") or []]
     if not per_component:
         return None
@@ -61,17 +71,52 @@ def plot_explained_variance(plt: Any, pca: Mapping[str, Any], out: Path) -> Path
             fontsize=10,
             fontweight="bold",
         )
-    ax.set_xlabel("principal component")
-    ax.set_ylabel("fraction of variance explained")
+    with_accuracy = _plot_accuracy(ax, separability, shown)
+    ax.set_xlabel("principal component" + (" / components kept (k)" if with_accuracy else ""))
+    ax.set_ylabel("fraction of variance explained" + (" / Test accuracy" if with_accuracy else ""))
     ax.set_ylim(0, 1.05)
     ax.set_xlim(0.4, len(xs) + 0.6)
     ax.set_title(
         "PCA explained variance"
+        + (" and class separability" if with_accuracy else "")
         + (f" (first {shown} of {fitted} components)" if shown < fitted else "")
     )
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="center right", fontsize=9)
     return _save(plt, fig, out / "explained_variance.png")
+
+
+def _plot_accuracy(ax: Any, separability: Mapping[str, Any] | None, shown: int) -> bool:
+    """Test accuracy at each measured k (those within the ``shown`` components) and on the
+    full features; False when there is nothing to draw."""
+    if not measured(separability):
+        return False
+    assert separability is not None
+    points = [
+        (int(j), float(a))
+        for j, a in zip(separability["ks"], separability.get("accuracy_by_k") or [], strict=False)
+        if int(j) <= shown
+    ]
+    if points:
+        ax.plot(
+            [j for j, _ in points],
+            [a for _, a in points],
+            color="#31a354",
+            marker="s",
+            ms=5,
+            label="Test accuracy on the first k components",
+        )
+    full = separability.get("accuracy_full")
+    if full is not None:
+        ax.axhline(
+            float(full),
+            color="#31a354",
+            ls="--",
+            lw=1,
+            label=f"Test accuracy, all {separability.get('feature_dim', '')} features: "
+            f"{float(full):.1%}",
+        )
+    return bool(points) or full is not None
 
 
 def plot_scatter(plt: Any, points: Mapping[str, list], out: Path) -> Path | None:
@@ -109,7 +154,7 @@ def plot_scatter(plt: Any, points: Mapping[str, list], out: Path) -> Path | None
         ax.set_ylabel("label (k = 1: only one component)")
     else:
         ax.set_ylabel("PC 2")
-    ax.set_title(f"Images on the first principal components ({len(labels)} labels)")
+    ax.set_title(f"Images on the first principal components ({plural(len(labels), 'label')})")
     ax.grid(alpha=0.3)
     if len(labels) <= MAX_LEGEND_LABELS and not one_d:
         ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
@@ -139,7 +184,7 @@ def plot_counts(plt: Any, counts: Mapping[str, Any], out: Path) -> Path | None:
         left = [a + b for a, b in zip(left, values, strict=True)]
     title = "Valid images per label"
     if len(labels) > len(shown):
-        title += f" ({len(shown)} most frequent of {len(labels)} labels)"
+        title += f" ({len(shown)} most frequent of {plural(len(labels), 'label')})"
     ax.set_title(title)
     ax.set_xlabel("images")
     ax.tick_params(axis="y", labelsize=8)

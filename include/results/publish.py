@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from include.params.plan_types import RunInfo, StoragePlan
 from include.reruns.fingerprint import FINGERPRINT_FILE, MANIFEST_FILE, build_success_record
 from include.reruns.skip import _emr_prefixes
 
@@ -61,9 +62,9 @@ def _asset_extras(
 
 
 def emr_publish(
-    plan: Mapping[str, Any],
+    plan: StoragePlan,
     run_dir: str,
-    run_info: Mapping[str, Any],
+    run_info: RunInfo,
     *,
     dag_id: str,
     run_id: str,
@@ -124,7 +125,7 @@ def emr_publish(
 
 
 def local_publish(
-    run_dir: str, run_info: Mapping[str, Any], *, dag_id: str, run_id: str
+    run_dir: str, run_info: RunInfo, *, dag_id: str, run_id: str
 ) -> dict[str, dict[str, Any]]:
     """Move the manifest into the run's folder, write its fingerprint, then the record."""
     from include.reruns.history import write_json_atomic, write_local_record

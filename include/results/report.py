@@ -5,7 +5,8 @@ parquet) and, for EMR runs, the ``cluster.json`` saved by the download task, and
 ``<run_dir>/report/``:
 
 - ``report.html``: self-contained (PNGs embedded as base64), opens from disk;
-- ``explained_variance.png``: per-component and cumulative explained variance, chosen k;
+- ``explained_variance.png``: per-component and cumulative explained variance, chosen k,
+  and the Test accuracy of a classifier on the first components (class separability);
 - ``pca_scatter.png``: the images on the first two principal components, one colour per label;
 - ``counts_per_label.png``: valid images per label and split;
 - ``timings.png``: seconds per stage of the job.
@@ -27,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from include.results import plots as report_plots
-from include.results.html import esc, fmt, table
+from include.results.html import esc, fmt, plural, table
+from include.results.separability import separability_section
 
 # Enough points to see the clusters; more only slows the PNG down.
 MAX_SCATTER_POINTS = 20_000
@@ -268,6 +270,7 @@ def _render_html(
         ).replace("<tr><th></th><th></th></tr>", ""),
         "<h2>Explained variance</h2>",
         _img(plots.get("explained_variance"), "explained variance"),
+        separability_section(metrics.get("separability"), meaningful=meaningful),
         "<h2>Images on the first two principal components</h2>",
         _img(plots.get("pca_scatter"), "PCA scatter"),
         "<h2>Images per label</h2>",
@@ -279,7 +282,7 @@ def _render_html(
         labels = sorted({lab for per in by_split_label.values() for lab in per})
         rows = [[lab, *(by_split_label[s].get(lab, 0) for s in splits)] for lab in labels]
         parts.append(
-            f"<details><summary>Table: {len(labels)} labels</summary>"
+            f"<details><summary>Table: {plural(len(labels), 'label')}</summary>"
             f"{table(['label', *splits], rows)}</details>"
         )
     bad = metrics.get("bad_files") or []
@@ -399,7 +402,7 @@ def build_report(run_dir: Path, *, cluster_json: Path | None = None) -> Path:
         stale.unlink()
     plots = {
         "explained_variance": report_plots.plot_explained_variance(
-            plt, metrics.get("pca") or {}, out
+            plt, metrics.get("pca") or {}, out, metrics.get("separability")
         ),
         "pca_scatter": report_plots.plot_scatter(plt, load_pca_points(run_dir), out),
         "counts": report_plots.plot_counts(plt, metrics.get("counts") or {}, out),
@@ -407,7 +410,7 @@ def build_report(run_dir: Path, *, cluster_json: Path | None = None) -> Path:
     }
     report = out / "report.html"
     tmp = report.with_suffix(".html.tmp")
-    from include.emr_serverless.report import serverless_cost_section
+    from include.results.serverless_cost import serverless_cost_section
 
     estimate = load_estimate(run_dir)
     serverless = serverless_cost_section(run_dir, estimate)  # EMR Serverless runs only

@@ -18,12 +18,14 @@ The job checks the model against ``--weights`` and ``--image-size`` again before
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from include.params.plan_types import StoragePlan
 
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -51,6 +53,30 @@ class StagedModel:
         return asdict(self)
 
 
+def imagenet_model_staged(
+    runtime: str,
+    image_size: int,
+    *,
+    hook: S3Hook | None = None,
+    models_prefix: str = "",
+    bucket: str = "",
+) -> bool:
+    """Is the ImageNet model of ``runtime`` already converted: in this worker's model cache,
+    or (with ``hook``) content-addressed under ``models_prefix`` in S3? Then a run needs no
+    ImageNet weights file on this machine. An S3 lookup that fails counts as "not staged"."""
+    from spark_jobs.runtimes import ModelSpec
+
+    spec = ModelSpec(runtime, "imagenet", "imagenet", image_size)  # type: ignore[arg-type]
+    if (model_cache_dir() / spec.file_name).is_file():
+        return True
+    if hook is None:
+        return False
+    try:
+        return bool(hook.check_for_key(f"{models_prefix}/{spec.file_name}", bucket_name=bucket))
+    except Exception:  # no bucket yet, no access: staging will convert (and say why if it fails)
+        return False
+
+
 def local_model(
     runtime: str,
     weights: str,
@@ -62,7 +88,9 @@ def local_model(
     """The converted model in the local cache: ``(path, spec, converted now?)``.
 
     A cached file is checked (digest, weights key, image size) before reuse; a damaged one
-    is converted again. Raises ``spark_jobs.runtimes.WeightsError`` for unusable weights.
+    is converted again. Callers sharing a cache (parallel tasks on one worker) convert a
+    model once: the others wait on its lock file and reuse it. Raises
+    ``spark_jobs.runtimes.WeightsError`` for unusable weights.
     """
     from spark_jobs.runtimes import (
         ModelError,
@@ -75,20 +103,25 @@ def local_model(
     spec = ModelSpec(runtime, weights, weights_key(weights, weights_file), image_size)  # type: ignore[arg-type]
     cache = cache_dir if cache_dir is not None else model_cache_dir()
     path = cache / spec.file_name
-    if path.is_file():
-        try:
-            check_model(path.read_bytes(), spec, origin=str(path))
-            return path, spec, False
-        except ModelError:
-            path.unlink()
-    convert_in_subprocess(spec.runtime, weights, image_size, path, weights_file)
-    check_model(path.read_bytes(), spec, origin=str(path))
-    return path, spec, True
+    cache.mkdir(parents=True, exist_ok=True)
+    # One conversion per model at a time: a second task (or test worker) sharing the cache
+    # waits for the first one's file instead of converting it again.
+    with open(cache / f".{spec.file_name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.is_file():
+            try:
+                check_model(path.read_bytes(), spec, origin=str(path))
+                return path, spec, False
+            except ModelError:
+                path.unlink()
+        convert_in_subprocess(spec.runtime, weights, image_size, path, weights_file)
+        check_model(path.read_bytes(), spec, origin=str(path))
+        return path, spec, True
 
 
 def stage_model(
     hook: S3Hook,
-    plan: Mapping[str, Any],
+    plan: StoragePlan,
     *,
     cache_dir: Path | None = None,
 ) -> StagedModel | None:

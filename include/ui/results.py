@@ -19,9 +19,9 @@ from typing import Any
 
 from include.config import PipelineConfig
 from include.params.job_args import safe_run_id
-from include.results.paths import run_results_dir
+from include.results.paths import LOCAL_DAG_ID, run_results_dir
 
-LOCAL_DAG = "fruits_local_pipeline"
+LOCAL_DAG = LOCAL_DAG_ID
 EMR_DAGS = ("fruits_emr_pipeline", "fruits_emr_serverless_pipeline")
 PIPELINE_DAGS = (LOCAL_DAG, *EMR_DAGS)
 """The DAGs whose runs publish results (the sweeper and the Asset consumer publish none)."""
@@ -131,8 +131,8 @@ def cost_figures(run_dir: Path) -> dict[str, Any]:
     (``job_run.json``), priced as the report prices them; ``kind``: local, emr,
     emr-serverless or unknown; ``error``: why a figure could not be read.
     """
-    from include.emr_serverless.report import load_serverless_cost
     from include.results.report import ReportError, load_cluster_cost, load_estimate
+    from include.results.serverless_cost import load_serverless_cost
 
     run_dir = Path(run_dir)
     estimate = load_estimate(run_dir)

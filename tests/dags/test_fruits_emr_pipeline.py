@@ -26,6 +26,7 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.dag_wiring import XComOf, assert_task_calls
 from tests.emr_fakes import moto_clusters, prepare_account, step_arg, write_job_outputs
 
 REGION = "eu-west-1"
@@ -281,50 +282,16 @@ def _raise_after_create(monkeypatch):
     monkeypatch.setattr(EmrHook, "create_job_flow", create_then_fail)
 
 
-def _cluster_fails_to_start(monkeypatch):
-    """Every cluster EMR accepts ends TERMINATED_WITH_ERRORS (e.g. its bootstrap failed)."""
-    from airflow.providers.amazon.aws.hooks.emr import EmrHook
-
-    original = EmrHook.create_job_flow
-
-    def create_broken(self, overrides):
-        response = original(self, overrides)
-        for cluster in moto_clusters():
-            if cluster.id == response["JobFlowId"]:
-                cluster.state = "TERMINATED_WITH_ERRORS"
-        return response
-
-    monkeypatch.setattr(EmrHook, "create_job_flow", create_broken)
-
-
-def _fail_uploads(monkeypatch):
-    """Every file upload fails (an S3 outage, a denied PutObject)."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    def fail(self, *args, **kwargs):
-        raise RuntimeError("injected: PutObject failed")
-
-    monkeypatch.setattr(S3Hook, "load_file", fail)
-
-
-def _fail_add_steps(monkeypatch):
-    from airflow.providers.amazon.aws.hooks.emr import EmrHook
-
-    def fail(self, **kwargs):
-        raise RuntimeError("injected: AddJobFlowSteps failed")
-
-    monkeypatch.setattr(EmrHook, "add_job_flow_steps", fail)
-
-
+# One whole-DAG run per path a failure takes through the DAG: before any cluster or upload,
+# at the step (its report reaches the log), after the step. Each other fault's own task is
+# tested on its own: validation (tests/include/datasets/test_local.py; test_bad_params_...
+# below takes the same path), upload (tests/include/datasets/test_upload.py), create, add
+# step and sensor timeout (tests/include/emr/test_operators.py, with the terminate task they
+# lead to); the DAG's wiring (terminate ALL_DONE, the watcher ONE_FAILED): test_pipeline_shape.
 FAULTS = {
     # name: (how to inject, EMR behaviour, extra Params, the task that must fail)
-    "validation": (None, "complete", {"dataset_dir": "/nonexistent/fruits"}, "validate_dataset"),
     "preflight": (None, "complete", {"_bucket": "no-such-bucket"}, "preflight"),
-    "upload": (_fail_uploads, "complete", {}, "upload_dataset"),
-    "create": (_cluster_fails_to_start, "complete", {}, "create_emr_cluster"),
-    "add_step": (_fail_add_steps, "complete", {}, "add_feature_step"),
     "step_failed": (None, "fail", {}, "wait_for_feature_step"),
-    "sensor_timeout": (None, "hang", {"step_timeout_seconds": 2}, "wait_for_feature_step"),
     "download": (None, "no_success_marker", {}, "download_results"),
 }
 
@@ -335,6 +302,7 @@ def test_fault_matrix_terminates_cluster_and_fails_run(
     fault, emr_dag, moto_aws, sample_dataset, monkeypatch
 ):
     inject, scenario, extra, failing_task = FAULTS[fault]
+    extra = dict(extra)  # FAULTS stays as it is for the next run
     failure_reports = spy_failure_reports(monkeypatch)
     if inject:
         inject(monkeypatch)
@@ -353,7 +321,7 @@ def test_fault_matrix_terminates_cluster_and_fails_run(
     assert tasks["fail_run_if_any_task_failed"] == "failed", summary
     clusters = clusters_by_state()
     assert not [c for c, s in clusters.items() if s in ACTIVE], clusters
-    created_cluster = fault not in ("validation", "preflight", "upload")
+    created_cluster = fault != "preflight"
     assert bool(clusters) == created_cluster, clusters
     if fault == "step_failed":
         (report,) = failure_reports
@@ -408,39 +376,92 @@ def test_add_step_retry_does_not_add_the_step_twice(emr_dag, moto_aws, sample_da
 # ---------------------------------------------------------------------------- bad Params
 
 
-BAD_PARAMS = {
-    # case: (Params, extra environment, expected message)
-    "pca both empty": ({"pca_variance": None, "pca_k": None}, {}, "set either pca_variance"),
-    "weights file missing": ({"weights": "/nonexistent/w.h5"}, {}, "weights file /nonexistent"),
-    "count given as bool": ({"core_nodes": True}, {}, "core_nodes must be an integer"),
-    "instance not allowed": ({"instance_type": "p4d.24xlarge"}, {}, "is not allowed"),
-    "release not emr-7": ({"release_label": "emr-6.15.0"}, {}, "emr-7.x label"),
-    "region outside EU": ({}, {"FRUITS_REGION": "us-east-1"}, "EU only"),
+# The task bodies are plain functions of include/ (tests/include/emr/test_tasks.py etc.):
+# here, only that each task calls its function with what the task receives.
+WIRED = {
+    # task id: (the function's module, its name, the task's arguments, the call expected)
+    "validate_params": (
+        "include.emr.tasks",
+        "validate_params",
+        {"params": {"mode": "mini"}, "dag_run": SimpleNamespace(dag_id=DAG_ID, run_id="r1")},
+        (({"mode": "mini"},), {"dag_id": DAG_ID, "run_id": "r1"}),
+    ),
+    "preflight": (
+        "dags.fruits_emr_pipeline",
+        "preflight_cluster",
+        {"plan": {"p": 1}},
+        (({"p": 1},), {}),
+    ),
+    "skip_if_unchanged": (
+        "dags.fruits_emr_pipeline",
+        "skip_unchanged_run",
+        {"plan": {"p": 1}, "params": {"force": True}, "run_id": "r1"},
+        (("emr", {"force": True}), {"plan": {"p": 1}, "run_id": "r1"}),
+    ),
+    "check_budget": (
+        "dags.fruits_emr_pipeline",
+        "check_run_budget",
+        {"dataset": {"images": 3}, "params": {"force": True}},
+        (("emr", {"images": 3}, {"force": True}), {}),
+    ),
+    "plan_cluster_steps": (
+        "include.emr.tasks",
+        "plan_cluster_steps",
+        {"plan": {"p": 1}, "dataset": {"d": 2}},
+        (({"p": 1}, {"d": 2}), {}),
+    ),
+    "stage_wheelhouse": (
+        "include.emr.tasks",
+        "stage_wheelhouse",
+        {"plan": {"p": 1}},
+        (({"p": 1},), {}),
+    ),
+    "download_results": (
+        "include.emr.tasks",
+        "download_results",
+        {"plan": {"p": 1}, "cluster_id": "j-1"},
+        (({"p": 1}, "j-1"), {}),
+    ),
+    "build_report": (
+        "include.emr.tasks",
+        "build_report",
+        {"plan": {"p": 1}, "run_dir": "/r", "estimate": {"e": 3}, "cluster_id": "j-1"},
+        (({"p": 1}, "/r", {"e": 3}, "j-1"), {}),
+    ),
 }
 
 
-@pytest.mark.parametrize("case", list(BAD_PARAMS))
-def test_validate_params_rejects_with_clear_message(case, dagbag, monkeypatch):
-    """The first task turns bad settings into one clear, non-retried failure."""
+def test_the_report_waits_for_the_teardown(dagbag):
+    """The report records the cluster's final state: it runs after terminate_emr_cluster."""
+    tasks = dagbag.dags[DAG_ID].task_dict
+    assert "terminate_emr_cluster" in tasks["build_report"].upstream_task_ids
+    assert "download_results" in tasks["build_report"].upstream_task_ids
+
+
+@pytest.mark.parametrize("task_id", list(WIRED))
+def test_each_task_calls_its_include_function(task_id, dagbag, monkeypatch):
+    assert_task_calls(dagbag.dags[DAG_ID].task_dict[task_id], WIRED[task_id], monkeypatch)
+
+
+def test_the_watcher_fails_the_run_naming_the_teardown(dagbag):
     from airflow.sdk.exceptions import AirflowFailException
 
-    conf, env, message = BAD_PARAMS[case]
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    task = dagbag.dags[DAG_ID].task_dict["validate_params"]
-    from include.params.cluster import emr_params
-
-    params = {**{name: p.value for name, p in emr_params().items()}, **FAST, **conf}
-    dag_run = SimpleNamespace(dag_id=DAG_ID, run_id="manual__2026-01-01T00:00:00+00:00")
-    with pytest.raises(AirflowFailException, match="Invalid run settings") as failure:
-        task.python_callable(params=params, dag_run=dag_run)
-    assert message in str(failure.value)
+    watcher = dagbag.dags[DAG_ID].task_dict["fail_run_if_any_task_failed"]
+    created = XComOf("j-1ABC")
+    with pytest.raises(AirflowFailException, match="cluster j-1ABC is removed by terminate_emr"):
+        watcher.python_callable(ti=created)
+    assert created.asked == ["create_emr_cluster"]
+    # failed before any cluster: nothing claimed terminated
+    with pytest.raises(AirflowFailException, match="no cluster id was recorded") as failed:
+        watcher.python_callable(ti=XComOf(None))
+    assert "terminated" not in str(failed.value)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("case", ["pca both empty", "weights file missing"])
-def test_bad_params_fail_the_run_before_any_aws_call(case, emr_dag, moto_aws, sample_dataset):
-    conf, _, _ = BAD_PARAMS[case]
+@pytest.mark.slow  # one bad Param (each one's message: test_validate_params_rejects_...)
+def test_bad_params_fail_the_run_before_any_aws_call(emr_dag, moto_aws, sample_dataset):
+    from tests.include.emr.test_tasks import BAD_PARAMS
+
+    conf, _, _ = BAD_PARAMS["pca both empty"]
     state, tasks = run_dag(emr_dag, dataset_dir=str(sample_dataset), **{**FAST, **conf})
     assert state == "failed"
     assert tasks["validate_params"] == "failed"

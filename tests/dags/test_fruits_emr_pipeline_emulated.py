@@ -120,8 +120,11 @@ def test_real_job_through_the_emr_dag(pack, real_emr_dag, emulated_aws, sample_d
     assert counts["by_label"] == dict(Counter(p.parent.name for p in images))
     assert metrics["weights"]["meaningful"] is False
     assert list((run_dir / "pca").glob("*.parquet"))
-    assert json.loads((run_dir / "cluster.json").read_text())["Cluster"]["Id"] == cluster["Id"]
-    assert (run_dir / "report" / "report.html").is_file()
+    saved = json.loads((run_dir / "cluster.json").read_text())["Cluster"]
+    assert saved["Id"] == cluster["Id"]
+    # the report waited for the teardown: the cluster's final state, not WAITING
+    assert saved["Status"]["State"] == "TERMINATED"
+    assert "TERMINATED" in (run_dir / "report" / "report.html").read_text()
     # The job wrote to S3 (through the mirror), as on EMR: the same keys the DAG read.
     keys = {o["Key"] for o in emulated_aws["s3"].list_objects_v2(Bucket=BUCKET)["Contents"]}
     results = f"{PREFIX}/results/{run_dir.name}"

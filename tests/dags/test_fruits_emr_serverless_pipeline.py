@@ -29,6 +29,7 @@ import boto3
 import pytest
 
 from include.emr_serverless.applications import ACTIVE_JOB_RUN_STATES
+from tests.dag_wiring import XComOf, assert_task_calls
 from tests.emr_fakes import prepare_account, step_arg, write_job_outputs
 
 REGION = "eu-west-1"
@@ -311,36 +312,22 @@ def _fail_task(operator: str, *, after: bool, times: int | None = None):
     return inject
 
 
-def _fail_uploads(monkeypatch):
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    def fail(self, *args, **kwargs):
-        raise RuntimeError("injected: PutObject failed")
-
-    monkeypatch.setattr(S3Hook, "load_file", fail)
-
-
-def _fail_env_build(monkeypatch):
-    def fail(*args, **kwargs):
-        raise RuntimeError("injected: the environment build failed")
-
-    monkeypatch.setattr("include.staging.serverless_env.build_packed_env", fail)
-
-
 CREATE = "EmrServerlessCreateOrReuseApplicationOperator"
 START = "EmrServerlessStartJobOnceOperator"
+# One whole-DAG run per path a failure takes through the DAG: before any application or
+# upload, an application (or a job run) whose id never reached XCom (the teardown finds it
+# by name and tags), the job run failing (its report reaches the log), after the job run.
+# Each other fault's own task is tested on its own: validation
+# (tests/include/datasets/test_local.py; test_bad_params_... below takes the same path),
+# upload (tests/include/datasets/test_upload.py), the environment build
+# (tests/include/staging/test_serverless_env.py), the sensor's timeout and the teardown
+# (tests/include/emr_serverless/test_operators.py); the DAG's wiring: test_pipeline_shape.
 FAULTS = {
     # name: (inject, scenario, extra Params, failing task, an application was created)
-    "validation": (None, "complete", {"dataset_dir": "/x/y"}, "validate_dataset", False),
     "preflight": (None, "complete", {"_role": "no-such-role"}, "preflight", False),
-    "upload": (_fail_uploads, "complete", {}, "upload_dataset", False),
-    "env_build": (_fail_env_build, "complete", {}, "stage_job_environment", False),
-    "create_before": (_fail_task(CREATE, after=False), "complete", {}, CREATE_TASK, False),
     "create_after": (_fail_task(CREATE, after=True), "complete", {}, CREATE_TASK, True),
-    "start_before": (_fail_task(START, after=False), "complete", {}, "start_job_run", True),
     "start_after": (_fail_task(START, after=True), "hang", {}, "start_job_run", True),
     "job_failed": (None, "fail", {}, "wait_for_job_run", True),
-    "sensor_timeout": (None, "hang", {"job_timeout_seconds": 2}, "wait_for_job_run", True),
     "download": (None, "no_success_marker", {}, "download_results", True),
 }
 
@@ -378,10 +365,10 @@ def test_fault_matrix_leaves_nothing_running_and_fails_run(
         assert "is FAILED" in report
         assert "ValueError: zero valid images" in report  # the driver's stderr tail
         assert "abcdefSECRET123" not in report  # secrets are masked
-    if scenario == "hang" and fault != "start_before":
+    if scenario == "hang":
         # The job run was still running when the run failed: the teardown cancelled it.
         assert {r.state for r in moto_job_runs()} == {"CANCELLED"}
-    if fault in ("validation", "preflight"):
+    if fault == "preflight":
         assert not any(k.startswith(f"{PREFIX}/runs/") for k in s3_keys())
 
 
@@ -438,39 +425,64 @@ def test_deferrable_wait_against_moto_server(serverless_dag, aws_env, sample_dat
 # ---------------------------------------------------------------------------- bad Params
 
 
-BAD_PARAMS = {
-    # case: (Params, extra environment, expected message)
-    "pca both empty": ({"pca_variance": None, "pca_k": None}, {}, "set either pca_variance"),
-    "weights file missing": ({"weights": "/nonexistent/w.h5"}, {}, "weights file /nonexistent"),
-    "memory outside worker size": ({"executor_memory_gb": 31}, {}, "allows 8-30 GB"),
-    "memory step": ({"executor_vcpu": 8, "executor_memory_gb": 18}, {}, "in steps of 4 GB"),
-    "keras on ARM64": ({"runtime": "keras", "architecture": "ARM64"}, {}, "cannot run on ARM64"),
-    "executor too small": (
-        {"runtime": "keras", "executor_vcpu": 4, "executor_memory_gb": 8, "batch_size": 256},
-        {},
-        "raise executor_memory_gb",
+# The task bodies are plain functions of include/ (tests/include/emr_serverless/test_tasks.py
+# etc.): here, only that each task calls its function with what the task receives.
+WIRED = {
+    # task id: (the function's module, its name, the task's arguments, the call expected)
+    "validate_params": (
+        "include.emr_serverless.tasks",
+        "validate_params",
+        {"params": {"mode": "mini"}, "dag_run": SimpleNamespace(dag_id=DAG_ID, run_id="r1")},
+        (({"mode": "mini"},), {"dag_id": DAG_ID, "run_id": "r1"}),
     ),
-    "count given as bool": ({"executors": True}, {}, "executors must be an integer"),
-    "release not emr-7": ({"release_label": "emr-6.15.0"}, {}, "emr-7.x label"),
-    "region outside EU": ({}, {"FRUITS_REGION": "us-east-1"}, "EU only"),
+    "preflight": (
+        "dags.fruits_emr_serverless_pipeline",
+        "preflight_serverless_run",
+        {"plan": {"p": 1}},
+        (({"p": 1},), {}),
+    ),
+    "skip_if_unchanged": (
+        "dags.fruits_emr_serverless_pipeline",
+        "skip_unchanged_run",
+        {"plan": {"p": 1}, "params": {"force": True}, "run_id": "r1"},
+        (("emr-serverless", {"force": True}), {"plan": {"p": 1}, "run_id": "r1"}),
+    ),
+    "check_budget": (
+        "dags.fruits_emr_serverless_pipeline",
+        "check_run_budget",
+        {"plan": {"region": "eu-west-3"}, "dataset": {"images": 3}, "params": {"force": True}},
+        (("emr-serverless", {"images": 3}, {"force": True}), {"region": "eu-west-3"}),
+    ),
+    "stage_job_environment": (
+        "include.emr_serverless.tasks",
+        "stage_job_environment",
+        {"plan": {"p": 1}},
+        (({"p": 1},), {}),
+    ),
+    "download_results": (
+        "include.emr_serverless.tasks",
+        "download_results",
+        {"plan": {"p": 1}, "application_id": "a1", "job_run_id": "j1", "finished": {"f": 1}},
+        (({"p": 1},), {"application_id": "a1", "job_run_id": "j1", "finished": {"f": 1}}),
+    ),
 }
 
 
-@pytest.mark.parametrize("case", list(BAD_PARAMS))
-def test_validate_params_rejects_with_clear_message(case, dagbag, monkeypatch):
+@pytest.mark.parametrize("task_id", list(WIRED))
+def test_each_task_calls_its_include_function(task_id, dagbag, monkeypatch):
+    assert_task_calls(dagbag.dags[DAG_ID].task_dict[task_id], WIRED[task_id], monkeypatch)
+
+
+def test_the_watcher_fails_the_run_naming_the_teardown(dagbag):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from include.params.serverless import serverless_params
-
-    conf, env, message = BAD_PARAMS[case]
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    task = dagbag.dags[DAG_ID].task_dict["validate_params"]
-    params = {**{name: p.value for name, p in serverless_params().items()}, **FAST, **conf}
-    dag_run = SimpleNamespace(dag_id=DAG_ID, run_id="manual__2026-01-01T00:00:00+00:00")
-    with pytest.raises(AirflowFailException, match="Invalid run settings") as failure:
-        task.python_callable(params=params, dag_run=dag_run)
-    assert message in str(failure.value)
+    watcher = dagbag.dags[DAG_ID].task_dict["fail_run_if_any_task_failed"]
+    created = XComOf("00fabc123")
+    with pytest.raises(AirflowFailException, match="application 00fabc123 is removed by cancel"):
+        watcher.python_callable(ti=created)
+    assert created.asked == ["create_emr_serverless_application"]
+    with pytest.raises(AirflowFailException, match="no EMR Serverless application id was"):
+        watcher.python_callable(ti=XComOf(None))
 
 
 @pytest.mark.slow
@@ -561,6 +573,7 @@ def test_pipeline_shape(dagbag):
     }
     # The shared steps are the cluster DAG's own tasks.
     cluster = dagbag.dags["fruits_emr_pipeline"].task_dict
-    for shared in ("validate_dataset", "upload_dataset", "upload_job_package", "build_report"):
+    # (the cluster DAG's build_report waits for its teardown to record the cluster's end)
+    for shared in ("validate_dataset", "upload_dataset", "upload_job_package"):
         assert tasks[shared].python_callable is cluster[shared].python_callable
     assert {"executors", "executor_vcpu", "executor_memory_gb", "architecture"} <= set(dag.params)

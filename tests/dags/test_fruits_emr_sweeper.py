@@ -8,6 +8,7 @@ import boto3
 import pytest
 
 from include.config import PROJECT_TAG
+from tests.dag_wiring import assert_task_calls
 from tests.emr_fakes import age_cluster, start_cluster
 
 REGION = "eu-west-1"
@@ -64,18 +65,6 @@ def _ti_states(dag_run) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_sweeper_terminates_only_old_tagged_clusters(sweeper, clusters):
-    emr, ids = clusters
-    dag_run = sweeper.test(run_conf={"dry_run": False, "ttl_hours": None})
-    assert str(dag_run.state) == "success", _ti_states(dag_run)
-    states = _states(emr, ids)
-    assert states["old_ours"] == "TERMINATED"
-    assert states["new_ours"] == "WAITING"
-    assert states["old_other_project"] == "WAITING"
-    assert states["old_untagged"] == "WAITING"
-
-
-@pytest.mark.slow
 def test_sweeper_dry_run_terminates_nothing(sweeper, clusters):
     emr, ids = clusters
     before = _states(emr, ids)
@@ -97,8 +86,9 @@ def test_sweeper_ttl_param_overrides_config(sweeper, clusters):
 
 
 @pytest.mark.slow
-def test_sweeper_never_terminates_a_cluster_whose_run_is_still_running(sweeper, clusters):
-    """A cluster far past the TTL is left alone while Airflow says its run is running.
+def test_sweeper_terminates_only_old_tagged_clusters_whose_run_is_over(sweeper, clusters):
+    """Only "old_ours" ends; a cluster far past the TTL is left alone while Airflow says its
+    run is running (one run of the DAG for both).
 
     The running run is the sweeper's own test run (its run id is known in advance from
     the fixed run_after); the "old_ours" cluster's run r1 is unknown to Airflow: an orphan.
@@ -121,12 +111,16 @@ def test_sweeper_never_terminates_a_cluster_whose_run_is_still_running(sweeper, 
     assert str(dag_run.state) == "success", _ti_states(dag_run)
     assert dag_run.run_id == f"manual__{run_after.isoformat()}"
     assert _states(emr, {"running": running})["running"] == "WAITING"
-    assert _states(emr, ids)["old_ours"] == "TERMINATED"
+    states = _states(emr, ids)
+    assert states["old_ours"] == "TERMINATED"
+    assert states["new_ours"] == "WAITING"
+    assert states["old_other_project"] == "WAITING"
+    assert states["old_untagged"] == "WAITING"
 
 
 def test_default_ttl_outlasts_the_longest_allowed_run():
-    from include.config import PipelineConfig
-    from include.params.defaults import CREATE_WAIT_SECONDS, STEP_TIMEOUT_BY_MODE
+    from include.config import CREATE_WAIT_SECONDS, PipelineConfig
+    from include.params.defaults import STEP_TIMEOUT_BY_MODE
 
     longest = CREATE_WAIT_SECONDS + max(STEP_TIMEOUT_BY_MODE.values())
     assert PipelineConfig().cluster_ttl_hours * 3600 > longest
@@ -237,3 +231,36 @@ def test_an_application_that_cannot_be_deleted_fails_the_run(sweeper, applicatio
     assert states["terminate_stale_clusters"] == "success"  # the cluster sweep is not hidden
     assert _app_states(client, ids)["old_stopped"] == "TERMINATED"  # the others were done
     assert _app_states(client, ids)["old_idle"] == "STOPPED"
+
+
+def _state_lookup(dag_id: str, run_id: str) -> str:
+    return "success"
+
+
+# The task bodies are plain functions (tests/include/emr/test_sweep.py): here, only that each
+# task calls its function with what the task receives.
+WIRED = {
+    "find_stale_clusters": (
+        "include.emr.sweep",
+        "find_stale_clusters",
+        {"params": {"ttl_hours": 2}, "ti": type("TI", (), {"get_dagrun_state": _state_lookup})},
+        (({"ttl_hours": 2}, _state_lookup), {}),
+    ),
+    "terminate_stale_clusters": (
+        "include.emr.sweep",
+        "terminate_stale_clusters",
+        {"clusters": [{"id": "j-1"}], "params": {"dry_run": True}},
+        (([{"id": "j-1"}], {"dry_run": True}), {}),
+    ),
+    "sweep_serverless_applications": (
+        "include.emr_serverless.sweep",
+        "sweep_serverless_applications",
+        {"params": {"ttl_hours": 2}, "ti": type("TI", (), {"get_dagrun_state": _state_lookup})},
+        (({"ttl_hours": 2}, _state_lookup), {}),
+    ),
+}
+
+
+@pytest.mark.parametrize("task_id", list(WIRED))
+def test_each_task_calls_its_include_function(task_id, dagbag, monkeypatch):
+    assert_task_calls(dagbag.dags[DAG_ID].task_dict[task_id], WIRED[task_id], monkeypatch)

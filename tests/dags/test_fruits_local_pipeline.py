@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.dag_wiring import assert_task_calls
+
 DAG_ID = "fruits_local_pipeline"
 SPARK_LOCAL = '{"conn_type": "spark", "host": "local[*]"}'
 
@@ -108,6 +110,7 @@ def _states(dag_run) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
 
 
+@pytest.mark.slow  # prepare_spark_job converts the 224 px model (TensorFlow, in a child)
 def test_prepared_arguments_come_from_the_shared_builder(
     fresh_dag, airflow_db, local_env, sample_dataset
 ):
@@ -156,6 +159,7 @@ def test_prepared_arguments_come_from_the_shared_builder(
     assert values["env_vars"]["PYSPARK_PYTHON"] == sys.executable
 
 
+@pytest.mark.slow  # the same conversion, unless this worker already made the model
 def test_the_feature_cache_param_off_gives_the_job_no_cache(
     fresh_dag, airflow_db, local_env, sample_dataset
 ):
@@ -217,25 +221,33 @@ def test_missing_spark_connection_fails_without_retry(
     assert not (local_env / DAG_ID / "_packages").exists()
 
 
-def test_missing_spark_connection_message_says_how_to_fix_it(dag, monkeypatch):
-    from airflow.sdk.exceptions import AirflowFailException
+# The task bodies are plain functions of include/ (tests/include/local/test_tasks.py etc.):
+# here, only that each task calls its function with what the task receives.
+WIRED = {
+    # task id: (the function's module, its name, the task's arguments, the call expected)
+    "validate_dataset": (
+        "include.local.tasks",
+        "validate_dataset",
+        {"params": {"mode": "mini"}},
+        (({"mode": "mini"},), {}),
+    ),
+    "skip_if_unchanged": (
+        "dags.fruits_local_pipeline",
+        "skip_unchanged_run",
+        {"dataset": {"d": 1}, "params": {"force": True}, "run_id": "r1"},
+        (("local", {"force": True}), {"plan": {"d": 1}, "run_id": "r1"}),
+    ),
+    "prepare_spark_job": (
+        "include.local.tasks",
+        "prepare_spark_job",
+        {"dataset": {"d": 1}, "params": {"force": True}, "run_id": "r1"},
+        (({"d": 1}, {"force": True}), {"run_id": "r1"}),
+    ),
+    "check_results": ("include.local.tasks", "check_results", {"run_dir": "/r"}, (("/r",), {})),
+    "build_report": ("include.local.tasks", "build_report", {"run_dir": "/r"}, (("/r",), {})),
+}
 
-    monkeypatch.delenv("AIRFLOW_CONN_SPARK_LOCAL", raising=False)
-    prepare = dag.get_task("prepare_spark_job").python_callable
 
-    with pytest.raises(AirflowFailException, match="AIRFLOW_CONN_SPARK_LOCAL="):
-        prepare({"dataset_dir": "/unused"})
-
-
-def test_check_results_refuses_a_run_without_success_marker(dag, tmp_path):
-    check = dag.get_task("check_results").python_callable
-    (tmp_path / "metrics.json").write_text("{}")
-
-    with pytest.raises(RuntimeError, match="lacks _SUCCESS"):
-        check(str(tmp_path))
-    package = tmp_path.parent / "_packages" / tmp_path.name
-    package.mkdir(parents=True)
-    (tmp_path / "_SUCCESS").write_bytes(b"")
-
-    assert check(str(tmp_path)) == str(tmp_path)
-    assert not package.exists()  # the run's job package is removed once results are in
+@pytest.mark.parametrize("task_id", list(WIRED))
+def test_each_task_calls_its_include_function(task_id, dag, monkeypatch):
+    assert_task_calls(dag.get_task(task_id), WIRED[task_id], monkeypatch)

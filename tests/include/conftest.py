@@ -19,3 +19,20 @@ def s3_hook(request):
             Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region}
         )
         yield S3Hook(aws_conn_id=None, region_name=region)
+
+
+@pytest.fixture
+def run_env(request, monkeypatch, tmp_path):
+    """The configuration of one run (``FRUITS_*``): the test module's ``BUCKET`` and
+    ``REGION``, results under tmp_path, no configured S3 dataset."""
+    monkeypatch.setenv("FRUITS_BUCKET", request.module.BUCKET)
+    monkeypatch.setenv("FRUITS_PREFIX", "fruits")
+    monkeypatch.setenv("FRUITS_REGION", request.module.REGION)
+    monkeypatch.setenv("FRUITS_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.delenv("FRUITS_DATASET_URI", raising=False)
+
+
+@pytest.fixture
+def run_account(run_env, s3_hook):
+    """:func:`run_env` in a moto account holding only the run's bucket."""
+    return s3_hook

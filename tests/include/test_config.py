@@ -53,3 +53,23 @@ def test_schedules(monkeypatch):
     assert config.emr_schedule() == "0 3 * * 1"
     monkeypatch.setenv("FRUITS_SWEEPER_SCHEDULE", "*/30 * * * *")
     assert config.sweeper_schedule() == "*/30 * * * *"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(None, "imagenet"), ("", "imagenet"), ("none", "none")]
+)
+def test_weights_default_follows_fruits_weights(monkeypatch, value, expected):
+    if value is None:
+        monkeypatch.delenv("FRUITS_WEIGHTS", raising=False)
+    else:
+        monkeypatch.setenv("FRUITS_WEIGHTS", value)
+    assert config.weights_default() == expected
+
+
+def test_the_trigger_forms_weights_default_is_fruits_weights(monkeypatch):
+    from include.params.common import job_params
+
+    monkeypatch.setenv("FRUITS_WEIGHTS", "none")
+    assert job_params()["weights"].value == "none"
+    monkeypatch.delenv("FRUITS_WEIGHTS")
+    assert job_params()["weights"].value == "imagenet"

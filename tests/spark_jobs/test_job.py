@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow  # each run featurises in Spark's Python workers
 METRICS_KEYS = {
     "run_id", "mode", "input", "output", "started_at", "finished_at", "weights", "counts",
     "bad_files", "pca", "timings_s", "throughput", "spark", "versions", "image_size",
-    "batch_size", "feature_dim", "runtime", "model",
+    "batch_size", "feature_dim", "runtime", "model", "separability",
 }  # fmt: skip
 
 
@@ -73,7 +73,9 @@ def test_run_publishes_every_output_and_replaces_the_stale_run(images_run):
     assert on_disk["feature_dim"] == FEATURE_DIM
     assert on_disk["image_size"] == TEST_IMAGE_SIZE
     assert on_disk["input_format"] == "images"
-    assert set(on_disk["timings_s"]) == {"read", "featurize", "pca", "write", "total"}
+    assert set(on_disk["timings_s"]) == {
+        "read", "featurize", "pca", "write", "separability", "total",
+    }  # fmt: skip
     assert on_disk["throughput"]["cores"] == 2
     assert on_disk["spark"]["task_slots"] == 2  # local[2]: defaultParallelism
 
@@ -89,6 +91,23 @@ def test_counts_labels_and_splits(images_run, bad_dataset):
     assert counts["by_split_label"]["Test"]["Banana"] == 1  # empty.jpg is not counted
     assert counts["by_label"]["Kiwi"] == 3  # truncated.jpg is not counted
     assert sum(counts["by_label"].values()) == counts["valid_images"]
+
+
+def test_separability_is_measured_on_the_training_and_test_splits(images_run):
+    _, metrics = images_run
+    got, counts = metrics["separability"], metrics["counts"]
+    assert "absent" not in got, got
+    assert (got["train_rows"], got["test_rows"]) == (
+        counts["by_split"]["Training"],
+        counts["by_split"]["Test"],
+    )
+    assert got["labels"] == sorted(counts["by_split_label"]["Training"])
+    assert got["k"] == metrics["pca"]["k"]
+    assert got["ks"][-1] == got["k"]
+    assert got["feature_dim"] == FEATURE_DIM
+    for accuracy in [*got["accuracy_by_k"], got["accuracy_full"], got["chance"]]:
+        assert 0.0 <= accuracy <= 1.0
+    assert 0 < got["seconds"] <= metrics["timings_s"]["separability"]
 
 
 def test_each_bad_input_kind_is_counted_and_skipped(images_run):

@@ -32,6 +32,7 @@ def _contents(dataset):
     return [p.read_bytes() for p in paths]
 
 
+@pytest.mark.slow  # Keras against each converted runtime: 15-50 s each
 @pytest.mark.parametrize("runtime", FAST)
 @pytest.mark.parametrize("weights", ["none", "file"])
 def test_fast_runtime_gives_kerass_features(
@@ -57,6 +58,7 @@ def test_fast_runtime_gives_kerass_features(
     assert relative < PARITY_RTOL
 
 
+@pytest.mark.slow  # two Keras models
 def test_other_weights_give_other_features(converted_models, other_weights_file, bad_dataset):
     """The parity test could fail: two weights' features differ far beyond its bound."""
     contents = [p.read_bytes() for p in sorted(bad_dataset.glob("Training/*/0_*.jpg"))[:4]]
@@ -158,6 +160,7 @@ def test_a_model_whose_bytes_are_not_a_network_fails_to_load(runtime, tmp_path):
         runtimes.make_predictor(runtime, model_bytes, TEST_IMAGE_SIZE, 1)
 
 
+@pytest.mark.slow  # a child Python importing TensorFlow
 def test_conversion_in_a_subprocess_reports_unusable_weights(tmp_path):
     bad = tmp_path / "bad.weights.h5"
     bad.write_bytes(b"not hdf5")

@@ -12,6 +12,9 @@ from spark_jobs import cli, selection
 from spark_jobs import io as job_io
 from tests.spark_jobs.conftest import TEST_IMAGE_SIZE
 
+# Each test plans (and partly runs) the job on Spark: 10-80 s each on 2 busy cores.
+pytestmark = pytest.mark.slow
+
 
 class _Stop(Exception):
     """Raised where the job would featurise: these tests only look at the plan."""

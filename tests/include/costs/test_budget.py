@@ -149,3 +149,52 @@ def test_a_region_without_figures_is_estimated_with_the_fallback_and_says_so(cap
     assert estimate.estimated_usd == pytest.approx(_estimate(PRICE_FALLBACK_REGION).estimated_usd)
     assert "no figures of its own" in estimate.describe()
     assert "no price figures for region 'me-nowhere-9'" in caplog.text
+
+
+def test_check_run_budget_message_gives_the_estimate_and_the_param():
+    """The cluster DAG's check_budget task body: over the budget it fails without a retry."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.costs.budget import check_run_budget
+    from include.params.cluster import emr_params
+
+    params = {name: p.value for name, p in emr_params().items()}
+    dataset = {"by_split_label": {"Training": {"Kiwi": 50_000, "Lemon": 40_000}}}
+    big = {**params, "mode": "full", "core_nodes": 20, "instance_type": "m5.4xlarge"}
+    with pytest.raises(AirflowFailException, match=r"estimated \$[0-9.]+: 90000 images") as err:
+        check_run_budget("emr", dataset, {**big, "max_cost_usd": 1.0})
+    assert "Raise the Param 'max_cost_usd'" in str(err.value)
+    estimate = check_run_budget("emr", dataset, big)  # within the default budget
+    assert estimate["images"] == 90_000
+    assert estimate["max_cost_usd"] == params["max_cost_usd"]
+    # Cached features are known only on the cluster (content hashes): every image counted.
+    assert estimate["upper_bound_feature_cache"] is True
+    mini = check_run_budget("emr", dataset, {**params, "max_images": 200})
+    assert mini["images"] == 200
+    uncached = check_run_budget("emr", dataset, {**params, "feature_cache": False})
+    assert uncached["upper_bound_feature_cache"] is False
+
+
+def test_check_run_budget_of_serverless_needs_the_region_and_refuses_bad_params():
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.costs.budget import check_run_budget
+    from include.params.serverless import serverless_params
+
+    params = {name: p.value for name, p in serverless_params().items()}
+    dataset = {"by_split_label": {"Training": {"Kiwi": 500}}}
+    with pytest.raises(AirflowFailException, match="needs the run's region"):
+        check_run_budget("emr-serverless", dataset, params)
+    with pytest.raises(AirflowFailException, match="pca_variance"):
+        check_run_budget(
+            "emr-serverless",
+            dataset,
+            {**params, "pca_variance": None, "pca_k": None},
+            region="eu-west-1",
+        )
+    estimate = check_run_budget("emr-serverless", dataset, params, region="eu-west-1")
+    assert estimate["max_cost_usd"] == params["max_cost_usd"]
+    with pytest.raises(AirflowFailException, match="Raise the Param 'max_cost_usd'"):
+        check_run_budget(
+            "emr-serverless", dataset, {**params, "max_cost_usd": 0.0001}, region="eu-west-1"
+        )

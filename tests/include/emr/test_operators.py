@@ -258,3 +258,92 @@ def test_no_wait_when_the_log_is_already_there(s3_hook):
         raise AssertionError("slept although the log was there")
 
     assert wait_for_log(s3_hook, f"s3://fruits-logs/{STDERR_KEY}", wait_seconds=420, sleep=never)
+
+
+# ------------------- the fault matrix's operator-level half (tests/dags/: one run per path)
+
+
+def _terminate_task(job_flow_id: str | None):
+    from include.emr.operators import EmrTerminateRunClustersOperator
+
+    return EmrTerminateRunClustersOperator(
+        task_id="terminate_emr_cluster",
+        job_flow_id=job_flow_id,
+        aws_conn_id=None,
+        region_name=REGION,
+    )
+
+
+def _states(aws) -> dict[str, str]:
+    return {c["Id"]: c["Status"]["State"] for c in aws.list_clusters()["Clusters"]}
+
+
+@pytest.mark.parametrize("id_in_xcom", [True, False], ids=["known-id", "id-lost"])
+def test_terminate_ends_every_cluster_of_the_run_and_only_those(aws, tmp_path, id_in_xcom):
+    """After any failure once a cluster exists (create, add step, step, sensor timeout): the
+    known cluster, and a cluster whose id never reached XCom, found by the run's tags."""
+    overrides = _plan(tmp_path)["job_flow_overrides"]
+    created = _create_task(overrides).execute(_context())
+    lost = aws.run_job_flow(**overrides)["JobFlowId"]  # an earlier attempt's, say
+    other_run = {**overrides, "Tags": [{"Key": "Project", "Value": "fruits-pca"}]}
+    other = aws.run_job_flow(**other_run)["JobFlowId"]
+
+    _terminate_task(created if id_in_xcom else None).execute(_context())
+
+    states = _states(aws)
+    assert {states[created], states[lost]} <= {"TERMINATING", "TERMINATED"}
+    assert states[other] == "WAITING"
+
+
+def test_terminate_with_no_cluster_of_the_run_succeeds(aws):
+    """A failure before any cluster (validation, preflight, upload): nothing to end."""
+    _terminate_task(None).execute(_context())
+    assert _states(aws) == {}
+
+
+def test_a_failing_add_steps_call_fails_the_task_and_adds_no_step(aws, tmp_path, monkeypatch):
+    from airflow.providers.amazon.aws.hooks.emr import EmrHook
+
+    from include.emr.operators import EmrAddStepOnceOperator
+
+    plan = _plan(tmp_path)
+    cluster_id = _create_task(plan["job_flow_overrides"]).execute(_context())
+
+    def fail(self, **kwargs):
+        raise RuntimeError("injected: AddJobFlowSteps failed")
+
+    monkeypatch.setattr(EmrHook, "add_job_flow_steps", fail)
+    add = EmrAddStepOnceOperator(
+        task_id="add_feature_step",
+        job_flow_id=cluster_id,
+        steps=plan["steps"],
+        aws_conn_id=None,
+        region_name=REGION,
+    )
+    with pytest.raises(RuntimeError, match="AddJobFlowSteps failed"):
+        add.execute(_context())
+    assert aws.list_steps(ClusterId=cluster_id)["Steps"] == []
+
+
+def test_a_step_that_never_ends_times_the_sensor_out(aws, tmp_path):
+    from airflow.sdk.exceptions import AirflowSensorTimeout
+
+    from include.emr.operators import EmrStepSensorWithLogs
+
+    plan = _plan(tmp_path)
+    cluster_id = _create_task(plan["job_flow_overrides"]).execute(_context())
+    (step_id,) = aws.add_job_flow_steps(JobFlowId=cluster_id, Steps=plan["steps"])["StepIds"]
+    sensor = EmrStepSensorWithLogs(
+        task_id="wait_for_feature_step",
+        aws_conn_id=None,
+        region_name=REGION,
+        job_flow_id=cluster_id,
+        step_id=[step_id],
+        wait={"poke_interval": 0.2, "timeout": 1, "log_wait": 0},
+    )
+    started = time.monotonic()
+    with pytest.raises(AirflowSensorTimeout):
+        sensor.execute(_context())  # moto leaves the step RUNNING
+    assert time.monotonic() - started < 10
+    (step,) = aws.list_steps(ClusterId=cluster_id)["Steps"]
+    assert step["Status"]["State"] == "RUNNING"  # the teardown, not the sensor, ends it

@@ -279,7 +279,7 @@ def test_a_region_without_serverless_figures_uses_the_named_fallback(caplog):
 
 
 def test_report_shows_the_serverless_cost_section(tmp_path):
-    from include.emr_serverless.report import serverless_cost_section
+    from include.results.serverless_cost import serverless_cost_section
 
     assert serverless_cost_section(tmp_path, None) is None
     saved = {

@@ -3,6 +3,7 @@ on by default from emr-7.3.0): a retry reuses it, the teardown cancels it, the s
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from unittest import mock
@@ -127,6 +128,22 @@ def test_the_sensor_keeps_waiting_while_the_job_run_is_queued(client):
     assert {a["expected"] for a in acceptors} == {"SUCCESS", "FAILED", "CANCELLED", "CANCELLING"}
 
 
+def test_a_job_run_that_never_ends_times_the_sensor_out(client):
+    """The DAG's sensor_timeout fault at the operator level: the wait ends at its timeout,
+    the job run is left to the teardown (test_teardown_cancels_a_queued_job_run)."""
+    from airflow.sdk.exceptions import AirflowSensorTimeout
+
+    app_id = _app(client)
+    queued = _queued_run(client, app_id)
+    sensor = _sensor(app_id, queued)
+    sensor.wait = {"poke_interval": 0.2, "timeout": 1, "log_wait": 0}
+    started = time.monotonic()
+    with pytest.raises(AirflowSensorTimeout):
+        sensor.execute(_context())
+    assert time.monotonic() - started < 10
+    assert _state(client, app_id, queued) == "QUEUED"
+
+
 # ---------------------------------------------------------------------------- download race
 
 
@@ -162,8 +179,8 @@ def _forget_application(app_id: str) -> None:
 
 
 def test_download_after_the_teardown_uses_what_the_wait_read(client, tmp_path):
-    from include.emr_serverless.report import load_serverless_cost
     from include.emr_serverless.tasks import download_results
+    from include.results.serverless_cost import load_serverless_cost
 
     plan, app_id, run_id = _finished_run_and_results(client, tmp_path)
     sensor = _sensor(app_id, run_id)
@@ -180,8 +197,8 @@ def test_download_after_the_teardown_uses_what_the_wait_read(client, tmp_path):
 
 
 def test_download_without_what_the_wait_read_still_gets_the_results(client, tmp_path, caplog):
-    from include.emr_serverless.report import serverless_cost_section
     from include.emr_serverless.tasks import download_results
+    from include.results.serverless_cost import serverless_cost_section
 
     plan, app_id, run_id = _finished_run_and_results(client, tmp_path)
     _forget_application(app_id)

@@ -53,6 +53,9 @@ def test_task_lines_on_the_terminal_everything_else_in_the_log(tmp_path):
     assert "  | Traceback ... AirflowException" in report
     assert "plan made" not in report  # only the failing task's own section
     assert "the job's own reason: error: no decodable image" in report
+    # the reason comes right after the failed tasks, before the log's tail
+    assert report.splitlines()[1] == "the job's own reason: error: no decodable image"
+    assert report.index("the job's own reason") < report.index("last lines of")
     assert str(log) in report
 
 

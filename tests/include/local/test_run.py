@@ -6,14 +6,11 @@ No test touches the network: downloads are injected, or served from 127.0.0.1.
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import json
 import os
 import shlex
 import shutil
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
@@ -21,123 +18,9 @@ import pytest
 from include.config import REPO_ROOT
 from include.local import run as local_run
 from include.local.run import (
-    LocalRunError,
     airflow_env,
-    decide_weights,
-    download_imagenet_weights,
     ensure_sample_dataset,
 )
-
-
-def _never(_: Path) -> bool:
-    raise AssertionError("no download may be attempted here")
-
-
-def test_cached_imagenet_file_is_used_without_download(tmp_path):
-    cache = tmp_path / "mobilenet.h5"
-    cache.write_bytes(b"weights")
-
-    decision = decide_weights(None, cache_file=cache, download=_never)
-
-    assert decision.value == "imagenet"
-    assert decision.meaningful is True
-    assert str(cache) in decision.reason
-
-
-def test_successful_download_gives_imagenet(tmp_path):
-    cache = tmp_path / "models" / "mobilenet.h5"
-    calls = []
-
-    def fake_download(dest: Path) -> bool:
-        calls.append(dest)
-        return True
-
-    decision = decide_weights(None, cache_file=cache, download=fake_download)
-
-    assert calls == [cache]
-    assert decision.value == "imagenet"
-    assert "downloaded" in decision.reason
-
-
-def test_offline_without_cache_falls_back_to_random_weights_loudly(tmp_path):
-    decision = decide_weights(None, cache_file=tmp_path / "missing.h5", download=lambda _: False)
-
-    assert decision.value == "none"
-    assert decision.meaningful is False
-    assert "RANDOM weights" in decision.reason
-    assert "NOT meaningful" in decision.reason
-
-
-def test_no_download_at_all_when_offline(tmp_path):
-    decision = decide_weights(None, cache_file=tmp_path / "missing.h5", download=None)
-
-    assert decision.value == "none"
-
-
-def test_explicit_imagenet_request_fails_instead_of_downgrading(tmp_path):
-    with pytest.raises(LocalRunError, match="ImageNet weights requested"):
-        decide_weights("imagenet", cache_file=tmp_path / "missing.h5", download=lambda _: False)
-
-
-def test_explicit_none_and_weights_file(tmp_path):
-    none = decide_weights("none", cache_file=tmp_path / "x.h5", download=_never)
-    assert none.value == "none"
-    assert none.meaningful is False
-
-    weights = tmp_path / "my.weights.h5"
-    weights.write_bytes(b"w")
-    chosen = decide_weights(str(weights), cache_file=tmp_path / "x.h5", download=_never)
-    assert chosen.value == str(weights.resolve())
-    assert chosen.meaningful is True
-
-    with pytest.raises(LocalRunError, match="no such file"):
-        decide_weights(str(tmp_path / "nope.h5"), download=_never)
-
-
-@pytest.fixture
-def weights_server(tmp_path, monkeypatch):
-    """Serves tmp_path/www on 127.0.0.1 and points IMAGENET_URL at it."""
-    www = tmp_path / "www"
-    www.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setattr(
-        local_run, "IMAGENET_URL", f"http://127.0.0.1:{server.server_address[1]}/w.h5"
-    )
-    try:
-        yield www
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def test_download_writes_the_file_atomically(weights_server, tmp_path):
-    payload = os.urandom(1_200_000)
-    (weights_server / "w.h5").write_bytes(payload)
-    dest = tmp_path / "cache" / "models" / "w.h5"
-
-    assert download_imagenet_weights(dest, timeout=5) is True
-    assert dest.read_bytes() == payload
-    assert not dest.with_name("w.h5.part").exists()
-
-
-def test_download_rejects_an_error_page_and_leaves_nothing(weights_server, tmp_path):
-    (weights_server / "w.h5").write_text("<html>blocked by proxy</html>")
-    dest = tmp_path / "cache" / "w.h5"
-
-    assert download_imagenet_weights(dest, timeout=5) is False
-    assert not dest.exists()
-    assert not dest.with_name("w.h5.part").exists()
-
-
-def test_download_of_a_missing_file_is_false(weights_server, tmp_path):
-    assert download_imagenet_weights(tmp_path / "w.h5", timeout=5) is False
-
-
-def test_keras_cache_follows_keras_home(monkeypatch, tmp_path):
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    assert local_run.keras_cache_file() == tmp_path / "models" / local_run.IMAGENET_FILE
 
 
 def test_sample_dataset_is_made_once_and_remade_when_damaged(tmp_path, capsys):
@@ -463,3 +346,44 @@ def _local_asset_events() -> dict[str, list[dict]]:
     for name, extra in rows:
         events[name].append(extra)
     return events
+
+
+def test_summary_names_the_features_folder_only_when_it_was_downloaded(tmp_path):
+    (tmp_path / "metrics.json").write_text(json.dumps(_metrics("full", 3, 3)))
+    decision = local_run.WeightsDecision("none", False, "test")
+
+    without = local_run.summarise(tmp_path, decision)
+    (tmp_path / "features").mkdir()
+    with_features = local_run.summarise(tmp_path, decision)
+
+    assert str(tmp_path / "features") not in without
+    assert "features     not downloaded: kept beside the results in S3" in without
+    assert "download_features" in without
+    assert f"features     {tmp_path / 'features'}  (parquet" in with_features
+
+
+@pytest.mark.parametrize(
+    ("section", "line"),
+    [
+        (
+            {
+                "k": 3,
+                "accuracy_at_k": 0.75,
+                "accuracy_full": 0.90625,
+                "feature_dim": 1280,
+                "chance": 0.125,
+            },
+            "classes      Test accuracy 0.750 at k = 3, 0.906 on all 1280 features (chance 0.125)",
+        ),
+        ({"absent": "no Test split"}, "classes      not measured: no Test split"),
+        (None, "classes      not measured (metrics.json without separability)"),
+    ],
+)
+def test_closing_summary_says_whether_k_keeps_the_classes_apart(tmp_path, section, line):
+    metrics = _metrics("full", 3, 3)
+    if section is not None:
+        metrics["separability"] = section
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    summary = local_run.summarise(tmp_path, local_run.WeightsDecision("none", False, "test"))
+    assert line in summary
+    assert "nor is" in summary  # random weights: the accuracy is not meaningful either

@@ -435,3 +435,124 @@ def test_header_of_a_full_run_and_of_older_metrics(tmp_path):
     assert selection_text({"mode": "mini", "counts": {}}) == "mini"
     old = {"mode": "mini", "sample": {"seed": 3}, "counts": {"total_files": 20}}
     assert selection_text(old) == "mini: 20 images, a seeded sample (seed 3)"
+
+
+def test_a_single_label_is_not_called_labels(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    metrics = _metrics("one", k=2, meaningful=True, bad=[])
+    metrics["counts"]["by_split_label"] = {"Training": {"Kiwi": 5}, "Test": {"Kiwi": 2}}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+
+    html = build_report(run_dir).read_text()
+
+    assert "Table: 1 label<" in html
+    assert "1 labels" not in html
+
+
+def _separability(**overrides) -> dict:
+    section = {
+        "k": 3,
+        "accuracy_at_k": 0.8125,
+        "feature_dim": 1280,
+        "accuracy_full": 0.9375,
+        "ks": [2, 3],
+        "accuracy_by_k": [0.5625, 0.8125],
+        "chance": 0.25,
+        "train_rows": 24,
+        "test_rows": 8,
+        "test_rows_unseen_label": 0,
+        "labels": sorted(LABELS),
+        "classifier": {
+            "family": "multinomial",
+            "max_iter": 30,
+            "reg_param": 0.001,
+            "iterations_by_k": [9, 14],
+            "iterations_full": 30,
+        },
+        "seconds": 4.25,
+    }
+    return {**section, **overrides}
+
+
+def _with_separability(run_dir: Path, section: dict | None) -> Path:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    if section is None:
+        metrics.pop("separability", None)
+    else:
+        metrics["separability"] = section
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    return run_dir
+
+
+def _section(html: str) -> str:
+    return html.split("<h2>Class separability (Test accuracy)</h2>")[1].split("<h2>")[0]
+
+
+def test_separability_section_has_the_accuracies_and_the_curve_on_the_variance_plot(tmp_path):
+    plain = build_report(_run_dir(tmp_path / "a", k=3))
+    run_dir = _with_separability(_run_dir(tmp_path / "b", k=3), _separability())
+
+    html = build_report(run_dir).read_text()
+
+    section = _section(html)
+    assert "<td>first 2 components</td><td>56.2%</td>" in section
+    assert "<td>first 3 components (the PCA&#x27;s k)</td><td>81.2%</td>" in section
+    assert "<td>all 1280 features</td><td>93.8%</td>" in section
+    assert "<td>chance (always the most frequent Training label)</td><td>25.0%</td>" in section
+    assert "24 Training images of 4 labels" in section
+    assert "8 Test images" in section
+    assert "at most 30 L-BFGS iterations" in section
+    assert "4.2 s" in section or "4.3 s" in section
+    assert "meaningless" not in section  # ImageNet weights: no warning
+    assert "have a label with no Training image" not in section
+    assert _embedded_pngs(html) == 4  # the curve is drawn on the explained-variance figure
+    with_curve = (run_dir / "report" / "explained_variance.png").read_bytes()
+    assert with_curve[:8] == PNG_MAGIC
+    assert with_curve != (plain.parent / "explained_variance.png").read_bytes()
+
+
+def test_separability_on_random_weights_is_flagged_meaningless_next_to_the_figures(tmp_path):
+    run_dir = _with_separability(_run_dir(tmp_path, meaningful=False), _separability())
+
+    section = _section(build_report(run_dir).read_text())
+
+    assert 'class="banner warn"' in section
+    assert "these accuracies are meaningless" in section
+    assert section.index("meaningless") < section.index("<table>")
+
+
+def test_absent_separability_says_why(tmp_path):
+    why = "no Test split (the data's splits: Training): Test accuracy needs valid images"
+    run_dir = _with_separability(_run_dir(tmp_path, meaningful=False), {"absent": why})
+
+    section = _section(build_report(run_dir).read_text())
+
+    assert "Absent: no Test split (the data&#x27;s splits: Training)" in section
+    assert "<table>" not in section
+    assert "meaningless" not in section  # no figure, nothing to warn about
+
+
+def test_metrics_from_before_separability_say_it_was_not_measured(tmp_path):
+    run_dir = _with_separability(_run_dir(tmp_path), None)
+
+    section = _section(build_report(run_dir).read_text())
+
+    assert "Not measured: this metrics.json has no separability section" in section
+
+
+def test_a_sampled_training_set_is_said_so(tmp_path):
+    sampled = _separability(train_rows=13_050, train_rows_available=67_692, max_train_per_label=100)
+    run_dir = _with_separability(_run_dir(tmp_path), sampled)
+
+    section = _section(build_report(run_dir).read_text())
+
+    assert "13050 Training images (a seeded sample of about 100 per label, of 67692)" in section
+
+
+def test_test_labels_without_training_images_are_said_to_count_as_wrong(tmp_path):
+    run_dir = _with_separability(_run_dir(tmp_path), _separability(test_rows_unseen_label=3))
+
+    section = _section(build_report(run_dir).read_text())
+
+    assert "3 Test images have a label with no Training image: they count as wrong." in section
