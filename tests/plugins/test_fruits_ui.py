@@ -46,3 +46,19 @@ def test_every_route_of_the_app_depends_on_airflows_user_dependency():
     assert len(routes) == 5
     for route in routes:
         assert get_user in calls(route.dependant), route.path
+
+
+def test_the_plugin_module_imports_on_its_own_and_stays_thin():
+    """The file Airflow loads by path, imported by name: its class is the registered plugin,
+    and the app's logic lives in include/ui (the plugin only registers it)."""
+    import importlib
+    from pathlib import Path
+
+    module = importlib.import_module("plugins.fruits_ui")
+    plugin_classes = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type) and getattr(value, "name", None) == "fruits_ui"
+    ]
+    assert len(plugin_classes) == 1
+    assert len(Path(module.__file__).read_text().splitlines()) < 60
