@@ -53,6 +53,12 @@ os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", os.sys.executable)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# Importing airflow configures logging (settings.initialize -> dictConfig) with handlers on the
+# sys.stderr of that moment: imported here, that is pytest's session-long capture, not the
+# capsys stream of whichever test first imports airflow (closed after it: later log lines
+# would print "--- Logging error ---" into other tests' stderr).
+import airflow  # noqa: E402, F401
+
 
 @pytest.hookimpl(trylast=True)  # after -m / -k have deselected: the blocks are of what runs
 def pytest_collection_modifyitems(config, items):
