@@ -12,7 +12,7 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from include.datasets.s3 import normalise_uri
+from include.params.dataset_uri import normalise_uri
 from include.params.plan_types import ClusterPlan
 
 

@@ -26,12 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from include.datasets.manifest import file_sha256, manifest_from_dir
 from include.reruns.fingerprint import (
     LAST_SUCCESS_FILE,
     changed_components,
-    file_sha256,
     job_package_digest,
-    manifest_from_dir,
     run_fingerprint,
     unchanged_since,
     weights_identity,
@@ -40,7 +39,7 @@ from include.reruns.fingerprint import (
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    from include.reruns.fingerprint import Manifest
+    from include.datasets.manifest import Manifest
 
 log = logging.getLogger(__name__)
 

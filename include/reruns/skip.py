@@ -123,8 +123,8 @@ def s3_check_unchanged(
     checksum = s3_object_checksum(hook, weights) if weights.startswith("s3://") else None
     environment = dict(environment)
     if plan.get("dataset_uri"):
+        from include.datasets.manifest import manifest_from_s3_listing
         from include.datasets.s3 import list_s3_dataset
-        from include.reruns.fingerprint import manifest_from_s3_listing
         from include.reruns.history import fingerprint_from_manifest
 
         uri = plan["dataset_uri"]

@@ -21,8 +21,8 @@ from include.infra.preflight import (
 
 def add_preflight_arguments(parser: argparse.ArgumentParser) -> None:
     """The cluster shape to check (the EMR DAG's Params of the same names), or --serverless."""
+    from include.capacity.prices import ALLOWED_INSTANCE_TYPES
     from include.config import DEFAULT_SERVERLESS_JOB_ROLE
-    from include.costs.prices import ALLOWED_INSTANCE_TYPES
 
     parser.add_argument("--instance-type", choices=ALLOWED_INSTANCE_TYPES)
     parser.add_argument("--core-nodes", type=int, help="core nodes (default: the DAG's)")

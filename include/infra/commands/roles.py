@@ -23,7 +23,7 @@ def cmd_create_roles(args: argparse.Namespace) -> int:
         print(f"{kind.replace('_', ' ')} {result[kind]}: {state}")
     print(f"instance profile {result['instance_profile']}: ready")
     if settings.dataset_uri:
-        from include.datasets.uri import outside_project
+        from include.params.dataset_uri import outside_project
 
         if outside_project(settings.dataset_uri, bucket=settings.bucket, prefix=settings.prefix):
             print(
