@@ -120,7 +120,7 @@ def list_s3_dataset(hook: S3Hook, uri: str) -> list[dict[str, Any]]:
 
     Raises :class:`S3DatasetError` when the bucket does not exist or cannot be listed.
     """
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import ClientError  # noqa: PLC0415 (lazy: loads botocore)
 
     bucket, prefix = parse_dataset_uri(uri)
     try:
