@@ -29,10 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _output import emit  # noqa: E402
 from featurize import convert, make_images  # noqa: E402
 
+from spark_jobs import cli  # noqa: E402
+
 
 def _add_images(data: Path, count: int) -> None:
     """``count`` new images (new bytes: inverted copies) next to existing ones."""
-    from PIL import Image, ImageOps
+    from PIL import Image, ImageOps  # noqa: PLC0415 (lazy: loads PIL)
 
     sources = sorted(data.rglob("*.jpg"))[:count]
     for i, path in enumerate(sources):
@@ -47,8 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
 
-    from spark_jobs import cli
-    from spark_jobs.session import build_session
+    from spark_jobs.session import build_session  # noqa: PLC0415 (lazy: loads pyspark and numpy)
 
     with tempfile.TemporaryDirectory(prefix="bench-cache-") as tmp:
         data, out, cache = Path(tmp) / "fruits", Path(tmp) / "out", Path(tmp) / "cache"

@@ -45,10 +45,12 @@ os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 from _memory import PeakMemory  # noqa: E402
 from _output import emit  # noqa: E402
 
+from include.datasets.sample import DEFAULT_CLASSES, generate_sample_dataset  # noqa: E402
+from spark_jobs import cli  # noqa: E402
+
 
 def make_images(dest: Path, n_images: int) -> list[Path]:
     """``n_images`` Fruits-360-style JPEGs (8 labels, Training split) under ``dest``."""
-    from include.datasets.sample import DEFAULT_CLASSES, generate_sample_dataset
 
     per_label = -(-n_images // len(DEFAULT_CLASSES))
     generate_sample_dataset(dest, per_label=per_label, test_per_label=0)
@@ -62,8 +64,8 @@ def _plain_worker(args: tuple[list[str], str, str, int, int]) -> tuple[float, fl
     """One plain process: (seconds incl. imports + model load, steady seconds, images)."""
     paths, runtime, model, image_size, batch_size = args
     t0 = time.perf_counter()
-    from spark_jobs import features as feat
-    from spark_jobs import runtimes
+    from spark_jobs import features as feat  # noqa: PLC0415 (lazy: loads pandas and pyarrow)
+    from spark_jobs import runtimes  # noqa: PLC0415 (lazy: loads numpy)
 
     if runtime == "keras":
         payload, _ = feat.load_weights(None, "none", image_size)  # type: ignore[arg-type]
@@ -104,8 +106,7 @@ def plain(files: list[Path], cores: int, runtime: str, model: str, args) -> dict
 def _spark_child(argv: list[str]) -> None:
     """In a fresh process (as spark-submit would be): the job 1 + warm times, one session."""
     data, out, cores, runtime, model, image_size, batch_size, warm_runs = argv
-    from spark_jobs import cli
-    from spark_jobs.session import build_session
+    from spark_jobs.session import build_session  # noqa: PLC0415 (lazy: loads pyspark and numpy)
 
     spark = build_session(master=f"local[{cores}]", extra_conf={"spark.ui.enabled": "false"})
     spark.sparkContext.setLogLevel("ERROR")
@@ -138,7 +139,7 @@ def spark_job(data: Path, out: Path, cores: int, runtime: str, model: str, args)
 
 
 def convert(runtime: str, image_size: int, dest: Path) -> float:
-    from spark_jobs.runtimes import convert_in_subprocess
+    from spark_jobs.runtimes import convert_in_subprocess  # noqa: PLC0415 (lazy: loads numpy)
 
     t0 = time.perf_counter()
     convert_in_subprocess(runtime, "none", image_size, dest)  # type: ignore[arg-type]

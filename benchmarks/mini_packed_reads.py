@@ -19,6 +19,9 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
+from include.datasets.sample import generate_sample_dataset
+from spark_jobs.selection import select_input
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
@@ -39,13 +42,11 @@ def main() -> None:
     parser.add_argument("--shard-mb", type=float, default=2.0)
     args = parser.parse_args()
 
-    import pyarrow.parquet as pq
-    from pyspark.sql import functions as F
+    import pyarrow.parquet as pq  # noqa: PLC0415 (lazy: loads pyarrow and numpy)
+    from pyspark.sql import functions as F  # noqa: PLC0415 (lazy: loads pyspark and psutil)
 
-    from include.datasets.sample import generate_sample_dataset
-    from spark_jobs.packing import pack_images
-    from spark_jobs.selection import select_input
-    from spark_jobs.session import build_session
+    from spark_jobs.packing import pack_images  # noqa: PLC0415 (lazy: loads pyarrow and numpy)
+    from spark_jobs.session import build_session  # noqa: PLC0415 (lazy: loads pyspark and psutil)
 
     work = Path(tempfile.mkdtemp())
     generate_sample_dataset(work / "src", per_label=args.per_label, test_per_label=0)

@@ -67,8 +67,8 @@ def numpy_pca(x: np.ndarray, k: int | None) -> tuple[np.ndarray, float, float]:
 
 
 def spark_frame(spark, x: np.ndarray, partitions: int):
-    import pandas as pd
-    from pyspark import StorageLevel
+    import pandas as pd  # noqa: PLC0415 (lazy: loads pandas and pyarrow)
+    from pyspark import StorageLevel  # noqa: PLC0415 (lazy: loads pyspark)
 
     pdf = pd.DataFrame({"features": list(x)})
     df = spark.createDataFrame(pdf, "features array<float>").repartition(partitions)
@@ -79,7 +79,7 @@ def spark_frame(spark, x: np.ndarray, partitions: int):
 
 def spark_pca(df, target: float, solver: str) -> tuple[np.ndarray, int, float, float]:
     """(curve, k, fit seconds, projection seconds) through the job's own function."""
-    from spark_jobs import pca
+    from spark_jobs import pca  # noqa: PLC0415 (lazy: loads pyspark and pandas)
 
     t0 = time.perf_counter()
     fitted = pca.fit(df, target_variance=target, solver=solver)
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
-    from spark_jobs.session import build_session
+    from spark_jobs.session import build_session  # noqa: PLC0415 (lazy: loads pyspark)
 
     x = make_matrix(args.rows, args.dim)
     expected, _, _ = numpy_pca(x, None)

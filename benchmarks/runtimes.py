@@ -29,6 +29,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._output import emit
+from spark_jobs.runtimes import (
+    CONVERTED_RUNTIMES,
+    build_keras_model,
+    configure_tf_threads,
+    convert_in_subprocess,
+    make_predictor,
+    preprocess,
+    read_model_file,
+)
 
 IMAGE_SIZE = 224
 
@@ -38,14 +47,12 @@ def _child(runtime: str, model: str, images: int, batch: int, out: str) -> None:
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
     rng = np.random.default_rng(0)
     raw = rng.uniform(0, 255, (batch, IMAGE_SIZE, IMAGE_SIZE, 3)).astype(np.float32)
-    from spark_jobs.runtimes import preprocess
 
     x = preprocess(raw)
     if runtime == "keras":
-        import keras
+        import keras  # noqa: PLC0415 (lazy: loads tensorflow and keras)
 
         keras.utils.set_random_seed(0)
-        from spark_jobs.runtimes import build_keras_model, configure_tf_threads
 
         configure_tf_threads(1)
         net = build_keras_model(IMAGE_SIZE, None)
@@ -53,8 +60,6 @@ def _child(runtime: str, model: str, images: int, batch: int, out: str) -> None:
         def run(b):
             return net.predict_on_batch(b)
     else:
-        from spark_jobs.runtimes import make_predictor, read_model_file
-
         _, model_bytes = read_model_file(Path(model).read_bytes(), origin=model)
         run = make_predictor(runtime, model_bytes, IMAGE_SIZE, threads=1)
 
@@ -71,7 +76,6 @@ def _child(runtime: str, model: str, images: int, batch: int, out: str) -> None:
 
 def _convert(tmp: Path) -> dict[str, str]:
     """The job's own conversions of the same seeded network (subprocesses, as the job does)."""
-    from spark_jobs.runtimes import CONVERTED_RUNTIMES, convert_in_subprocess
 
     models = {"keras": ""}
     for runtime in CONVERTED_RUNTIMES:

@@ -41,6 +41,8 @@ os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 
 from _output import emit  # noqa: E402
 
+from include.datasets.sample import generate_sample_dataset  # noqa: E402
+
 FRUITS_IMAGES = 90_380
 FRUITS_LABELS = 131
 FRUITS_FOLDERS = 1 + 2 + 2 * FRUITS_LABELS  # root, splits, label folders
@@ -58,7 +60,7 @@ def make_folder(root: Path, per_folder: int, jpeg: bytes) -> int:
 
 
 def compile_counting_fs(dest: Path) -> Path:
-    import pyspark
+    import pyspark  # noqa: PLC0415 (lazy: loads pyspark and psutil)
 
     jars = glob.glob(str(Path(pyspark.__file__).parent / "jars" / "*.jar"))
     source = Path(__file__).resolve().parent / "java" / "CountingFileSystem.java"
@@ -78,9 +80,9 @@ def requests(counts: dict[str, int]) -> dict[str, int]:
 
 
 def measure(spark, data: Path, mode: str) -> dict[str, dict[str, int]]:
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as F  # noqa: PLC0415 (lazy: loads pyspark and psutil)
 
-    from spark_jobs import cli, io, selection, transforms
+    from spark_jobs import cli, io, selection, transforms  # noqa: PLC0415 (lazy: loads pyspark and psutil)
 
     jvm_fs = spark._jvm.fruits.bench.CountingFileSystem
     uri = "counting://" + str(data)
@@ -124,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     opts = parser.parse_args(argv)
 
-    from include.datasets.sample import generate_sample_dataset
-    from spark_jobs.session import build_session
+    from spark_jobs.session import build_session  # noqa: PLC0415 (lazy: loads pyspark and psutil)
 
     with tempfile.TemporaryDirectory(prefix="fruits-s3req-") as tmp:
         classes = compile_counting_fs(Path(tmp) / "classes")

@@ -63,7 +63,7 @@ def labelled_rows(
 
 def job_like_frame(spark, folder: Path, x: np.ndarray, labels: list[str], splits: list[str]):
     """The rows as the job's ``features/`` parquet, read back."""
-    import pandas as pd
+    import pandas as pd  # noqa: PLC0415 (lazy: loads pandas and pyarrow)
 
     pdf = pd.DataFrame(
         {
@@ -81,7 +81,7 @@ def job_like_frame(spark, folder: Path, x: np.ndarray, labels: list[str], splits
 
 
 def one_round(good, *, variance: float, max_iter: int, reg_param: float) -> dict:
-    from spark_jobs import pca, separability
+    from spark_jobs import pca, separability  # noqa: PLC0415 (lazy: loads pyspark and pandas)
 
     t0 = time.perf_counter()
     projected, result = pca.fit_transform(good, target_variance=variance)
@@ -93,7 +93,7 @@ def one_round(good, *, variance: float, max_iter: int, reg_param: float) -> dict
 
 
 def main(argv: list[str] | None = None) -> int:
-    from spark_jobs import separability
+    from spark_jobs import separability  # noqa: PLC0415 (lazy: loads pyspark and pandas)
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=4096)
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
-    from spark_jobs.session import build_session
+    from spark_jobs.session import build_session  # noqa: PLC0415 (lazy: loads pyspark)
 
     x, labels, splits = labelled_rows(args.rows, args.dim, args.labels, separation=args.separation)
     spark = build_session(

@@ -17,12 +17,21 @@ docs/infra.md tells users to.
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from include.config import DEFAULT_INSTANCE_ROLE, DEFAULT_SERVERLESS_JOB_ROLE, DEFAULT_SERVICE_ROLE
 from include.infra.bucket import make_private_and_encrypted
+from include.infra.iam import (
+    AIRFLOW_POLICY_NAME,
+    INSTANCE_INLINE_POLICY,
+    SERVERLESS_INLINE_POLICY,
+    SERVICE_INLINE_POLICY,
+    RoleSettings,
+    render_documents,
+)
 
 SERVERLESS_TRUST = {
     "Version": "2012-10-17",
@@ -90,16 +99,6 @@ def install_project_identity(
     The documents are the project's (:func:`include.infra.iam.render_documents`): the emulator
     evaluates them, it does not write them. Returns the user's ``access_key``/``secret_key``.
     """
-    from types import SimpleNamespace
-
-    from include.infra.iam import (
-        AIRFLOW_POLICY_NAME,
-        INSTANCE_INLINE_POLICY,
-        SERVERLESS_INLINE_POLICY,
-        SERVICE_INLINE_POLICY,
-        RoleSettings,
-        render_documents,
-    )
 
     settings = RoleSettings(bucket=bucket, prefix=prefix, dataset_uri=dataset_uri)
     ctx = SimpleNamespace(account_id=account_id, region=region, partition="aws")

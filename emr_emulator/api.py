@@ -32,6 +32,9 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from moto.emr import models
+from moto.emr.models import emr_backends
+
 from emr_emulator.network import request_account_and_region, v2_network_failure
 from emr_emulator.serverless_api import ServerlessApi, is_serverless
 
@@ -51,7 +54,6 @@ def install_model_patches() -> Callable[[], None]:
     Only objects the engine marked (``emu_reason`` / ``emu_failure``) change. Returns a
     function that restores moto's classes.
     """
-    from moto.emr import models
 
     originals = {cls: cls.status for cls in (models.Cluster, models.Step)}
 
@@ -80,7 +82,6 @@ def install_model_patches() -> Callable[[], None]:
 
 
 def _find_cluster(cluster_id: str) -> Any | None:
-    from moto.emr.models import emr_backends
 
     for account in list(emr_backends.keys()):
         for backend in list(emr_backends[account].values()):

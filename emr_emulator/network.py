@@ -20,6 +20,7 @@ public or private).
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 log = logging.getLogger("emr_emulator")
@@ -56,7 +57,7 @@ def _tagged(resource: Any) -> bool:
 
 def _v2_role(account: str, role_name_or_arn: str) -> Any | None:
     """The service role when it carries the v2 policy, else None."""
-    from moto.iam.models import iam_backends
+    from moto.iam.models import iam_backends  # noqa: PLC0415 (lazy: loads moto and boto3)
 
     name = role_name_or_arn.rsplit("/", 1)[-1]
     try:
@@ -130,10 +131,9 @@ def request_account_and_region(environ: dict[str, Any]) -> tuple[str, str]:
     (``MOTO_ACCOUNT_ID``, the ``x-moto-account-id`` header, the access key's account; the
     signed region). moto's EMR backend cannot be asked: behind a plain endpoint URL it files
     every cluster under its default region, while EC2 uses the signed one."""
-    import os
 
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.iam.models import get_account_id_from
+    from moto.core import DEFAULT_ACCOUNT_ID  # noqa: PLC0415 (lazy: loads moto and boto3)
+    from moto.iam.models import get_account_id_from  # noqa: PLC0415 (lazy: loads moto and boto3)
 
     parts = _credential(environ)
     region = parts[2] if len(parts) > 2 else os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
@@ -149,7 +149,7 @@ def v2_network_failure(request: dict[str, Any], account: str, region: str) -> st
 
     Called before moto runs the request: moto's RunJobFlow creates EMR's default groups
     itself (untagged), which would then look like groups that existed before."""
-    from moto.ec2.models import ec2_backends
+    from moto.ec2.models import ec2_backends  # noqa: PLC0415 (lazy: loads moto and boto3)
 
     role = _v2_role(account, str(request.get("ServiceRole", "")))
     if role is None:

@@ -29,8 +29,23 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from include.config import REPO_ROOT
-from include.results.paths import run_results_dir
+from emr_emulator.server import Emulator, EmulatorSettings
+from include.config import REPO_ROOT, load_config
+from include.costs.cluster import cluster_cost_summary, estimate_cost
+from include.local.console import spark_stage_progress
+from include.local.run import (
+    LocalRunError,
+    add_selection_arguments,
+    airflow_env,
+    inputs_from_args,
+    migrate_db,
+    report_failure,
+    run_console,
+    run_dag,
+    selection_conf,
+    summarise,
+)
+from include.params.run_paths import run_results_dir
 
 DAG_ID = "fruits_emr_pipeline"
 AWS_START_AND_BOOTSTRAP_MIN = 10
@@ -58,7 +73,6 @@ def describe_timeline(cluster: dict[str, Any]) -> list[str]:
 
 def cost_lines(emr: Any, cluster_id: str) -> list[str]:
     """The estimate for the emulated run time, and with EMR's start-up added."""
-    from include.costs.cluster import cluster_cost_summary, estimate_cost
 
     description = emr.describe_cluster(ClusterId=cluster_id)["Cluster"]
     groups = emr.list_instance_groups(ClusterId=cluster_id)["InstanceGroups"]
@@ -97,18 +111,6 @@ def main(argv: list[str] | None = None) -> int:
         default=REPO_ROOT / "data" / "emr-emulator",
         help="the emulator's S3 mirror and step folders",
     )
-    from include.local.run import (
-        LocalRunError,
-        add_selection_arguments,
-        airflow_env,
-        inputs_from_args,
-        migrate_db,
-        report_failure,
-        run_console,
-        run_dag,
-        selection_conf,
-        summarise,
-    )
 
     add_selection_arguments(parser)
     args = parser.parse_args(argv)
@@ -125,9 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.pop("AWS_PROFILE", None)
     os.environ.pop("AWS_SESSION_TOKEN", None)
 
-    from emr_emulator.account import AIRFLOW_USER, install_project_identity, prepare_account
-    from emr_emulator.server import Emulator, EmulatorSettings
-    from include.config import load_config
+    from emr_emulator.account import AIRFLOW_USER, install_project_identity, prepare_account  # noqa: PLC0415 (lazy: loads botocore)
 
     config = load_config()
     inputs = inputs_from_args(args, config.data_dir)
@@ -222,7 +222,7 @@ def cluster_lines(emulator: Any, region: str) -> list[str]:
 
 
 def _emr_client(emulator: Any, region: str) -> Any:
-    import boto3
+    import boto3  # noqa: PLC0415 (lazy: loads boto3 and botocore)
 
     return boto3.client(
         "emr",
@@ -235,7 +235,6 @@ def _emr_client(emulator: Any, region: str) -> Any:
 
 def _step_progress(emulator: Any, task_id: str) -> str | None:
     """While the step sensor waits: the cluster/step state and Spark's stage progress."""
-    from include.local.console import spark_stage_progress
 
     clusters = emulator.engine.snapshot()
     if not clusters:

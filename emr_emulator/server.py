@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emr_emulator.iam import IamEnforcer
+
 log = logging.getLogger("emr_emulator")
 
 LOG_DELAY_ENV = "FRUITS_EMU_LOG_DELAY_S"
@@ -128,7 +130,7 @@ class Emulator:
     def client(self, service: str, access_key: str = "testing", secret: str = "testing") -> Any:
         """A boto3 client of this emulator for ``service``; the default keys are the account's
         root (moto accepts any key; with IAM enforced, an IAM user's keys are checked)."""
-        import boto3
+        import boto3  # noqa: PLC0415 (lazy: loads boto3 and botocore)
 
         return boto3.client(
             service,
@@ -139,22 +141,20 @@ class Emulator:
         )
 
     def start(self) -> Emulator:
-        from moto.moto_server.werkzeug_app import (
+        from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 (lazy: loads moto and boto3)
             DomainDispatcherApplication,
             MotoRequestHandler,
             create_backend_app,
         )
-        from werkzeug.serving import make_server
+        from werkzeug.serving import make_server  # noqa: PLC0415 (lazy: loads werkzeug)
 
-        from emr_emulator.api import EmrApiLayer, install_model_patches
-        from emr_emulator.engine import EmrEngine
+        from emr_emulator.api import EmrApiLayer, install_model_patches  # noqa: PLC0415 (lazy: loads moto and boto3)
+        from emr_emulator.engine import EmrEngine  # noqa: PLC0415 (lazy: loads moto and boto3)
 
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = EmrEngine(self.settings, self.s3_client)
         self.iam = None
         if self.settings.enforce_iam:
-            from emr_emulator.iam import IamEnforcer
-
             self.iam = IamEnforcer()
             iam = self.iam
             self.engine.job_s3_factory = lambda role: self.client("s3", iam.role_session(role))
@@ -173,7 +173,7 @@ class Emulator:
         self._thread.start()
         self.engine.start()
         if self.buckets:
-            from emr_emulator.account import prepare_account
+            from emr_emulator.account import prepare_account  # noqa: PLC0415 (lazy: loads botocore)
 
             region = os.environ.get("AWS_DEFAULT_REGION", "eu-west-1")
             for bucket in self.buckets:

@@ -25,6 +25,8 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from moto.emrserverless.models import emrserverless_backends
+
 from emr_emulator.serverless import ServerlessRefused
 
 if TYPE_CHECKING:
@@ -68,7 +70,6 @@ def _refuse(start_response: Callable[..., Any], message: str) -> list[bytes]:
 
 
 def _backend_app(app_id: str) -> Any | None:
-    from moto.emrserverless.models import emrserverless_backends
 
     for account in list(emrserverless_backends.keys()):
         for backend in list(emrserverless_backends[account].values()):
@@ -78,7 +79,6 @@ def _backend_app(app_id: str) -> Any | None:
 
 
 def _backend_run(app_id: str, run_id: str) -> Any | None:
-    from moto.emrserverless.models import emrserverless_backends
 
     for account in list(emrserverless_backends.keys()):
         for backend in list(emrserverless_backends[account].values()):

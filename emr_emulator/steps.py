@@ -115,7 +115,7 @@ def find_spark_submit(python: str) -> str:
     beside = Path(python).with_name("spark-submit")
     if beside.is_file():
         return str(beside)
-    import pyspark
+    import pyspark  # noqa: PLC0415 (lazy: loads pyspark and psutil)
 
     return str(Path(pyspark.__file__).parent / "bin" / "spark-submit")
 

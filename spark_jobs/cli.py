@@ -181,9 +181,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     the counts, the PCA and the projection (a lost executor never re-featurises), and
     publishes by replacing ``<output>/<run-id>/`` only after everything succeeded.
     """
-    from spark_jobs import io
-    from spark_jobs.features import featurize_column, prepare_model
-    from spark_jobs.session import build_session
+    from spark_jobs import io  # noqa: PLC0415 (lazy: loads pyspark and psutil)
+    from spark_jobs.features import featurize_column, prepare_model  # noqa: PLC0415 (lazy: loads pandas and pyarrow)
+    from spark_jobs.session import build_session  # noqa: PLC0415 (lazy: loads pyspark and psutil)
 
     started_at, t0 = _now(), time.perf_counter()
     spark = build_session(master=args.master, batch_size=args.batch_size)
@@ -240,9 +240,9 @@ def _run(
     started_at: str,
     t0: float,
 ) -> dict[str, Any]:
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as F  # noqa: PLC0415 (lazy: loads pyspark and psutil)
 
-    from spark_jobs import feature_cache, io, pca, selection, separability
+    from spark_jobs import feature_cache, io, pca, selection, separability  # noqa: PLC0415 (lazy: loads pyspark and pandas)
 
     selected = selection.select_input(args, spark, input_uri)
     files, input_format, expected = selected.files, selected.input_format, selected.expected
@@ -419,10 +419,10 @@ def _run(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``spark-submit`` and ``python -m spark_jobs.cli``; returns the exit code."""
-    from spark_jobs.feature_cache import FeatureCacheError
-    from spark_jobs.io import NoInputFilesError
-    from spark_jobs.pca import PcaInputError
-    from spark_jobs.runtimes import ModelError, WeightsError
+    from spark_jobs.feature_cache import FeatureCacheError  # noqa: PLC0415 (lazy: loads pyspark and psutil)
+    from spark_jobs.io import NoInputFilesError  # noqa: PLC0415 (lazy: loads pyspark and psutil)
+    from spark_jobs.pca import PcaInputError  # noqa: PLC0415 (lazy: loads pyspark and pandas)
+    from spark_jobs.runtimes import ModelError, WeightsError  # noqa: PLC0415 (lazy: loads numpy)
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

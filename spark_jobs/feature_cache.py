@@ -47,7 +47,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from spark_jobs import FEATURE_DIM
+from spark_jobs import FEATURE_DIM, io
 
 log = logging.getLogger("spark_jobs")
 
@@ -103,7 +103,6 @@ class FeatureCache:
 
     def check_identity(self, spark: SparkSession) -> None:
         """Refuse a folder whose ``_model.json`` names another model (a foreign copy)."""
-        from spark_jobs import io
 
         text = io.read_text(spark, f"{self.folder}/{IDENTITY_FILE}")
         if text is None:
@@ -124,7 +123,6 @@ class FeatureCache:
 
     def entries(self, spark: SparkSession) -> tuple[DataFrame, int]:
         """(the trusted entries, one row per hash; the number of rows rejected)."""
-        from spark_jobs import io
 
         if not io.exists(spark, self.folder):
             return spark.createDataFrame([], "content_sha256 string, features array<float>"), 0
@@ -164,7 +162,6 @@ class FeatureCache:
         file is then moved in as ``part-<tag>-NNNNN.parquet`` (``tag``: unique to the
         attempt). Returns the entries added.
         """
-        from spark_jobs import io
 
         if rows == 0:
             return 0
@@ -219,7 +216,6 @@ class CacheRun:
 
     def add_new(self, spark: SparkSession, staged: DataFrame, *, attempt: str) -> dict[str, Any]:
         """Add the staged rows featurised OK by this run to the cache; the cache metrics."""
-        from spark_jobs import io
 
         reused = F.col(REUSED_COLUMN)
         hits, misses, new_ok = staged.agg(

@@ -105,7 +105,7 @@ class PreparedModel:
 def _local_weights_copy(spark: SparkSession, source: str, tmp: Path) -> Path | None:
     if source in ("imagenet", "none"):
         return None
-    from spark_jobs.io import copy_to_local, qualify
+    from spark_jobs.io import copy_to_local, qualify  # noqa: PLC0415 (lazy: loads pyspark and psutil)
 
     local = tmp / Path(source.rstrip("/")).name
     try:
@@ -144,7 +144,7 @@ def prepare_model(
         return PreparedModel(runtime, arrays, weights_digest(arrays), info)
     if runtime not in CONVERTED_RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}")
-    from spark_jobs.io import copy_to_local, qualify
+    from spark_jobs.io import copy_to_local, qualify  # noqa: PLC0415 (lazy: loads pyspark and psutil)
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fruits-model-") as tmp_name:
@@ -199,7 +199,7 @@ def _worker_predictor(
     key = (runtime, image_size, digest)
     if key != _WORKER_KEY:
         if _WORKER_KEY is not None and _WORKER_KEY[0] == "keras":
-            import keras
+            import keras  # noqa: PLC0415 (lazy: loads tensorflow and keras)
 
             # A reused worker serving a new job: free the previous job's graph first.
             _WORKER_PREDICTOR = None
@@ -216,7 +216,7 @@ def decode_image(content: bytes | bytearray | None, image_size: int) -> np.ndarr
     Raises :class:`BadImageError` with a short reason for anything that is not a
     decodable image (empty, truncated, not an image at all).
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415 (lazy: loads PIL)
 
     if not content:
         raise BadImageError("empty file (0 bytes)")
@@ -275,7 +275,7 @@ def featurize_column(
     first Arrow batch; each Arrow batch (``maxRecordsPerBatch`` rows) is one inference
     batch. ``payload`` is the broadcast of ``model.payload``.
     """
-    from pyspark.sql.functions import pandas_udf
+    from pyspark.sql.functions import pandas_udf  # noqa: PLC0415 (lazy: loads pyspark and psutil)
 
     # Plain values only in the closure: a reused worker whose cached predictor already
     # holds this model (same job, or a later job with the same model) does not rebuild it.

@@ -54,10 +54,10 @@ def pack(spark: Any, input_uri: str, output_uri: str, *, shard_bytes: int) -> di
     Raises FileNotFoundError when ``input_uri`` does not exist and
     :class:`spark_jobs.io.NoInputFilesError` when it holds no image file.
     """
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as F  # noqa: PLC0415 (lazy: loads pyspark and psutil)
 
-    from spark_jobs import io, transforms
-    from spark_jobs.packing import SCHEMA
+    from spark_jobs import io, transforms  # noqa: PLC0415 (lazy: loads pyspark and psutil)
+    from spark_jobs.packing import SCHEMA  # noqa: PLC0415 (lazy: loads pyarrow and numpy)
 
     if shard_bytes < 1:
         raise ValueError("shard_bytes must be positive")
@@ -124,7 +124,7 @@ def _labels(relative: str) -> tuple[str, str]:
 
 
 def _parquet_files(spark: Any, uri: str) -> list[str]:
-    from spark_jobs.io import _fs_and_path
+    from spark_jobs.io import _fs_and_path  # noqa: PLC0415 (lazy: loads pyspark and psutil)
 
     fs, path = _fs_and_path(spark, uri)
     return [
@@ -136,8 +136,8 @@ def _parquet_files(spark: Any, uri: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """``entrypoint.py pack ...``; returns the exit code."""
-    from spark_jobs.io import NoInputFilesError
-    from spark_jobs.session import build_session
+    from spark_jobs.io import NoInputFilesError  # noqa: PLC0415 (lazy: loads pyspark and psutil)
+    from spark_jobs.session import build_session  # noqa: PLC0415 (lazy: loads pyspark and psutil)
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

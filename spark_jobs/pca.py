@@ -27,17 +27,18 @@ import re
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
+from pyspark import SparkContext
+from pyspark.errors import PythonException
+from pyspark.ml.common import _py2java
 from pyspark.ml.feature import PCA, PCAModel, StandardScaler, StandardScalerModel
 from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.ml.linalg import DenseMatrix, DenseVector
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-
-if TYPE_CHECKING:
-    import pyarrow as pa
 
 SOLVERS = ("gram", "mllib")
 DEFAULT_SOLVER = "gram"
@@ -55,7 +56,6 @@ TREE_FAN_IN = 8
 
 
 def _arrow_partial_schema() -> pa.Schema:
-    import pyarrow as pa
 
     return pa.schema(
         [("n", pa.int64()), ("dim", pa.int32()), ("mean", pa.binary()), ("scatter", pa.binary())]
@@ -176,7 +176,6 @@ def _partition_folder(
 
 
 def _fold_partition(batches: Iterator[pa.RecordBatch], chunk_rows: int) -> Iterator[pa.RecordBatch]:
-    import pyarrow as pa
 
     fold = ShiftedFold()
     dim: int | None = None
@@ -239,7 +238,6 @@ def feature_moments(
     Raises :class:`PcaInputError` for vectors of different lengths or nulls; no rows
     gives ``n == 0``.
     """
-    from pyspark.errors import PythonException
 
     if fan_in < 2:
         raise ValueError(f"fan_in must be >= 2, got {fan_in}")
@@ -276,7 +274,6 @@ def feature_moments(
 def _merge_arrow(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """The ``mapInArrow`` body of one tree level: the partials of a partition, merged
     into one (same schema as :func:`_fold_partition`'s output)."""
-    import pyarrow as pa
 
     counts: list[int] = []
     means: list[np.ndarray] = []
@@ -359,8 +356,6 @@ def fix_signs(components: np.ndarray) -> np.ndarray:
 
 def _java_model(class_name: str, *args: Any) -> Any:
     """A JVM MLlib model built from fitted values (PySpark has no public constructor)."""
-    from pyspark import SparkContext
-    from pyspark.ml.common import _py2java
 
     sc = SparkContext._active_spark_context
     assert sc is not None, "no active SparkContext"

@@ -197,7 +197,7 @@ def check_model(data: bytes, expected: ModelSpec, *, origin: str) -> bytes:
 
 def build_keras_model(image_size: int, weights: str | None = None):
     """MobileNetV2 without its classifier, average-pooled: ``(n, s, s, 3) -> (n, 1280)``."""
-    from keras.applications import MobileNetV2
+    from keras.applications import MobileNetV2  # noqa: PLC0415 (lazy: loads tensorflow and keras)
 
     return MobileNetV2(
         input_shape=(image_size, image_size, 3),
@@ -224,7 +224,7 @@ def load_keras_model(source: str, image_size: int, local_file: Path | None = Non
                 "--weights none for a test run with random weights."
             ) from exc
     if source == "none":
-        import keras
+        import keras  # noqa: PLC0415 (lazy: loads tensorflow and keras)
 
         # A fixed seed: the same random network on every run, so reruns are comparable.
         keras.utils.set_random_seed(RANDOM_SEED)
@@ -324,7 +324,7 @@ class LiteRtPredictor:
     """MobileNetV2 in LiteRT's interpreter (XNNPACK), one per Python worker."""
 
     def __init__(self, model_bytes: bytes, threads: int = 1) -> None:
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415 (lazy: loads ai_edge_litert)
 
         try:
             self._interpreter = Interpreter(model_content=model_bytes, num_threads=threads)
@@ -349,7 +349,7 @@ class OnnxPredictor:
     """MobileNetV2 in ONNX Runtime (CPU provider), one session per Python worker."""
 
     def __init__(self, model_bytes: bytes, threads: int = 1) -> None:
-        import onnxruntime as ort
+        import onnxruntime as ort  # noqa: PLC0415 (lazy: loads onnxruntime)
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -398,7 +398,7 @@ def configure_tf_threads(threads: int) -> None:
     Only takes effect before TF initialises in this process; a reused worker keeps its
     first setting (TF raises RuntimeError then, and ignores OMP_NUM_THREADS).
     """
-    import tensorflow as tf
+    import tensorflow as tf  # noqa: PLC0415 (lazy: loads tensorflow and keras)
 
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)

@@ -28,9 +28,9 @@ class SelectedInput:
 
 def select_input(args: argparse.Namespace, spark: Any, input_uri: str) -> SelectedInput:
     """The run's images under ``input_uri``: all of them, or the mini-mode sample."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as F  # noqa: PLC0415 (lazy: loads pyspark and psutil)
 
-    from spark_jobs import io, transforms
+    from spark_jobs import io, transforms  # noqa: PLC0415 (lazy: loads pyspark and psutil)
 
     source = io.read_input(spark, input_uri, args.input_format)
 

@@ -3,6 +3,7 @@ with litert/onnx the driver has no TensorFlow)."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import sys
 
 RUNTIME_PACKAGES = {
@@ -14,14 +15,13 @@ RUNTIME_PACKAGES = {
 
 def package_versions(runtime: str) -> dict[str, str]:
     """Python and the packages of the job and of ``runtime`` (``metrics.json``)."""
-    from importlib.metadata import PackageNotFoundError, version
 
     names = ["pyspark", "numpy", "pandas", "pyarrow", "pillow", RUNTIME_PACKAGES[runtime]]
     found = {"python": sys.version.split()[0]}
     for name in names:
         try:
-            found[name] = version(name)
-        except PackageNotFoundError:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
             found[name] = _module_version(name)
     return found
 
@@ -36,7 +36,7 @@ def _module_version(name: str) -> str:
     if name != "pyspark":
         return "unknown"
     try:
-        import pyspark
+        import pyspark  # noqa: PLC0415 (optional dependency)
     except ImportError:
         return "unknown"
     return str(getattr(pyspark, "__version__", "unknown"))

@@ -117,7 +117,7 @@ def test_node_requirements_resolve_to_wheels_for_the_nodes(runtime, arch, tmp_pa
 
 
 def test_keras_node_requirements_have_no_graviton_wheels(tmp_path):
-    """Why the keras runtime is refused on m6g/m7g (include/emr_common/runtimes.py)."""
+    """Why the keras runtime is refused on m6g/m7g (include/capacity/runtimes.py)."""
     import shutil
     import subprocess
     import sys

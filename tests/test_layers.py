@@ -2,7 +2,8 @@
 
 * import-linter's contracts (``[tool.importlinter]`` in pyproject.toml): spark_jobs imports
   neither Airflow nor the project around it; dags/include/spark_jobs never import the emulator;
-  include never imports a DAG file; no import cycles inside include or spark_jobs.
+  include never imports a DAG file; include's packages are layered (each imports only those
+  below it); no import cycles inside include or spark_jobs.
 * deptry (``[tool.deptry]``): every import is a declared, pinned dependency and every declared
   one is used, in three scopes (:data:`DEPTRY_CHECKS`).
 
@@ -111,7 +112,7 @@ def test_the_repository_keeps_every_import_contract():
     done = _lint_imports(REPO_ROOT)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert set(_verdicts(done.stdout).values()) == {"KEPT"}
-    assert len(_verdicts(done.stdout)) == len(CONTRACTS) == 4
+    assert len(_verdicts(done.stdout)) == len(CONTRACTS) == 5
 
 
 @pytest.mark.parametrize("check", sorted(DEPTRY_CHECKS))
@@ -124,25 +125,32 @@ def test_every_import_is_a_declared_dependency(check, tmp_path):
 # A fake project with the same top-level packages, clean under every contract: each case adds
 # one module that breaks exactly one contract.
 CLEAN_TREE = {
-    "dags/fruits_dag.py": "import airflow\nimport include.tasks\n",  # dags: no __init__.py
+    "dags/fruits_dag.py": "import airflow\nimport include.local.tasks\n",  # dags: no __init__.py
     "include/__init__.py": "",
-    "include/tasks.py": "import airflow\nimport spark_jobs.job\n",
+    "include/local/tasks.py": "import airflow\nimport spark_jobs.job\nimport include.capacity\n",
     "spark_jobs/__init__.py": "",
     "spark_jobs/job.py": "import pyspark\n",
     "emr_emulator/__init__.py": "",
-    "emr_emulator/engine.py": "import include.tasks\nimport spark_jobs.job\n",
+    "emr_emulator/engine.py": "import include.local.tasks\nimport spark_jobs.job\n",
 }
+LAYERED = "include's packages are layered"
 VIOLATIONS = [  # (the start of the broken contract's name, the module(s) that break it)
     ("spark_jobs runs on the EMR nodes", {"spark_jobs/hook.py": "from airflow.sdk import task\n"}),
     ("spark_jobs runs on the EMR nodes", {"spark_jobs/cfg.py": "from include import tasks\n"}),
     (
         "The pipeline never imports the emulator",
-        {"include/fake.py": "import emr_emulator.engine\n"},
+        {"include/local/fake.py": "import emr_emulator.engine\n"},
     ),
     (
         "DAG files import include, include never",
-        {"include/helper.py": "from dags import fruits_dag\n"},
+        {"include/local/helper.py": "from dags import fruits_dag\n"},
     ),
+    # A package imports one above it, even inside a function (the params <-> costs cycle).
+    (LAYERED, {"include/capacity/prices.py": "def f():\n    from include import costs\n"}),
+    # Two siblings of one layer import neither each other.
+    (LAYERED, {"include/emr/plan.py": "import include.emr_serverless\n"}),
+    # A new package of include/ must be given its place in the layers.
+    (LAYERED, {"include/newcomer/__init__.py": ""}),
     (
         "No import cycles between the modules of a package",
         {
@@ -183,27 +191,48 @@ def _ancestor_packages() -> dict[str, str]:
     }
 
 
+def _layer_packages() -> dict[str, str]:
+    """An empty package for each layer of a layers contract with containers (each must exist)."""
+    files = {}
+    for contract in CONTRACTS:
+        for container in contract.get("containers", []):
+            for layer in contract["layers"]:
+                for name in layer.replace(":", "|").split("|"):
+                    path = f"{container}.{name.strip()}".replace(".", "/")
+                    files[f"{path}/__init__.py"] = ""
+    return files
+
+
 @pytest.fixture
 def fake_project(tmp_path):
-    _write(tmp_path, {**CLEAN_TREE, **_ancestor_packages(), **_ignored_imports()})
+    _write(
+        tmp_path,
+        {**_layer_packages(), **_ancestor_packages(), **_ignored_imports(), **CLEAN_TREE},
+    )
     return tmp_path
 
 
-def _module_cycles(package: str, ignored: set[tuple[str, str]]) -> list[list[str]]:
+def _module_cycles(
+    package: str, ignored: set[tuple[str, str]], *, depth: int | None = None
+) -> list[list[str]]:
     """Import cycles through modules under ``package`` (imports inside functions included),
-    from import-linter's own graph (grimp); Tarjan's strongly connected components."""
+    from import-linter's own graph (grimp); Tarjan's strongly connected components. With
+    ``depth``, each module counts as its ancestor of that many dotted parts (``depth=2``:
+    ``include.costs.budget`` is ``include.costs``): the cycles between packages."""
     import grimp
 
+    def collapse(module: str) -> str:
+        return ".".join(module.split(".")[:depth]) if depth else module
+
     graph = grimp.build_graph(package)
-    edges = {
-        m: sorted(
-            i
-            for i in graph.find_modules_directly_imported_by(m)
-            if i.startswith(package) and (m, i) not in ignored
-        )
-        for m in graph.modules
-        if m.startswith(package)
-    }
+    edges: dict[str, set[str]] = {}
+    for m in graph.modules:
+        if not m.startswith(package):
+            continue
+        targets = edges.setdefault(collapse(m), set())
+        for i in graph.find_modules_directly_imported_by(m):
+            if i.startswith(package) and (m, i) not in ignored and collapse(i) != collapse(m):
+                targets.add(collapse(i))
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -212,7 +241,7 @@ def _module_cycles(package: str, ignored: set[tuple[str, str]]) -> list[list[str
     def visit(node: str) -> None:
         index[node] = low[node] = len(index)
         stack.append(node)
-        for nxt in edges.get(node, []):
+        for nxt in sorted(edges.get(node, ())):
             if nxt not in index:
                 visit(nxt)
                 low[node] = min(low[node], low[nxt])
@@ -243,6 +272,30 @@ def test_no_import_cycle_runs_through_the_modules_of_include():
         for line in contract.get("ignore_imports", [])
     }
     assert _module_cycles("include", ignored) == []
+
+
+def test_no_import_cycle_runs_between_the_packages_of_include():
+    """The package-level half, the same check as the layers contract but without its order:
+    e.g. params importing costs while costs imports params would be one."""
+    assert _module_cycles("include", set(), depth=2) == []
+
+
+def test_the_package_cycle_check_finds_a_cycle_that_no_module_cycle_makes(tmp_path, monkeypatch):
+    _write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/one/__init__.py": "",
+            "pkg/one/a.py": "import pkg.two.b\n",
+            "pkg/one/c.py": "",
+            "pkg/two/__init__.py": "",
+            "pkg/two/b.py": "",
+            "pkg/two/d.py": "def f():\n    from pkg.one import c\n",
+        },
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert _module_cycles("pkg", set()) == []
+    assert _module_cycles("pkg", set(), depth=2) == [["pkg.one", "pkg.two"]]
 
 
 def test_the_module_cycle_check_finds_a_cycle_across_packages(tmp_path, monkeypatch):

@@ -45,14 +45,14 @@ class Caller:
 
 
 def _iam_backend(account: str = ACCOUNT) -> Any:
-    from moto.iam.models import iam_backends
+    from moto.iam.models import iam_backends  # noqa: PLC0415 (lazy: loads moto and boto3)
 
     return iam_backends[account]["global"]
 
 
 def _document(policy: Any) -> dict[str, Any]:
     """A policy document from what moto keeps (a JSON string, or a managed policy object)."""
-    from moto.iam.models import Policy
+    from moto.iam.models import Policy  # noqa: PLC0415 (lazy: loads moto and boto3)
 
     if isinstance(policy, Policy):
         text = next(v.document for v in policy.versions if v.is_default)
@@ -77,7 +77,7 @@ def role_policies(role_name: str, account: str = ACCOUNT) -> tuple[dict[str, Any
 
 def _moto_lookups(account: str = ACCOUNT) -> Lookups:
     def cluster_tags(cluster_id: str) -> dict[str, str] | None:
-        from moto.emr.models import emr_backends
+        from moto.emr.models import emr_backends  # noqa: PLC0415 (lazy: loads moto and boto3)
 
         for backend in list(emr_backends[account].values()):
             if cluster_id in backend.clusters:
@@ -86,7 +86,7 @@ def _moto_lookups(account: str = ACCOUNT) -> Lookups:
         return None
 
     def application_tags(app_id: str) -> dict[str, str] | None:
-        from moto.emrserverless.models import emrserverless_backends
+        from moto.emrserverless.models import emrserverless_backends  # noqa: PLC0415 (lazy: loads moto and boto3)
 
         for backend in list(emrserverless_backends[account].values()):
             if app_id in backend.applications:
@@ -94,7 +94,7 @@ def _moto_lookups(account: str = ACCOUNT) -> Lookups:
         return None
 
     def job_run_tags(app_id: str, run_id: str) -> dict[str, str] | None:
-        from moto.emrserverless.models import emrserverless_backends
+        from moto.emrserverless.models import emrserverless_backends  # noqa: PLC0415 (lazy: loads moto and boto3)
 
         for backend in list(emrserverless_backends[account].values()):
             for run in backend.job_runs.get(app_id, []):
@@ -211,7 +211,7 @@ class IamEnforcer:
                 f"arn:aws:sts::{self.account}:assumed-role/{name}/emr-emulator-job",
                 role_policies(name, self.account),
             )
-        from moto.iam.access_control import CreateAccessKeyFailure, create_access_key
+        from moto.iam.access_control import CreateAccessKeyFailure, create_access_key  # noqa: PLC0415 (lazy: loads moto and boto3)
 
         token = headers.get("x-amz-security-token")
         moto_headers = {"X-Amz-Security-Token": token} if token else {}

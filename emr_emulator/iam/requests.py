@@ -72,7 +72,7 @@ def credential_scope(environ: Env) -> tuple[str, str, str] | None:
 
 @lru_cache(maxsize=8)
 def _service_model(name: str) -> Any:
-    import botocore.session
+    import botocore.session  # noqa: PLC0415 (lazy: loads botocore)
 
     return botocore.session.get_session().get_service_model(name)
 

@@ -7,8 +7,8 @@ The estimate (pure arithmetic, :func:`estimate_run_cost`)::
     usd         = hours * (1 master + N core nodes) * hourly price of the instance type
 
 with the throughput figures, vCPU counts, start time and prices of
-:mod:`include.costs.throughput`, :mod:`include.emr.instance_types` and
-:mod:`include.costs.prices` (``THROUGHPUT_IMAGES_PER_S_PER_VCPU``, ``INSTANCE_VCPUS``,
+:mod:`include.costs.throughput`, :mod:`include.capacity.instance_types` and
+:mod:`include.capacity.prices` (``THROUGHPUT_IMAGES_PER_S_PER_VCPU``, ``INSTANCE_VCPUS``,
 ``CLUSTER_START_BOOTSTRAP_S``, ``PRICE_TABLE_USD_PER_HOUR`` scaled to the region,
 ``REGION_PRICES``; a region without figures is priced as ``PRICE_FALLBACK_REGION``'s, with a
 warning, and the estimate records whose figures it used). Spot core nodes are priced at
@@ -34,14 +34,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from include.capacity.instance_types import INSTANCE_VCPUS
+from include.capacity.prices import PRICE_TABLE_REGION
 from include.costs.cluster import hourly_price, priced_region
-from include.costs.prices import PRICE_TABLE_REGION
 from include.costs.throughput import (
     CLUSTER_START_BOOTSTRAP_S,
     DEFAULT_RUNTIME,
     THROUGHPUT_IMAGES_PER_S_PER_VCPU,
 )
-from include.emr.instance_types import INSTANCE_VCPUS
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ def estimate_run_cost(
     if instance_type not in vcpus:
         raise ValueError(
             f"no vCPU count for instance type {instance_type!r} "
-            "(add it to INSTANCE_VCPUS in include/emr/instance_types.py)"
+            "(add it to INSTANCE_VCPUS in include/capacity/instance_types.py)"
         )
     per_vcpu = float(throughput[runtime])
     core_vcpus = vcpus[instance_type] * core_nodes

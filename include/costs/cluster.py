@@ -1,4 +1,4 @@
-"""Cost *estimates* for EMR clusters, from the price tables in :mod:`include.costs.prices`.
+"""Cost *estimates* for EMR clusters, from the price tables in :mod:`include.capacity.prices`.
 
 Prices are on-demand EC2 + the EMR uplift per instance-hour in eu-west-1
 (``prices.PRICE_TABLE_USD_PER_HOUR``), scaled to the run's region (``prices.REGION_PRICES``,
@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from include.costs.prices import (
+from include.capacity.prices import (
     PRICE_FALLBACK_REGION,
     PRICE_TABLE_REGION,
     PRICE_TABLE_USD_PER_HOUR,
@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 
 PRICE_BASIS = (
     "estimate: on-demand EC2 + EMR uplift per instance-hour, eu-west-1 prices scaled to the "
-    "region (include/costs/prices.py PRICE_TABLE_USD_PER_HOUR, REGION_PRICES); excludes EBS, S3, "
-    "data transfer; spot instances are priced at on-demand (an upper bound)"
+    "region (include/capacity/prices.py PRICE_TABLE_USD_PER_HOUR, REGION_PRICES); excludes EBS, "
+    "S3, data transfer; spot instances are priced at on-demand (an upper bound)"
 )
 
 
@@ -60,7 +60,7 @@ def priced_region(region: str | None) -> PricedRegion:
     warning = (
         f"no price figures for region {region!r}: estimated with {fallback}'s "
         f"({REGION_PRICES[fallback].source}); add the region to REGION_PRICES in "
-        "include/costs/prices.py"
+        "include/capacity/prices.py"
     )
     log.warning("%s", warning)
     return PricedRegion(str(region), fallback, REGION_PRICES[fallback].source, warning)
@@ -83,7 +83,7 @@ def hourly_price(instance_type: str, region: str = PRICE_TABLE_REGION) -> float:
         known = ", ".join(sorted(PRICE_TABLE_USD_PER_HOUR))
         raise ValueError(
             f"no price for instance type {instance_type!r}; known types: {known} "
-            "(add it to PRICE_TABLE_USD_PER_HOUR in include/costs/prices.py)"
+            "(add it to PRICE_TABLE_USD_PER_HOUR in include/capacity/prices.py)"
         ) from None
     return (ec2 + emr) * region_factor(priced_region(region))
 

@@ -1,4 +1,4 @@
-"""Cost *estimates* for EMR Serverless job runs, from the prices in :mod:`include.costs.prices`.
+"""Cost *estimates* for EMR Serverless job runs, from the prices in :mod:`include.capacity.prices`.
 
 EMR Serverless bills the vCPU-, memory-GB- and storage-GB-hours a job run's workers hold,
 per second with a one-minute minimum per worker, storage only beyond the free 20 GB per
@@ -17,18 +17,19 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from include.costs.cluster import PricedRegion, priced_region
-from include.costs.prices import (
+from include.capacity.prices import (
     SERVERLESS_FREE_STORAGE_GB,
     SERVERLESS_PRICE_SOURCES,
     SERVERLESS_PRICE_TABLE_USD_PER_HOUR,
 )
+from include.costs.cluster import PricedRegion, priced_region
 from include.costs.throughput import SERVERLESS_START_S, THROUGHPUT_IMAGES_PER_S_PER_VCPU
 
 PRICE_BASIS = (
     "estimate: billedResourceUtilization of the job run x EMR Serverless on-demand prices "
     "per vCPU-hour, GB-hour of memory and GB-hour of storage beyond 20 GB per worker "
-    "(include/costs/prices.py SERVERLESS_PRICE_TABLE_USD_PER_HOUR); excludes S3 and data transfer"
+    "(include/capacity/prices.py SERVERLESS_PRICE_TABLE_USD_PER_HOUR); excludes S3 and data "
+    "transfer"
 )
 JOB_RUN_FILE = "job_run.json"
 """Saved beside a Serverless run's results: ``{"jobRun", "application", "region"}``."""
@@ -157,7 +158,7 @@ def estimate_serverless_cost(
     if prices is None:
         raise ValueError(
             f"no EMR Serverless price for architecture {architecture!r} (X86_64 or ARM64; "
-            "SERVERLESS_PRICE_TABLE_USD_PER_HOUR in include/costs/prices.py)"
+            "SERVERLESS_PRICE_TABLE_USD_PER_HOUR in include/capacity/prices.py)"
         )
     per_vcpu = float(throughput[runtime])
     executor_vcpus = int(sizing["executors"]) * int(sizing["executor_vcpu"])

@@ -19,7 +19,7 @@ The Params' parsing: ``dataset_uri_setting`` (:mod:`include.params.common`) and
 ``pack_on_cluster_setting`` (:mod:`include.params.cluster`).
 
 The listing is also the dataset's manifest
-(:func:`include.reruns.fingerprint.manifest_from_s3_listing`).
+(:func:`include.datasets.manifest.manifest_from_s3_listing`).
 For a packed dataset the listing cannot count images: the budget guard estimates them from
 the shards' bytes (:data:`AVERAGE_IMAGE_BYTES`).
 """
@@ -31,7 +31,8 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from include.datasets.local import IMAGE_EXTENSIONS
-from include.datasets.uri import parse_dataset_uri
+from include.datasets.manifest import manifest_from_s3_listing
+from include.params.dataset_uri import normalise_uri, parse_dataset_uri
 
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -44,12 +45,6 @@ _EXAMPLES = 3
 
 class S3DatasetError(ValueError):
     """The S3 dataset cannot be used: the message says why."""
-
-
-def normalise_uri(uri: str) -> str:
-    """``s3://bucket/prefix/`` with exactly one trailing slash (ValueError when malformed)."""
-    bucket, prefix = parse_dataset_uri(uri)
-    return f"s3://{bucket}/{prefix}/" if prefix else f"s3://{bucket}/"
 
 
 def _hidden(relative: str) -> bool:
@@ -125,7 +120,7 @@ def list_s3_dataset(hook: S3Hook, uri: str) -> list[dict[str, Any]]:
 
     Raises :class:`S3DatasetError` when the bucket does not exist or cannot be listed.
     """
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import ClientError  # noqa: PLC0415 (lazy: loads botocore)
 
     bucket, prefix = parse_dataset_uri(uri)
     try:
@@ -148,8 +143,6 @@ def validate_s3_dataset(hook: S3Hook, uri: str) -> dict[str, Any]:
     The summary's ``listing_digest`` identifies the listing's content (keys, sizes, ETags
     or checksums): the folder of its shards when the cluster packs it.
     """
-    from include.reruns.fingerprint import manifest_from_s3_listing
-
     objects = list_s3_dataset(hook, uri)
     summary = summarise_listing(uri, objects)
     summary["listing_digest"] = manifest_from_s3_listing(normalise_uri(uri), objects).digest

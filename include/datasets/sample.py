@@ -46,7 +46,7 @@ def _jitter(rgb: tuple[int, int, int], rng: random.Random, amount: int) -> tuple
 
 def render_fruit(style: FruitStyle, rng: random.Random, size: int = 100):
     """Draw one image of ``style`` (a PIL Image, RGB)."""
-    from PIL import Image, ImageDraw, ImageFilter
+    from PIL import Image, ImageDraw, ImageFilter  # noqa: PLC0415 (lazy: loads PIL)
 
     img = Image.new("RGB", (size, size), (255, 255, 255))
     draw = ImageDraw.Draw(img)

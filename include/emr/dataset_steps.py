@@ -12,7 +12,8 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from include.datasets.s3 import normalise_uri
+from include.emr.plan import build_pack_step
+from include.params.dataset_uri import normalise_uri
 from include.params.plan_types import ClusterPlan
 
 
@@ -63,7 +64,6 @@ def steps_for_s3_dataset(
     already complete (``packed_ready``: their ``_SUCCESS`` exists), the feature step reads
     them and nothing is packed again. Otherwise the plan's steps, reading in place.
     """
-    from include.emr.plan import build_pack_step
 
     steps = [dict(step) for step in plan["steps"]]
     if not plan.get("dataset_uri") or not plan.get("pack_s3_dataset"):

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.operators.emr import (
     EmrAddStepsOperator,
     EmrCreateJobFlowOperator,
@@ -213,8 +214,6 @@ class EmrStepSensorWithLogs(EmrStepSensor):
         super().execute(context)
 
     def _fail_with_details(self, reason: str) -> None:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
         step = self._failed_step()
         cluster = self.hook.conn.describe_cluster(ClusterId=self.job_flow_id)["Cluster"]
         log_uri = self.log_uri or cluster.get("LogUri") or ""

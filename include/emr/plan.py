@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from include.capacity.cluster_sizing import size_executors
 from include.config import CREATE_WAIT_SECONDS, PROJECT_TAG, PipelineConfig
-from include.emr.sizing import size_executors
 from include.emr_common.plan import build_storage_plan, job_spark_defaults, run_tags
 from include.params.job_args import (
     JobSettings,
@@ -184,7 +184,7 @@ def build_spark_step(
 ) -> dict[str, Any]:
     """One ``AddJobFlowSteps`` step running the job with spark-submit (a new dict each call).
 
-    ``spark_conf``: the executors' sizing (``include/emr/sizing.py``), as ``--conf``.
+    ``spark_conf``: the executors' sizing (``include/capacity/cluster_sizing.py``), as ``--conf``.
 
     Arguments are a list for ``command-runner.jar`` (never a shell string). Client deploy
     mode keeps the driver's Python traceback in the step's stderr, which the sensor shows

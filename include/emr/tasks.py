@@ -72,8 +72,8 @@ def stage_wheelhouse(plan: ClusterPlan) -> dict[str, Any] | None:
 
     from airflow.sdk.exceptions import AirflowFailException
 
+    from include.capacity.runtimes import RUNTIME_ARCHES
     from include.config import REPO_ROOT
-    from include.emr_common.runtimes import RUNTIME_ARCHES
     from include.staging import wheelhouse
     from include.staging.s3 import make_s3_hook
 

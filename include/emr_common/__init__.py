@@ -8,8 +8,6 @@
 * :mod:`include.emr_common.logs`: log tails from S3, ``redact``.
 * :mod:`include.emr_common.operators`: ``apply_wait`` (a sensor's wait sized at run time).
 * :mod:`include.emr_common.runs`: ``tagged_run_is_active`` (the sweeps' guard), ``sweep_cutoff``.
-* :mod:`include.emr_common.sizing`: Python-worker memory and the JVM heap beside it.
-* :mod:`include.emr_common.runtimes`: the model runtimes' CPU arches and worker memory.
 
 Import from the submodule itself; this package imports nothing.
 """

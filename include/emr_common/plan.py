@@ -18,7 +18,7 @@ from include.params.job_args import (
     safe_run_id,
 )
 from include.params.plan_types import StoragePlan
-from include.results.paths import run_results_dir
+from include.params.run_paths import run_results_dir
 
 _WEIGHTS_BUILTIN = ("imagenet", "none")
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import shutil
+import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from include.params.plan_types import ClusterPlan, StoragePlan
+from include.staging.job_package import build_job_package
+from include.staging.model import stage_model
+from include.staging.s3 import make_s3_hook, upload_files
 
 
 class ResultsIncompleteError(RuntimeError):
@@ -17,11 +24,6 @@ class ResultsIncompleteError(RuntimeError):
 def upload_job_package(plan: StoragePlan, *, source_dir: Path | None = None) -> dict[str, Any]:
     """Build the job package and upload it (and a local weights file) to the run's code keys;
     stage the converted model of a litert/onnx run (``include/staging/model.py``)."""
-    import tempfile
-
-    from include.staging.job_package import build_job_package
-    from include.staging.model import stage_model
-    from include.staging.s3 import make_s3_hook, upload_files
 
     keys = plan["code_keys"]
     hook = make_s3_hook(plan["aws_conn_id"])
@@ -61,13 +63,8 @@ def download_results(
     ``list_instance_groups`` InstanceGroups + ``CapturedAt``) for the report's cost section,
     and ``extra_json`` (``{file name: data}``, e.g. the Serverless job run) beside them.
     """
-    import json
-    import shutil
-    from pathlib import Path
 
-    from airflow.providers.amazon.aws.hooks.emr import EmrHook
-
-    from include.staging.s3 import make_s3_hook
+    from airflow.providers.amazon.aws.hooks.emr import EmrHook  # noqa: PLC0415 (lazy: loads airflow and boto3)
 
     hook = make_s3_hook(plan["aws_conn_id"])
     bucket, prefix = plan["bucket"], plan["results_prefix"].rstrip("/")
@@ -132,11 +129,9 @@ def record_final_cluster_state(
     the ``WAITING`` seen at download. Waits with the provider's ``job_flow_terminated``
     waiter (EMR takes a minute or two to release the instances) up to ``max_wait_s``, then
     records whatever state it sees. Returns that state; None without a cluster."""
-    import contextlib
-    import json
 
-    from airflow.providers.amazon.aws.hooks.emr import EmrHook
-    from botocore.exceptions import WaiterError
+    from airflow.providers.amazon.aws.hooks.emr import EmrHook  # noqa: PLC0415 (lazy: loads airflow and boto3)
+    from botocore.exceptions import WaiterError  # noqa: PLC0415 (lazy: loads botocore)
 
     if not cluster_id:
         return None

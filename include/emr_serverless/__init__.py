@@ -1,7 +1,5 @@
 """EMR Serverless building blocks of the ``fruits_emr_serverless_pipeline`` DAG.
 
-* :mod:`include.emr_serverless.sizing`: the worker sizes AWS allows and the Spark confs
-  derived from them (pure).
 * :mod:`include.emr_serverless.plan`: the run plan, the ``CreateApplication`` request and
   the job driver (pure; no AWS calls).
 * :mod:`include.emr_serverless.operators`: subclasses of the provider's operators (create or
@@ -13,7 +11,7 @@
 * :mod:`include.emr_serverless.tasks`: task bodies (Params and plan, environment, results).
 * :mod:`include.emr_serverless.sweep`: the sweeper's task body for applications.
 
-The report's Serverless cost section is :mod:`include.results.serverless_cost`. What it
-shares with the cluster DAG is in :mod:`include.emr_common`. Import from the submodule
-itself; this package imports nothing.
+Worker sizing is :mod:`include.capacity.serverless_sizing`. The report's Serverless cost
+section is :mod:`include.results.serverless_cost`. What it shares with the cluster DAG is in
+:mod:`include.emr_common`. Import from the submodule itself; this package imports nothing.
 """

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.hooks.emr import EmrServerlessHook
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.operators.emr import (
     EmrServerlessCreateApplicationOperator,
@@ -203,8 +204,6 @@ class EmrServerlessJobSensorWithLogs(EmrServerlessJobSensor):
         return self.finished_run
 
     def _fail_with_details(self, reason: str) -> None:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
         job_run = self.hook.conn.get_job_run(
             applicationId=self.application_id, jobRunId=self.job_run_id
         )["jobRun"]

@@ -106,7 +106,7 @@ def remove_applications(ctx: AwsContext, applications: list[dict[str, Any]]) -> 
     """Stop (waiting for STOPPED) and delete each application; return the ids removed."""
     if not applications:
         return []
-    from airflow.providers.amazon.aws.hooks.emr import EmrServerlessHook
+    from airflow.providers.amazon.aws.hooks.emr import EmrServerlessHook  # noqa: PLC0415 (lazy: loads airflow and boto3)
 
     client = ctx.client("emr-serverless")
     # The provider ships the waiter (botocore has none for emr-serverless); it only needs the

@@ -48,7 +48,7 @@ class AwsContext:
         """A (cached) boto3 client for ``service`` in this context's region."""
         if service not in self._clients:
             if self.aws_conn_id:
-                from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+                from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook  # noqa: PLC0415 (lazy: loads airflow and boto3)
 
                 hook = AwsBaseHook(
                     aws_conn_id=self.aws_conn_id, client_type=service, region_name=self.region
@@ -77,13 +77,13 @@ def make_context(
     """Build the session: Airflow connection if ``aws_conn_id``, else boto3's default chain."""
     validate_region(region)
     if aws_conn_id:
-        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook  # noqa: PLC0415 (lazy: loads airflow and boto3)
 
         session = AwsBaseHook(aws_conn_id=aws_conn_id, region_name=region).get_session(
             region_name=region
         )
         return AwsContext(session=session, region=region, aws_conn_id=aws_conn_id)
-    import boto3
+    import boto3  # noqa: PLC0415 (lazy: loads boto3 and botocore)
 
     session = boto3.session.Session(profile_name=profile, region_name=region)
     return AwsContext(session=session, region=region)

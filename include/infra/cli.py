@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     aws.add_argument("--prefix", help="key prefix in the bucket (default: FRUITS_PREFIX or fruits)")
 
     roles = argparse.ArgumentParser(add_help=False)
-    from include.infra.iam import (
+    from include.infra.iam import (  # noqa: PLC0415 (lazy: loads botocore)
         DEFAULT_INSTANCE_ROLE,
         DEFAULT_SERVERLESS_JOB_ROLE,
         DEFAULT_SERVICE_ROLE,
@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--account-id", help="account id to put in ARNs (default: ask STS)")
     p.set_defaults(handler=cmd_print_roles)
 
-    from include.infra.security_configuration import DEFAULT_SECURITY_CONFIGURATION
+    from include.infra.security_configuration import DEFAULT_SECURITY_CONFIGURATION  # noqa: PLC0415 (lazy: loads botocore)
 
     p = sub.add_parser(
         "create-security-configuration",
@@ -227,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-roles", action="store_true", help="leave the IAM roles and policy")
     p.set_defaults(handler=cmd_cleanup)
 
-    from include.infra.commands.preflight import add_preflight_arguments, cmd_preflight
+    from include.infra.commands.preflight import add_preflight_arguments, cmd_preflight  # noqa: PLC0415 (lazy: loads botocore)
 
     p = sub.add_parser(
         "preflight",
@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit code (errors are printed, not raised)."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, WaiterError
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, WaiterError  # noqa: PLC0415 (lazy: loads botocore)
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from include.datasets.uri import outside_project, parse_dataset_uri
+from include.params.dataset_uri import outside_project, parse_dataset_uri
 
 LIST_SID = "ListTheDatasetPrefix"
 READ_SID = "ReadTheDatasetPrefix"

@@ -11,9 +11,11 @@ Evidence for each rule is cited at the check.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
 
@@ -362,9 +364,6 @@ def check_serverless_job_role(iam: Any, request: ServerlessRequest) -> Check:
         return Check("serverless job role", False, f"role {name!r} not found", fix)
     trust = role.get("AssumeRolePolicyDocument") or {}
     if isinstance(trust, str):
-        import json
-        from urllib.parse import unquote
-
         trust = json.loads(unquote(trust))
     statement = _trusts_service(trust, SERVERLESS_PRINCIPAL)
     if statement is None:

@@ -267,7 +267,7 @@ def stop_processes(procs: dict[str, subprocess.Popen]) -> list[str]:
     """SIGTERM each process group, wait, SIGKILL what is left (children that left the group
     by PID); return descriptions of survivors (empty when all are gone)."""
     try:
-        import psutil
+        import psutil  # noqa: PLC0415 (optional dependency)
     except ImportError:  # a runtime-only environment: process groups only
         psutil = None
     tree: list[Any] = []

@@ -263,9 +263,9 @@ def task_state_lookup(dag_id: str) -> Callable[[str], str | None]:
     """``state_of`` for :class:`RunConsole`: the newest task instance's state in the DB."""
 
     def state_of(task_id: str) -> str | None:
-        from airflow.models.taskinstance import TaskInstance
-        from airflow.utils.session import create_session
-        from sqlalchemy import select
+        from airflow.models.taskinstance import TaskInstance  # noqa: PLC0415 (lazy: loads airflow and sqlalchemy)
+        from airflow.utils.session import create_session  # noqa: PLC0415 (lazy: loads airflow and sqlalchemy)
+        from sqlalchemy import select  # noqa: PLC0415 (lazy: loads sqlalchemy)
 
         with create_session() as session:
             state = session.scalar(

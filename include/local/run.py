@@ -34,11 +34,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from include.config import REPO_ROOT
+from include.config import REPO_ROOT, load_config
+from include.datasets.local import DatasetError, validate_dataset
+from include.datasets.sample import DEFAULT_CLASSES, generate_sample_dataset
 from include.local.console import RunConsole, run_log_path, task_state_lookup
 from include.params.job_args import MINI_MAX_IMAGES
+from include.params.run_paths import run_results_dir
+from include.reruns.history import read_local_record
 from include.results.html import plural
-from include.results.paths import run_results_dir
+from include.results.report import selection_text
 from include.staging.weights import (
     WeightsDecision,
     WeightsUnavailableError,
@@ -74,8 +78,6 @@ def ensure_sample_dataset(
     dest: Path, *, per_label: int = SAMPLE_PER_LABEL, seed: int = SAMPLE_SEED
 ) -> Path:
     """Make the sample dataset in ``dest`` unless a complete one with the same settings is there."""
-    from include.datasets.local import DatasetError, validate_dataset
-    from include.datasets.sample import DEFAULT_CLASSES, generate_sample_dataset
 
     marker = dest / SAMPLE_MARKER
     expected = {
@@ -129,7 +131,7 @@ def migrate_db(env: dict[str, str]) -> None:
 def run_dag(conf: dict[str, Any], *, dag_id: str = DAG_ID) -> tuple[str, str, dict[str, str]]:
     """One run of a DAG (the local one by default) through Airflow's ``dag.test()``;
     returns (run id, run state, state per task)."""
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow.dag_processing.dagbag import DagBag  # noqa: PLC0415 (lazy: loads airflow and sqlalchemy)
 
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     if dag_id not in bag.dags:
@@ -175,7 +177,6 @@ def summarise(run_dir: Path, decision: WeightsDecision) -> str:
     weights = metrics.get("weights") or {}
     counts = metrics.get("counts") or {}
     pca = metrics.get("pca") or {}
-    from include.results.report import selection_text
 
     selection = selection_text(metrics) if counts else "?"
     if metrics.get("mode") == "mini" and counts.get("total_files", 0) < counts.get(
@@ -218,7 +219,6 @@ def choose_inputs(
 
     Raises DatasetError / LocalRunError with the reason; ``make run`` and ``make run-emr``
     decide the same way."""
-    from include.datasets.local import validate_dataset
 
     if data is not None:
         data_dir = data.expanduser().resolve()
@@ -284,7 +284,6 @@ def selection_conf(args: argparse.Namespace, dataset_images: int) -> dict[str, A
 def inputs_from_args(args: argparse.Namespace, sample_dir: Path) -> Inputs | None:
     """:func:`choose_inputs` for a command line with ``--data``/``--weights``/``--offline``;
     None (the reason printed to stderr) when the dataset or the weights are unusable."""
-    from include.datasets.local import DatasetError
 
     try:
         return choose_inputs(args.data, args.weights, offline=args.offline, sample_dir=sample_dir)
@@ -296,7 +295,6 @@ def inputs_from_args(args: argparse.Namespace, sample_dir: Path) -> Inputs | Non
 def summarise_skipped(dag_dir: Path, run_id: str) -> str:
     """The closing message of a run skipped as unchanged: which run's results to use
     (``dag_dir``: the DAG's results folder, which holds its last-success record)."""
-    from include.reruns.history import read_local_record
 
     record = read_local_record(dag_dir) or {}
     return "\n".join(
@@ -340,8 +338,6 @@ def main(argv: list[str] | None = None) -> int:
 
     env = airflow_env()
     os.environ.update(env)  # before airflow is imported: it reads its configuration once
-
-    from include.config import load_config
 
     config = load_config()
     inputs = inputs_from_args(args, config.data_dir)

@@ -79,7 +79,7 @@ def prepare_spark_job(dataset: LocalDataset, params: Mapping[str, Any], *, run_i
     from include.config import load_config
     from include.params.common import guard_settings_from_params, job_settings_from_params
     from include.params.job_args import build_job_arguments, safe_run_id
-    from include.results.paths import LOCAL_DAG_ID, run_results_dir
+    from include.params.run_paths import LOCAL_DAG_ID, run_results_dir
     from include.staging.job_package import build_job_package
 
     try:

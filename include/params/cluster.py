@@ -14,9 +14,9 @@ from typing import Any
 
 from airflow.sdk import Param
 
+from include.capacity.cluster_sizing import size_executors
+from include.capacity.prices import ALLOWED_INSTANCE_TYPES
 from include.config import wheelhouse_default
-from include.costs.prices import ALLOWED_INSTANCE_TYPES
-from include.emr.sizing import size_executors
 from include.params.common import (
     MAX_IDLE_TIMEOUT_MINUTES,
     RELEASE_LABEL_PATTERN,

@@ -19,7 +19,7 @@ from typing import Any
 from airflow.sdk import Param
 
 from include.config import weights_default
-from include.datasets.s3 import normalise_uri
+from include.params.dataset_uri import normalise_uri
 from include.params.defaults import (
     DEFAULT_MAX_COST_USD,
 )

@@ -42,8 +42,8 @@ class JobSettings:
     batch_size: int = 64
     runtime: Runtime = "litert"
     task_slots: int | None = None
-    """Task slots of the cluster (``include/emr/sizing.py``); None: the job uses Spark's
-    defaultParallelism (right for local[N])."""
+    """Task slots of the cluster (``include/capacity/cluster_sizing.py``); None: the job uses
+    Spark's defaultParallelism (right for local[N])."""
 
     def __post_init__(self) -> None:
         if self.mode not in ("mini", "full"):

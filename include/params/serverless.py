@@ -3,7 +3,7 @@
 What the job computes, the guards, the dataset and the release are the cluster DAG's own
 Params (:mod:`include.params.common`, the same objects' definitions); this module adds the
 EMR Serverless ones: the workers (vCPU and memory per driver/executor, within AWS's allowed
-sizes, :mod:`include.emr_serverless.sizing`), the executor count (which fixes the
+sizes, :mod:`include.capacity.serverless_sizing`), the executor count (which fixes the
 application's ``maximumCapacity``), the architecture, the idle auto-stop, whether to reuse
 a shared application, and the waits. :func:`serverless_settings_from_params` checks what a
 schema cannot and raises ``ValueError`` naming the Param.
@@ -18,7 +18,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from include.emr_serverless.sizing import (
+from include.capacity.serverless_sizing import (
     ARCHITECTURES,
     WORKER_DISK_GB,
     WORKER_MEMORY_GB,

@@ -21,35 +21,34 @@ import json
 import logging
 import os
 import tempfile
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from include.config import REPO_ROOT
+from include.datasets.manifest import file_sha256, manifest_from_dir
 from include.reruns.fingerprint import (
     LAST_SUCCESS_FILE,
     changed_components,
-    file_sha256,
     job_package_digest,
-    manifest_from_dir,
     run_fingerprint,
     unchanged_since,
     weights_identity,
 )
+from include.staging import job_package
 
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    from include.reruns.fingerprint import Manifest
+    from include.datasets.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
 
 def project_version() -> str:
     """The project's version from ``pyproject.toml`` (the job package ships with it)."""
-    import tomllib
-
-    from include.config import REPO_ROOT
 
     try:
         with (REPO_ROOT / "pyproject.toml").open("rb") as handle:
@@ -60,7 +59,6 @@ def project_version() -> str:
 
 def job_package_identity() -> dict[str, str]:
     """Version and content digest of the job package that ``build_job_package`` would build."""
-    from include.staging import job_package
 
     return {
         "version": project_version(),

@@ -123,8 +123,8 @@ def s3_check_unchanged(
     checksum = s3_object_checksum(hook, weights) if weights.startswith("s3://") else None
     environment = dict(environment)
     if plan.get("dataset_uri"):
+        from include.datasets.manifest import manifest_from_s3_listing
         from include.datasets.s3 import list_s3_dataset
-        from include.reruns.fingerprint import manifest_from_s3_listing
         from include.reruns.history import fingerprint_from_manifest
 
         uri = plan["dataset_uri"]
@@ -173,7 +173,7 @@ def _local_check(
     from include.config import load_config
     from include.params.common import guard_settings_from_params, job_settings_from_params
     from include.params.job_args import safe_run_id
-    from include.results.paths import LOCAL_DAG_ID, run_results_dir
+    from include.params.run_paths import LOCAL_DAG_ID, run_results_dir
 
     # The DAG's results folder: its last-success record and staged manifests.
     dag_dir = run_results_dir(load_config().results_dir, LOCAL_DAG_ID, run_id).parent

@@ -1,6 +1,5 @@
 """A run's results: the report, publishing them, the Assets and their consumer.
 
-* :mod:`include.results.paths`: ``run_results_dir``, a run's local folder ``<root>/<dag>/<run>``.
 * :mod:`include.results.report`: the HTML report of one run (``python -m include.results.report``).
 * :mod:`include.results.plots`: the report's plots (matplotlib).
 * :mod:`include.results.separability`: the report's class-separability section.

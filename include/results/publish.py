@@ -16,9 +16,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from include.costs.budget import ESTIMATE_FILE
 from include.params.plan_types import RunInfo, StoragePlan
 from include.reruns.fingerprint import FINGERPRINT_FILE, MANIFEST_FILE, build_success_record
+from include.reruns.history import (
+    record_key,
+    write_json_atomic,
+    write_local_record,
+    write_s3_record,
+)
 from include.reruns.skip import _emr_prefixes
+from include.staging.s3 import make_s3_hook
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +48,7 @@ def _asset_extras(
     features: tuple[str, str | None],
 ) -> dict[str, dict[str, Any]]:
     """Log the recorded success; the extras of the PCA and features Asset events."""
-    from include.results.assets import asset_extra
+    from include.results.assets import asset_extra  # noqa: PLC0415 (lazy: loads airflow and sqlalchemy)
 
     log.info(
         "recorded run %s as the last success (fingerprint %s)",
@@ -71,9 +79,6 @@ def emr_publish(
 ) -> dict[str, dict[str, Any]]:
     """Write the run's manifest, fingerprint, estimate and report beside its S3 results,
     then the last-success record; return the Assets' extras. Called only after success."""
-    from include.costs.budget import ESTIMATE_FILE
-    from include.reruns.history import record_key, write_json_atomic, write_s3_record
-    from include.staging.s3 import make_s3_hook
 
     hook = make_s3_hook(plan["aws_conn_id"])
     bucket, prefix = plan["bucket"], str(plan["results_prefix"]).strip("/")
@@ -128,7 +133,6 @@ def local_publish(
     run_dir: str, run_info: RunInfo, *, dag_id: str, run_id: str
 ) -> dict[str, dict[str, Any]]:
     """Move the manifest into the run's folder, write its fingerprint, then the record."""
-    from include.reruns.history import write_json_atomic, write_local_record
 
     local = Path(run_dir)
     fingerprint = {"fingerprint": run_info["fingerprint"], "components": run_info["components"]}

@@ -27,9 +27,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from include.costs.cluster import cluster_cost_summary
 from include.results import plots as report_plots
 from include.results.html import esc, fmt, plural, table
 from include.results.separability import separability_section
+from include.results.serverless_cost import serverless_cost_section
 
 # Enough points to see the clusters; more only slows the PNG down.
 MAX_SCATTER_POINTS = 20_000
@@ -69,7 +71,7 @@ def load_pca_points(run_dir: Path, *, max_points: int = MAX_SCATTER_POINTS) -> d
     empty: dict[str, list] = {"label": [], "split": [], "pc1": [], "pc2": []}
     if not pca_dir.is_dir():
         return empty
-    import pyarrow.dataset as ds
+    import pyarrow.dataset as ds  # noqa: PLC0415 (lazy: loads pandas and pyarrow)
 
     # Spark's _SUCCESS and .crc files are skipped by pyarrow's default ignore prefixes.
     table = ds.dataset(str(pca_dir), format="parquet").to_table(columns=["label", "split", "pca"])
@@ -92,7 +94,6 @@ def load_cluster_cost(cluster_json: Path) -> dict[str, Any]:
     ``list_instance_groups()["InstanceGroups"]`` under ``"InstanceGroups"`` and, optionally,
     the ISO time it was captured under ``"CapturedAt"``.
     """
-    from include.costs.cluster import cluster_cost_summary
 
     try:
         saved = json.loads(cluster_json.read_text(encoding="utf-8"))
@@ -378,10 +379,10 @@ def build_report(run_dir: Path, *, cluster_json: Path | None = None) -> Path:
     (no ``pca/``, k == 1, no bad files, no timings) give a note instead of a plot. Raises
     :class:`ReportError` when ``metrics.json`` is missing or not valid JSON.
     """
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 (lazy: loads matplotlib and PIL)
 
     matplotlib.use("Agg", force=True)  # headless: workers and CI have no display
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 (lazy: loads matplotlib and PIL)
 
     run_dir = Path(run_dir)
     metrics = load_metrics(run_dir)
@@ -410,7 +411,6 @@ def build_report(run_dir: Path, *, cluster_json: Path | None = None) -> Path:
     }
     report = out / "report.html"
     tmp = report.with_suffix(".html.tmp")
-    from include.results.serverless_cost import serverless_cost_section
 
     estimate = load_estimate(run_dir)
     serverless = serverless_cost_section(run_dir, estimate)  # EMR Serverless runs only

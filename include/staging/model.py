@@ -64,7 +64,7 @@ def imagenet_model_staged(
     """Is the ImageNet model of ``runtime`` already converted: in this worker's model cache,
     or (with ``hook``) content-addressed under ``models_prefix`` in S3? Then a run needs no
     ImageNet weights file on this machine. An S3 lookup that fails counts as "not staged"."""
-    from spark_jobs.runtimes import ModelSpec
+    from spark_jobs.runtimes import ModelSpec  # noqa: PLC0415 (lazy: loads numpy)
 
     spec = ModelSpec(runtime, "imagenet", "imagenet", image_size)  # type: ignore[arg-type]
     if (model_cache_dir() / spec.file_name).is_file():
@@ -92,7 +92,7 @@ def local_model(
     model once: the others wait on its lock file and reuse it. Raises
     ``spark_jobs.runtimes.WeightsError`` for unusable weights.
     """
-    from spark_jobs.runtimes import (
+    from spark_jobs.runtimes import (  # noqa: PLC0415 (lazy: loads numpy)
         ModelError,
         ModelSpec,
         check_model,
@@ -148,7 +148,7 @@ def stage_model(
             )
         if weights_file is not None and not weights_file.is_file():
             raise FileNotFoundError(f"weights file {weights_file} does not exist")
-        from spark_jobs.runtimes import ModelSpec, weights_key
+        from spark_jobs.runtimes import ModelSpec, weights_key  # noqa: PLC0415 (lazy: loads numpy)
 
         spec = ModelSpec(runtime, weights, weights_key(weights, weights_file), image_size)
         cache_key = f"{plan['models_prefix']}/{spec.file_name}"

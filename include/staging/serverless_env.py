@@ -42,6 +42,7 @@ from platform import machine
 from typing import TYPE_CHECKING
 
 from include.config import REPO_ROOT
+from include.staging.job_package import node_requirements
 from include.staging.wheelhouse import NODE_GLIBC_MINOR, platform_tags
 
 if TYPE_CHECKING:
@@ -89,7 +90,6 @@ def spark_submit_conf(archive_uri: str) -> dict[str, str]:
 
 def env_requirements(runtime: str, repo_root: Path = REPO_ROOT) -> str:
     """The executors' requirements for ``runtime``, without pyspark (Serverless has Spark)."""
-    from include.staging.job_package import node_requirements
 
     text = node_requirements(runtime, repo_root / "spark_jobs")
     kept = [

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from include.staging.job_package import node_requirements
+
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
@@ -125,7 +127,6 @@ class Wheelhouse:
 def node_requirement_files(repo_root: Path, runtime: str, dest_dir: Path) -> tuple[Path, Path]:
     """The files the wheelhouse is built from: the nodes' requirements for ``runtime`` (the
     same text the bootstrap installs, written to ``dest_dir``) and the project lock."""
-    from include.staging.job_package import node_requirements
 
     requirements = Path(dest_dir) / "requirements.txt"
     requirements.write_text(node_requirements(runtime, repo_root / "spark_jobs"))
@@ -134,7 +135,6 @@ def node_requirement_files(repo_root: Path, runtime: str, dest_dir: Path) -> tup
 
 def digest_of_files(repo_root: Path, runtime: str) -> str:
     """:func:`wheelhouse_digest` of the node requirements of ``runtime`` and constraints."""
-    from include.staging.job_package import node_requirements
 
     return wheelhouse_digest(
         node_requirements(runtime, repo_root / "spark_jobs"),

@@ -20,6 +20,7 @@ may read and shows the AWS resources only to a reader of an EMR DAG. Only the fi
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 # At module level: FastAPI resolves the endpoints' (string) annotations in these globals.
@@ -30,7 +31,10 @@ from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_da
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from include.config import load_config
+from include.params.run_paths import run_results_dir
 from include.ui import pages
+from include.ui.resources import active_resources
 from include.ui.results import (
     EMR_DAGS,
     PIPELINE_DAGS,
@@ -61,7 +65,6 @@ RUNS_SHOWN = 50
 
 
 def _config() -> PipelineConfig:
-    from include.config import load_config
 
     return load_config()
 
@@ -85,7 +88,6 @@ def _read(config: PipelineConfig, dag_id: str, run_id: str, name: str) -> Any:
 
 
 def _why_no_report(session: Session, config: PipelineConfig, run: RunInfo) -> str:
-    from include.results.paths import run_results_dir
 
     folder = run_results_dir(config.results_dir, run.dag_id, run.run_id)
     has = (folder / "metrics.json").is_file()
@@ -148,14 +150,12 @@ def create_app() -> FastAPI:
     @app.get("/runs/{dag_id}/{run_id}/costs", dependencies=read_run)
     def costs(dag_id: str, run_id: str, session: SessionDep) -> JSONResponse:
         """Estimated and actual cost of the run (USD), from what it published."""
-        from include.results.paths import run_results_dir
 
         _known_run(session, dag_id, run_id)
         config = _config()
         folder = run_results_dir(config.results_dir, dag_id, run_id)
         if (folder / "metrics.json").is_file():
             return JSONResponse({"source": str(folder), **cost_figures(folder)})
-        import json
 
         served = _read(config, dag_id, run_id, "cost_estimate.json")  # EMR: from S3
         estimate = json.loads(served.content)
@@ -177,8 +177,6 @@ def create_app() -> FastAPI:
         )
         if not readable:
             raise HTTPException(403, "you may read none of the project's pipeline DAGs")
-        from include.results.paths import run_results_dir
-        from include.ui.resources import active_resources
 
         config = _config()
         rows = []

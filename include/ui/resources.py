@@ -10,12 +10,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from include.config import PipelineConfig
+from include.costs.serverless import serverless_cost_summary
+from include.infra.applications import application_status
+from include.infra.aws import make_context
+from include.infra.clusters import cluster_status
 
 
 def application_cost_so_far(client: Any, application_id: str, region: str, arch: str) -> float:
     """USD of the application's job runs so far: each run's billed usage, priced
     (:func:`include.costs.serverless.serverless_cost_summary`); a run not over yet counts 0."""
-    from include.costs.serverless import serverless_cost_summary
 
     total = 0.0
     paginator = client.get_paginator("list_job_runs")
@@ -33,9 +36,6 @@ def active_resources(config: PipelineConfig, now: datetime | None = None) -> dic
     Serverless applications (``status``'s summaries + ``cost_usd`` so far), each with
     ``past_ttl``. AWS is reached through the Airflow connection ``config.aws_conn_id``;
     a lookup that fails gives empty lists and ``error`` (the page says why)."""
-    from include.infra.applications import application_status
-    from include.infra.aws import make_context
-    from include.infra.clusters import cluster_status
 
     now = now or datetime.now(UTC)
     ttl = float(config.cluster_ttl_hours)

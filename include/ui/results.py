@@ -3,7 +3,7 @@
 Only a fixed set of files can be named: ``metrics.json``, ``cost_estimate.json`` and the
 report's ``report/<name>.html|png``; anything else, or a path that resolves outside the run's
 folder (a symlink), is :class:`NotServed`. The local folder is
-:func:`include.results.paths.run_results_dir`; an EMR run whose local copy is missing is
+:func:`include.params.run_paths.run_results_dir`; an EMR run whose local copy is missing is
 read from ``s3://<bucket>/<prefix>/results/<run id>/`` (what ``emr_publish`` uploaded) with the
 provider's ``S3Hook``. Nothing here knows about HTTP.
 """
@@ -19,7 +19,11 @@ from typing import Any
 
 from include.config import PipelineConfig
 from include.params.job_args import safe_run_id
-from include.results.paths import LOCAL_DAG_ID, run_results_dir
+from include.params.run_paths import LOCAL_DAG_ID, run_results_dir
+from include.reruns.history import read_local_record, read_s3_record, record_key
+from include.results.report import ReportError, load_cluster_cost, load_estimate
+from include.results.serverless_cost import load_serverless_cost
+from include.staging.s3 import make_s3_hook
 
 LOCAL_DAG = LOCAL_DAG_ID
 EMR_DAGS = ("fruits_emr_pipeline", "fruits_emr_serverless_pipeline")
@@ -91,7 +95,6 @@ def s3_results_key(config: PipelineConfig, run_id: str, name: str) -> str:
 
 def s3_file(config: PipelineConfig, run_id: str, name: str) -> bytes | None:
     """An EMR run's published file read from S3 with the provider's S3Hook; None if absent."""
-    from include.staging.s3 import make_s3_hook
 
     hook = make_s3_hook(config.aws_conn_id)
     key = s3_results_key(config, run_id, name)
@@ -131,8 +134,6 @@ def cost_figures(run_dir: Path) -> dict[str, Any]:
     (``job_run.json``), priced as the report prices them; ``kind``: local, emr,
     emr-serverless or unknown; ``error``: why a figure could not be read.
     """
-    from include.results.report import ReportError, load_cluster_cost, load_estimate
-    from include.results.serverless_cost import load_serverless_cost
 
     run_dir = Path(run_dir)
     estimate = load_estimate(run_dir)
@@ -181,11 +182,9 @@ def run_summary(run_dir: Path) -> dict[str, Any] | None:
 def last_success_record(config: PipelineConfig, dag_id: str) -> dict[str, Any] | None:
     """The DAG's last-success record (:mod:`include.reruns.history`): local runs' in the
     DAG's results folder, EMR runs' beside the runs' results in S3. None when there is none."""
-    from include.reruns.history import read_local_record, read_s3_record, record_key
 
     if check_pipeline_dag(dag_id) == LOCAL_DAG:
         return read_local_record(run_results_dir(config.results_dir, dag_id, "x").parent)
-    from include.staging.s3 import make_s3_hook
 
     hook = make_s3_hook(config.aws_conn_id)
     return read_s3_record(hook, config.bucket, record_key(f"{config.prefix.strip('/')}/results"))

@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from airflow.models.dagrun import DagRun
+from airflow.models.taskinstance import TaskInstance
+from sqlalchemy import select
+
 from include.costs.cluster import parse_timestamp
 
 if TYPE_CHECKING:
@@ -52,8 +56,6 @@ def _info(run: Any) -> RunInfo:
 
 def get_run(session: Session, dag_id: str, run_id: str) -> RunInfo | None:
     """The run ``run_id`` of ``dag_id``, or None when Airflow has no such run."""
-    from airflow.models.dagrun import DagRun
-    from sqlalchemy import select
 
     run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
     return None if run is None else _info(run)
@@ -61,8 +63,6 @@ def get_run(session: Session, dag_id: str, run_id: str) -> RunInfo | None:
 
 def recent_runs(session: Session, dag_ids: Sequence[str], limit: int = 50) -> list[RunInfo]:
     """The latest ``limit`` runs of ``dag_ids``, newest first."""
-    from airflow.models.dagrun import DagRun
-    from sqlalchemy import select
 
     if not dag_ids:
         return []
@@ -77,8 +77,6 @@ def recent_runs(session: Session, dag_ids: Sequence[str], limit: int = 50) -> li
 
 def task_states(session: Session, dag_id: str, run_id: str) -> dict[str, str]:
     """``{task_id: state}`` of the run's task instances (``none`` for a task not started)."""
-    from airflow.models.taskinstance import TaskInstance
-    from sqlalchemy import select
 
     rows = session.execute(
         select(TaskInstance.task_id, TaskInstance.state).where(

@@ -600,11 +600,11 @@ def test_worker_sizes_aws_allows_pass(conf):
 
 
 def test_every_worker_size_the_dag_may_ask_for_is_accepted():
-    """The project's sizing (include/emr_serverless/sizing.py, its own table) against the
+    """The project's sizing (include/capacity/serverless_sizing.py, its own table) against the
     emulator's: every size the DAG can send is one the emulator accepts."""
     from emr_emulator.serverless_jobs import check_worker_sizes
-    from include.emr_common.sizing import SizingError
-    from include.emr_serverless.sizing import WORKER_MEMORY_GB, size_serverless_workers
+    from include.capacity.serverless_sizing import WORKER_MEMORY_GB, size_serverless_workers
+    from include.capacity.worker_memory import SizingError
 
     checked = 0
     for vcpu, (low, high, _) in WORKER_MEMORY_GB.items():

@@ -11,18 +11,18 @@ from __future__ import annotations
 import pytest
 
 from emr_emulator import yarn
+from include.capacity.instance_types import INSTANCE_TYPES
+from include.capacity.prices import ALLOWED_INSTANCE_TYPES
+from include.capacity.runtimes import RUNTIME_ARCHES
+from include.capacity.worker_memory import SizingError
 from include.config import PipelineConfig
-from include.costs.prices import ALLOWED_INSTANCE_TYPES
-from include.emr.instance_types import INSTANCE_TYPES
 from include.emr.plan import build_run_plan
-from include.emr_common.runtimes import RUNTIME_ARCHES
-from include.emr_common.sizing import SizingError
 from include.params.cluster import emr_settings_from_params
 
 
 def _sizes(instance_type: str, runtime: str) -> bool:
     """False where the Params check refuses the run at the default batch (no plan to place;
-    those refusals are tested in tests/include/test_executor_sizing.py)."""
+    those refusals are tested in tests/include/capacity/test_cluster_sizing.py)."""
     try:
         emr_settings_from_params({"instance_type": instance_type, "runtime": runtime})
     except SizingError:

@@ -10,6 +10,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from include.config import PipelineConfig, load_config
+from include.infra.aws import make_context
 from include.infra.errors import RefusedError
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ def cli_config() -> PipelineConfig:
 
 def aws_context(args: argparse.Namespace, config: PipelineConfig) -> AwsContext:
     """The session for --region/--profile/--aws-conn-id (config's region by default)."""
-    from include.infra.aws import make_context
 
     return make_context(
         args.region or config.region, profile=args.profile, aws_conn_id=args.aws_conn_id
@@ -38,7 +38,7 @@ def aws_context(args: argparse.Namespace, config: PipelineConfig) -> AwsContext:
 
 def bucket_arg(args: argparse.Namespace, config: PipelineConfig) -> str:
     """--bucket or FRUITS_BUCKET, validated."""
-    from include.infra.bucket import validate_bucket_name
+    from include.infra.bucket import validate_bucket_name  # noqa: PLC0415 (lazy: loads botocore)
 
     return validate_bucket_name(args.bucket or config.bucket)
 
@@ -53,7 +53,7 @@ def prefix_arg(args: argparse.Namespace, config: PipelineConfig) -> str:
 
 def progress_bar(unit: str, desc: str) -> Any:
     """A tqdm bar on stderr (none when stderr is not a terminal)."""
-    from tqdm import tqdm
+    from tqdm import tqdm  # noqa: PLC0415 (lazy: loads tqdm)
 
     # disable=None: no bar when stderr is not a terminal (CI logs, tests).
     return tqdm(unit=unit, unit_scale=unit == "B", desc=desc, disable=None, file=sys.stderr)
@@ -61,7 +61,7 @@ def progress_bar(unit: str, desc: str) -> Any:
 
 def role_settings(args: argparse.Namespace, config: PipelineConfig) -> RoleSettings:
     """The role names and bucket scope from the options and config."""
-    from include.infra.iam import RoleSettings
+    from include.infra.iam import RoleSettings  # noqa: PLC0415 (lazy: loads botocore)
 
     return RoleSettings(
         bucket=bucket_arg(args, config),

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from include.config import PipelineConfig
+from include.datasets.local import DatasetError, validate_dataset
+from include.datasets.upload import upload_dataset
+from include.emr.plan import build_run_plan
 from include.infra.commands.common import (
     aws_context,
     bucket_arg,
@@ -17,11 +21,13 @@ from include.infra.commands.common import (
     progress_bar,
 )
 from include.infra.errors import EXIT_OK, InfraError, RefusedError
+from include.infra.results import download_results, list_runs
+from include.params.run_paths import run_results_dir
 
 
 def cmd_create_bucket(args: argparse.Namespace) -> int:
     """Create or re-harden the bucket and print the export lines for the pipeline."""
-    from include.infra.bucket import BucketSettings, create_bucket, default_bucket_name
+    from include.infra.bucket import BucketSettings, create_bucket, default_bucket_name  # noqa: PLC0415 (lazy: loads botocore)
 
     config = cli_config()
     prefix = prefix_arg(args, config)
@@ -51,8 +57,7 @@ def cmd_create_bucket(args: argparse.Namespace) -> int:
 
 def dag_dataset_prefix(config: PipelineConfig, data_dir: Path, *, pack: bool) -> str:
     """The key prefix the EMR DAG reads this dataset from (so the DAG finds it uploaded)."""
-    from include.emr.plan import build_run_plan
-    from include.params.cluster import emr_settings_from_params
+    from include.params.cluster import emr_settings_from_params  # noqa: PLC0415 (lazy: loads airflow and sqlalchemy)
 
     settings = emr_settings_from_params({"dataset_dir": str(data_dir), "pack_dataset": pack})
     plan = build_run_plan(settings, config, dag_id="infra-cli", run_id="upload-dataset")
@@ -61,8 +66,6 @@ def dag_dataset_prefix(config: PipelineConfig, data_dir: Path, *, pack: bool) ->
 
 def cmd_upload_dataset(args: argparse.Namespace) -> int:
     """Validate then upload the local dataset with the DAG's own upload function."""
-    from include.datasets.local import DatasetError, validate_dataset
-    from include.datasets.upload import upload_dataset
 
     config = cli_config()
     bucket = bucket_arg(args, config)
@@ -77,7 +80,6 @@ def cmd_upload_dataset(args: argparse.Namespace) -> int:
     )
     if args.profile:
         # staging uploads through the provider's S3Hook, which reads boto3's default chain.
-        import os
 
         os.environ["AWS_PROFILE"] = args.profile
     print(f"uploading {found.images} images from {data_dir} to s3://{bucket}/{key_prefix}/")
@@ -108,8 +110,6 @@ def cmd_upload_dataset(args: argparse.Namespace) -> int:
 
 def cmd_download_results(args: argparse.Namespace) -> int:
     """Download a run's results, or list the runs with --list."""
-    from include.infra.results import download_results, list_runs
-    from include.results.paths import run_results_dir
 
     config = cli_config()
     ctx = aws_context(args, config)

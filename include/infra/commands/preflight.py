@@ -10,6 +10,11 @@ import json
 from dataclasses import replace
 from typing import Any
 
+from include.capacity.prices import ALLOWED_INSTANCE_TYPES
+from include.config import DEFAULT_SERVERLESS_JOB_ROLE, load_config
+from include.emr.plan import build_run_plan
+from include.infra.aws import make_context
+from include.infra.errors import EXIT_FAILURE, EXIT_OK, RefusedError
 from include.infra.preflight import (
     ClusterRequest,
     ServerlessRequest,
@@ -21,8 +26,6 @@ from include.infra.preflight import (
 
 def add_preflight_arguments(parser: argparse.ArgumentParser) -> None:
     """The cluster shape to check (the EMR DAG's Params of the same names), or --serverless."""
-    from include.config import DEFAULT_SERVERLESS_JOB_ROLE
-    from include.costs.prices import ALLOWED_INSTANCE_TYPES
 
     parser.add_argument("--instance-type", choices=ALLOWED_INSTANCE_TYPES)
     parser.add_argument("--core-nodes", type=int, help="core nodes (default: the DAG's)")
@@ -42,9 +45,6 @@ def add_preflight_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cmd_preflight(args: argparse.Namespace) -> int:
     """Run the checks for the DAG's default run (or the given shape); exit 1 on a failure."""
-    from include.config import load_config
-    from include.infra.aws import make_context
-    from include.infra.errors import EXIT_FAILURE, EXIT_OK, RefusedError
 
     try:
         config = load_config()
@@ -71,9 +71,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 
 def _cluster_request(args: argparse.Namespace, config: Any) -> ClusterRequest:
     """The RunJobFlow request the EMR DAG would send for this shape."""
-    from include.emr.plan import build_run_plan
-    from include.infra.errors import RefusedError
-    from include.params.cluster import emr_settings_from_params
+    from include.params.cluster import emr_settings_from_params  # noqa: PLC0415 (lazy: loads airflow and sqlalchemy)
 
     shape: dict[str, Any] = {"spot_core_nodes": bool(args.spot)}
     if args.instance_type:

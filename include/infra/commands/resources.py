@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from include.config import PROJECT_TAG
+from include.costs.cluster import PRICE_BASIS
 from include.infra.commands.common import (
     CONFIRM_FLAG,
     aws_context,
@@ -39,9 +40,8 @@ def _format_status(summaries: list[dict[str, Any]], ttl_hours: float) -> list[st
 def cmd_status(args: argparse.Namespace) -> int:
     """Print the active project clusters and Serverless applications; exit 3 if a cluster
     is older than the TTL."""
-    from include.costs.cluster import PRICE_BASIS
-    from include.infra.applications import application_status, format_application_status
-    from include.infra.clusters import cluster_status
+    from include.infra.applications import application_status, format_application_status  # noqa: PLC0415 (lazy: loads botocore)
+    from include.infra.clusters import cluster_status  # noqa: PLC0415 (lazy: loads botocore)
 
     config = cli_config()
     ttl = args.ttl_hours or float(config.cluster_ttl_hours)
@@ -75,7 +75,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_terminate(args: argparse.Namespace) -> int:
     """Terminate the named (or all) project clusters; foreign clusters are refused."""
-    from include.infra.clusters import active_project_clusters, terminate
+    from include.infra.clusters import active_project_clusters, terminate  # noqa: PLC0415 (lazy: loads botocore)
 
     config = cli_config()
     ctx = aws_context(args, config)
@@ -93,14 +93,14 @@ def cmd_terminate(args: argparse.Namespace) -> int:
 def cmd_cleanup(args: argparse.Namespace) -> int:
     """Print the plan; with the confirmation flag, delete clusters, Serverless applications,
     bucket and roles."""
-    from include.infra.applications import (
+    from include.infra.applications import (  # noqa: PLC0415 (lazy: loads botocore)
         project_applications,
         refuse_busy_applications,
         remove_applications,
     )
-    from include.infra.bucket import bucket_exists, bucket_tags, empty_and_delete_bucket
-    from include.infra.clusters import active_project_clusters, terminate
-    from include.infra.iam import (
+    from include.infra.bucket import bucket_exists, bucket_tags, empty_and_delete_bucket  # noqa: PLC0415 (lazy: loads botocore)
+    from include.infra.clusters import active_project_clusters, terminate  # noqa: PLC0415 (lazy: loads botocore)
+    from include.infra.iam import (  # noqa: PLC0415 (lazy: loads botocore)
         AIRFLOW_POLICY_NAME,
         airflow_policy_arn,
         delete_roles,

@@ -8,11 +8,12 @@ import json
 from include.config import PROJECT_TAG
 from include.infra.commands.common import aws_context, cli_config, role_settings
 from include.infra.errors import EXIT_OK, RefusedError
+from include.params.dataset_uri import outside_project
 
 
 def cmd_create_roles(args: argparse.Namespace) -> int:
     """Create or update the IAM roles and print the settings the pipeline needs."""
-    from include.infra.iam import create_roles
+    from include.infra.iam import create_roles  # noqa: PLC0415 (lazy: loads botocore)
 
     config = cli_config()
     settings = role_settings(args, config)
@@ -22,14 +23,13 @@ def cmd_create_roles(args: argparse.Namespace) -> int:
         state = "created" if result[f"{kind}_created"] else "updated"
         print(f"{kind.replace('_', ' ')} {result[kind]}: {state}")
     print(f"instance profile {result['instance_profile']}: ready")
-    if settings.dataset_uri:
-        from include.datasets.uri import outside_project
-
-        if outside_project(settings.dataset_uri, bucket=settings.bucket, prefix=settings.prefix):
-            print(
-                "  the instance profile and the Serverless job role may read (only read) "
-                f"the dataset {settings.dataset_uri}"
-            )
+    if settings.dataset_uri and outside_project(
+        settings.dataset_uri, bucket=settings.bucket, prefix=settings.prefix
+    ):
+        print(
+            "  the instance profile and the Serverless job role may read (only read) "
+            f"the dataset {settings.dataset_uri}"
+        )
     print(f"Airflow policy {result['airflow_policy_arn']}: attach it to the IAM user or role")
     print("  that Airflow's AWS connection uses (aws iam attach-user-policy ...).")
     print("These are the pipeline's default role names; with other names, add to .env:")
@@ -43,7 +43,7 @@ def cmd_create_roles(args: argparse.Namespace) -> int:
 
 def cmd_print_roles(args: argparse.Namespace) -> int:
     """Print every document create-roles would apply, as one JSON object."""
-    from include.infra.iam import (
+    from include.infra.iam import (  # noqa: PLC0415 (lazy: loads botocore)
         AIRFLOW_POLICY_NAME,
         INSTANCE_INLINE_POLICY,
         SERVERLESS_INLINE_POLICY,

@@ -13,7 +13,7 @@ from include.infra.errors import EXIT_OK
 
 def cmd_create_security_configuration(args: argparse.Namespace) -> int:
     """Create the security configuration and print the setting that makes clusters use it."""
-    from include.infra.security_configuration import create_security_configuration
+    from include.infra.security_configuration import create_security_configuration  # noqa: PLC0415 (lazy: loads botocore)
 
     config = cli_config()
     ctx = aws_context(args, config)

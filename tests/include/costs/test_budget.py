@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from include.capacity.instance_types import INSTANCE_VCPUS
+from include.capacity.prices import ALLOWED_INSTANCE_TYPES, PRICE_TABLE_USD_PER_HOUR
 from include.costs.budget import (
     BudgetExceededError,
     check_budget,
@@ -11,8 +13,6 @@ from include.costs.budget import (
     images_to_featurise,
     runtime_of,
 )
-from include.costs.prices import ALLOWED_INSTANCE_TYPES, PRICE_TABLE_USD_PER_HOUR
-from include.emr.instance_types import INSTANCE_VCPUS
 from include.params.defaults import DEFAULT_MAX_COST_USD
 from include.params.job_args import JobSettings
 
@@ -140,7 +140,7 @@ def test_every_allowed_region_estimates_with_its_own_figures():
 
 
 def test_a_region_without_figures_is_estimated_with_the_fallback_and_says_so(caplog):
-    from include.costs.prices import PRICE_FALLBACK_REGION
+    from include.capacity.prices import PRICE_FALLBACK_REGION
 
     estimate = _estimate("me-nowhere-9")
     assert estimate.priced_as == PRICE_FALLBACK_REGION

@@ -9,8 +9,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from include.capacity.prices import PRICE_TABLE_USD_PER_HOUR
 from include.costs import cluster as costs
-from include.costs.prices import PRICE_TABLE_USD_PER_HOUR
 from tests.emr_fakes import start_cluster
 
 NOW = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
@@ -148,8 +148,8 @@ def test_summary_from_moto_describe_cluster_shapes():
 
 
 def test_every_allowed_region_has_its_own_figures_with_their_source():
+    from include.capacity.prices import REGION_PRICES
     from include.config import ALLOWED_REGIONS
-    from include.costs.prices import REGION_PRICES
 
     for region in ALLOWED_REGIONS:
         priced = costs.priced_region(region)
@@ -163,7 +163,7 @@ def test_every_allowed_region_has_its_own_figures_with_their_source():
 
 
 def test_a_region_without_figures_warns_and_is_priced_as_the_named_fallback(caplog):
-    from include.costs.prices import PRICE_FALLBACK_REGION
+    from include.capacity.prices import PRICE_FALLBACK_REGION
 
     priced = costs.priced_region("ap-nowhere-1")
     assert priced.priced_as == PRICE_FALLBACK_REGION

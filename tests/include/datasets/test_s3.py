@@ -8,11 +8,11 @@ import pytest
 from include.datasets.s3 import (
     AVERAGE_IMAGE_BYTES,
     S3DatasetError,
-    normalise_uri,
     summarise_listing,
     validate_s3_dataset,
 )
 from include.params.common import dataset_uri_setting
+from include.params.dataset_uri import normalise_uri
 
 REGION = "eu-west-1"
 DATA_BUCKET = "data-team-images"

@@ -9,9 +9,9 @@ import shutil
 import boto3
 import pytest
 
+from include.capacity.instance_types import INSTANCE_TYPES
 from include.config import PROJECT_TAG, PipelineConfig
 from include.emr.clusters import find_clusters
-from include.emr.instance_types import INSTANCE_TYPES
 from include.emr.logs import describe_step_failure, step_stderr_uri
 from include.emr.plan import (
     REQUEST_DIGEST_TAG,
@@ -146,7 +146,7 @@ def test_step_passes_the_clusters_slots_and_pins_its_executors(plan):
     entry = "s3://b/" + plan["code_keys"]["entry_script"]
     submit, job_args = args[: args.index(entry)], args[args.index(entry) + 1 :]
     # Default instance type with 3 core nodes: 3 x its vCPUs, the executors fixed
-    # (include/emr/sizing.py), not grown by dynamic allocation while the job starts.
+    # (include/capacity/cluster_sizing.py), not grown by dynamic allocation while the job starts.
     executors = plan["executors"]
     vcpus = INSTANCE_TYPES[executors["instance_type"]].vcpus
     assert executors["task_slots"] == 3 * vcpus
@@ -181,7 +181,7 @@ def test_plan_keys_are_run_scoped_and_results_local_dir(plan, config):
     assert rid == safe_run_id(RUN_ID)
     assert all(f"/runs/{rid}/code/" in key for key in plan["code_keys"].values())
     assert plan["results_prefix"] == f"p/results/{rid}"
-    # The local copy's folder names the DAG (include.results.paths.run_results_dir).
+    # The local copy's folder names the DAG (include.params.run_paths.run_results_dir).
     assert plan["results_dir"] == str(config.results_dir / "fruits_emr_pipeline" / rid)
 
 

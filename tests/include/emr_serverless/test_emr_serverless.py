@@ -7,13 +7,14 @@ import json
 
 import pytest
 
+from include.capacity.serverless_sizing import WORKER_MEMORY_GB, size_serverless_workers
+from include.capacity.worker_memory import JVM_OVERHEAD_MIN_MB, SizingError, python_worker_mb
 from include.config import PipelineConfig
 from include.costs.serverless import (
     JOB_RUN_FILE,
     estimate_serverless_cost,
     serverless_cost_summary,
 )
-from include.emr_common.sizing import JVM_OVERHEAD_MIN_MB, SizingError, python_worker_mb
 from include.emr_serverless.plan import (
     CONFIG_TAG,
     SCOPE_TAG,
@@ -22,7 +23,6 @@ from include.emr_serverless.plan import (
     job_driver_for,
     spark_submit_parameters,
 )
-from include.emr_serverless.sizing import WORKER_MEMORY_GB, size_serverless_workers
 from include.params.job_args import build_job_arguments
 from include.params.serverless import serverless_settings_from_params
 
@@ -267,7 +267,7 @@ def test_every_allowed_region_estimates_for_both_architectures(architecture):
 
 
 def test_a_region_without_serverless_figures_uses_the_named_fallback(caplog):
-    from include.costs.prices import PRICE_FALLBACK_REGION
+    from include.capacity.prices import PRICE_FALLBACK_REGION
 
     estimate = _serverless_estimate("sa-nowhere-3")
     assert estimate.priced_as == PRICE_FALLBACK_REGION

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from include.datasets.uri import outside_project, parse_dataset_uri
 from include.infra.dataset_access import LIST_SID, READ_SID, dataset_read_statements
 from include.infra.iam import DEFAULT_INSTANCE_ROLE, DEFAULT_SERVERLESS_JOB_ROLE
+from include.params.dataset_uri import outside_project, parse_dataset_uri
 from tests.include.infra.conftest import BUCKET
 
 OTHER = "s3://data-team-images/fruits/2026/"

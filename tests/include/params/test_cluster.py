@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from include.costs.prices import ALLOWED_INSTANCE_TYPES
+from include.capacity.prices import ALLOWED_INSTANCE_TYPES
 from include.params.cluster import emr_params, emr_settings_from_params, min_idle_timeout_seconds
 from include.params.common import job_params, job_settings_from_params
 from include.params.defaults import (

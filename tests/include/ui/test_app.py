@@ -30,9 +30,9 @@ def runs(airflow_db, sample_dataset, tmp_path_factory):
     from airflow.dag_processing.dagbag import DagBag
 
     from include.params.common import job_settings_from_params
+    from include.params.run_paths import run_results_dir
     from include.reruns.fingerprint import build_success_record
     from include.reruns.history import fingerprint_run, write_local_record
-    from include.results.paths import run_results_dir
     from tests.conftest import DAGS_FOLDER
 
     root = tmp_path_factory.mktemp("ui") / "results"
@@ -208,7 +208,7 @@ def _no_aws(config):
 
 
 def test_a_run_with_results_but_no_report_says_so(client, runs):
-    from include.results.paths import run_results_dir
+    from include.params.run_paths import run_results_dir
 
     report = run_results_dir(runs["root"], DAG_ID, runs["done"]) / "report" / "report.html"
     saved = report.read_text()

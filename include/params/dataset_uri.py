@@ -1,6 +1,7 @@
-"""``dataset_uri``: a dataset that already lives in S3 (``s3://bucket/prefix/``).
+"""The ``dataset_uri`` Param's form: a dataset already in S3 (``s3://bucket/prefix/``).
 
 :func:`parse_dataset_uri` checks the URI's form (no listing, no network) and splits it;
+:func:`normalise_uri` gives it exactly one trailing slash;
 :func:`outside_project` says whether it lies outside the project's own ``bucket/prefix/``
 (then the EMR nodes need read access to it: ``include/infra/dataset_access.py``).
 """
@@ -36,6 +37,12 @@ def parse_dataset_uri(uri: str) -> tuple[str, str]:
     if "//" in prefix:
         raise ValueError(f"dataset_uri {uri!r}: the prefix has an empty path segment ('//')")
     return bucket, prefix
+
+
+def normalise_uri(uri: str) -> str:
+    """``s3://bucket/prefix/`` with exactly one trailing slash (ValueError when malformed)."""
+    bucket, prefix = parse_dataset_uri(uri)
+    return f"s3://{bucket}/{prefix}/" if prefix else f"s3://{bucket}/"
 
 
 def outside_project(uri: str, *, bucket: str, prefix: str) -> bool:

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from include.results.paths import dag_folder_name, run_results_dir
+from include.params.run_paths import dag_folder_name, run_results_dir
 
 
 def test_the_run_folder_names_the_dag_and_the_safe_run_id(tmp_path):

@@ -1,5 +1,7 @@
 """Where a run's results live locally: ``<results root>/<dag id>/<safe run id>/``.
 
+Beside ``safe_run_id`` and low in the layers: reruns, results, EMR and the UI build it.
+
 Every writer (the local DAG, the EMR download, ``make run``, ``make run-emr``) and the UI
 plugin (``include.ui``) build the folder with :func:`run_results_dir`, so a run's folder
 says which DAG made it and two DAGs' runs with the same run id never share one.

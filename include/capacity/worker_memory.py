@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from include.emr_common.runtimes import PYTHON_WORKER_MEMORY_MB
+from include.capacity.runtimes import PYTHON_WORKER_MEMORY_MB
 
 PYTHON_MARGIN = 1.25
 """Headroom on the measured worker peak (allocator fragmentation, larger JPEGs)."""

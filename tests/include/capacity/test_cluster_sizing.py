@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from include.costs.prices import ALLOWED_INSTANCE_TYPES
-from include.emr.instance_types import INSTANCE_TYPES
-from include.emr.sizing import (
+from include.capacity.cluster_sizing import (
     AM_CONTAINER_MB,
     MAX_EXECUTOR_CORES,
     YARN_MIN_ALLOCATION_MB,
@@ -17,8 +15,10 @@ from include.emr.sizing import (
     size_executors,
     sizing_table,
 )
-from include.emr_common.runtimes import RUNTIME_ARCHES
-from include.emr_common.sizing import (
+from include.capacity.instance_types import INSTANCE_TYPES
+from include.capacity.prices import ALLOWED_INSTANCE_TYPES
+from include.capacity.runtimes import RUNTIME_ARCHES
+from include.capacity.worker_memory import (
     JVM_OVERHEAD_MIN_MB,
     MIN_HEAP_MB,
     SizingError,
@@ -124,4 +124,6 @@ def test_the_am_container_leaves_every_node_short_of_a_whole_share():
 
 def test_the_documented_sizing_table_is_the_codes():
     page = (Path(__file__).resolve().parents[3] / "docs" / "executor-sizing.md").read_text()
-    assert sizing_table() in page, "rerun python -m include.emr.sizing into docs/executor-sizing.md"
+    assert sizing_table() in page, (
+        "rerun python -m include.capacity.cluster_sizing into docs/executor-sizing.md"
+    )

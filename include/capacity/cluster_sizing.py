@@ -3,7 +3,7 @@
 EMR's defaults (dynamic allocation, ``spark.executor.memory`` from the instance type, the
 default ``memoryOverhead`` of 10 % of the heap) know nothing of the model running in each
 Python worker. One MobileNetV2 worker holds the model and a decoded batch (hundreds of MB,
-``include.emr_common.runtimes.PYTHON_WORKER_MEMORY_MB``), which Spark counts in the container only
+``include.capacity.runtimes.PYTHON_WORKER_MEMORY_MB``), which Spark counts in the container only
 through ``spark.executor.memoryOverhead``: a 10 % overhead is the classic "Container killed
 by YARN for exceeding memory limits". :func:`size_executors` instead computes, for every
 allowed instance type:
@@ -35,9 +35,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from include.emr.instance_types import INSTANCE_TYPES
-from include.emr_common.runtimes import RUNTIME_ARCHES
-from include.emr_common.sizing import MIN_HEAP_MB, SizingError, heap_for, python_worker_mb
+from include.capacity.instance_types import INSTANCE_TYPES
+from include.capacity.runtimes import RUNTIME_ARCHES
+from include.capacity.worker_memory import MIN_HEAP_MB, SizingError, heap_for, python_worker_mb
 
 MAX_EXECUTOR_CORES = 5
 """Spark/EMR guidance: more cores per executor saturate its I/O and GC."""
@@ -137,7 +137,8 @@ def size_executors(
     except KeyError:
         raise SizingError(
             f"no YARN figures for instance type {instance_type!r}; known: "
-            f"{', '.join(sorted(INSTANCE_TYPES))} (include/emr/instance_types.py INSTANCE_TYPES)"
+            f"{', '.join(sorted(INSTANCE_TYPES))} "
+            "(include/capacity/instance_types.py INSTANCE_TYPES)"
         ) from None
     if node.arch not in RUNTIME_ARCHES[runtime]:
         raise SizingError(
@@ -209,7 +210,7 @@ def _fits(instance_type: str, runtime: str, batch_size: int, image_size: int) ->
 
 def sizing_table(*, batch_size: int = 64, image_size: int = 224) -> str:
     """The table of docs/executor-sizing.md (one core node), rows of equal figures merged:
-    ``python -m include.emr.sizing`` prints it, to paste there."""
+    ``python -m include.capacity.cluster_sizing`` prints it, to paste there."""
     runtimes = ("litert", "onnx", "keras")
     rows: dict[tuple[str, ...], list[str]] = {}
     for instance_type, node in INSTANCE_TYPES.items():

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class InstanceType:
-    """What the executor sizing needs to know of a node (include/emr/sizing.py)."""
+    """What the executor sizing needs to know of a node (include/capacity/cluster_sizing.py)."""
 
     vcpus: int
     memory_gib: int
@@ -35,4 +35,5 @@ INSTANCE_TYPES: dict[str, InstanceType] = {
 }
 
 INSTANCE_VCPUS: dict[str, int] = {name: node.vcpus for name, node in INSTANCE_TYPES.items()}
-"""vCPUs per instance type; YARN offers all of them to executors (include/emr/sizing.py)."""
+"""vCPUs per instance type; YARN offers all of them to executors
+(include/capacity/cluster_sizing.py)."""

@@ -1,6 +1,6 @@
 """The price tables (moved out of include/config.py)."""
 
-from include.costs import prices
+from include.capacity import prices
 
 
 def test_price_table_covers_every_allowed_instance_type():

@@ -4,8 +4,8 @@ EMR Serverless runs each Spark driver and executor on its own worker of 1, 2, 4,
 vCPU, with memory in a range (and increment) per vCPU count and 20-200 GB of ephemeral
 disk (EMR Serverless User Guide, "Understanding application behavior", *Supported worker
 configurations*). Spark's memory overhead counts inside the worker: heap + overhead must
-fit the worker's memory, so the heap is solved the way :mod:`include.emr_common.sizing`
-solves it for a YARN container (:func:`include.emr_common.sizing.heap_for`), with the same
+fit the worker's memory, so the heap is solved the way :mod:`include.capacity.worker_memory`
+solves it for a YARN container (:func:`include.capacity.worker_memory.heap_for`), with the same
 measured Python-worker peaks (one Python worker per vCPU, ``spark.task.cpus`` = 1).
 
 Dynamic allocation is off and the executor count fixed, as on the cluster: the job splits
@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from include.emr_common.runtimes import RUNTIME_ARCHES
-from include.emr_common.sizing import MIN_HEAP_MB, SizingError, heap_for, python_worker_mb
+from include.capacity.runtimes import RUNTIME_ARCHES
+from include.capacity.worker_memory import MIN_HEAP_MB, SizingError, heap_for, python_worker_mb
 
 WORKER_MEMORY_GB: dict[int, tuple[int, int, int]] = {
     1: (2, 8, 1),
