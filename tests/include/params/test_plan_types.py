@@ -77,6 +77,7 @@ def test_storage_plan_has_exactly_the_declared_keys(runtime, tmp_path):
     plan = build_storage_plan(
         job,
         _config(tmp_path),
+        dag_id="fruits_emr_pipeline",
         run_id="r1",
         dataset_dir="/data/fruits",
         pack_dataset=True,
