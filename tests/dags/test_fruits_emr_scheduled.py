@@ -211,7 +211,7 @@ def test_success_emits_asset_events_with_counts_and_fingerprint_and_the_consumer
         assert event.extra["run_id"] == record["run_id"]
     assert pca_event.extra["k"] == 2
     assert pca_event.extra["uri"] == f"{record['results_uri']}/pca"
-    assert pca_event.extra["local_dir"] == str(aws_env / record["run_key"] / "pca")
+    assert pca_event.extra["local_dir"] == str(aws_env / DAG_ID / record["run_key"] / "pca")
 
     consumer = dagbag.dags["fruits_pca_consumer"]
     dag_run = consumer.test()
