@@ -36,3 +36,19 @@ def run_env(request, monkeypatch, tmp_path):
 def run_account(run_env, s3_hook):
     """:func:`run_env` in a moto account holding only the run's bucket."""
     return s3_hook
+
+
+@pytest.fixture
+def assert_refused(monkeypatch):
+    """``check(validate, params, environment, message)``: with ``environment`` set, ``validate``
+    (a DAG's validate_params) refuses ``params`` with one clear, non-retried failure."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    def check(validate, params, environment, message):
+        for name, value in environment.items():
+            monkeypatch.setenv(name, value)
+        with pytest.raises(AirflowFailException, match="Invalid run settings") as failure:
+            validate(params)
+        assert message in str(failure.value)
+
+    return check

@@ -31,14 +31,15 @@ def _params(**conf):
 
 
 @pytest.mark.parametrize("case", list(BAD_PARAMS))
-def test_validate_params_rejects_with_clear_message(case, run_env, monkeypatch):
+def test_validate_params_rejects_with_clear_message(case, run_env, assert_refused):
     """Bad settings become one clear, non-retried failure."""
     conf, environment, message = BAD_PARAMS[case]
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    with pytest.raises(AirflowFailException, match="Invalid run settings") as failure:
-        tasks.validate_params(_params(**conf), dag_id=DAG_ID, run_id=RUN_ID)
-    assert message in str(failure.value)
+    assert_refused(
+        lambda params: tasks.validate_params(params, dag_id=DAG_ID, run_id=RUN_ID),
+        _params(**conf),
+        environment,
+        message,
+    )
 
 
 def test_validate_params_plans_the_run(run_env):
